@@ -1,0 +1,31 @@
+"""Build sqlnb: the Cython core compiled against our own SQLite (+ lsm1), and
+again against BerkeleyDB SQL when its header is present. See tools/build_helpers.py."""
+import os
+import sys
+
+from setuptools import Extension, setup
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools"))
+from build_helpers import OptionalBuildExt, find_bdb, log, opt_flags  # noqa: E402
+
+try:
+    from Cython.Build import cythonize
+except ImportError:  # an sdist without Cython could ship generated C; we do not: no C engine then
+    cythonize = None
+
+directives = {"language_level": "3", "boundscheck": False, "wraparound": False, "cdivision": True}
+common = dict(extra_compile_args=opt_flags() + ["-fno-strict-aliasing"], libraries=["m", "pthread"])
+exts = [Extension("sqlnb._fast", ["sqlnb/_fast.pyx"], include_dirs=["sqlnb"],
+                  define_macros=[("SQLNB_FLAVOUR_OWN", "1")], **common)]
+bdb_dir, why = find_bdb()
+log(f"BerkeleyDB SQL flavour: {'BUILD' if bdb_dir else 'SKIP'} ({why})")
+if bdb_dir:
+    exts.append(Extension("sqlnb._fast_bdb", ["sqlnb/_fast_bdb.pyx"], include_dirs=["sqlnb", bdb_dir],
+                          define_macros=[("SQLNB_FLAVOUR_BDB", "1")], **dict(common, libraries=["db_sql"])))
+if cythonize is None:
+    log("WARNING: Cython is not installed: building without the C engines ('system' engine only)")
+    exts = []
+else:
+    exts = cythonize(exts, compiler_directives=directives, quiet=True)
+
+setup(ext_modules=exts, cmdclass={"build_ext": OptionalBuildExt})

@@ -1,0 +1,649 @@
+# cython: language_level=3, embedsignature=True
+"""sqlnb's Cython core over the SQLite C API.
+
+This one source is compiled once per flavour: ``sqlnb._fast`` against our own
+amalgamation (with lsm1), ``sqlnb._fast_bdb`` against BerkeleyDB's libdb_sql.
+The Python facade (``sqlnb.connection``) is the documented API; the classes
+here (``RawConnection``, ``RawStatement``) are its engine.
+
+Rules kept throughout:
+* one raising helper, ``check_rc``, maps result codes through
+  ``sqlnb.errors.CODE_TO_CLASS``;
+* statements are split by SQLite's own tail pointer, never by a hand parser;
+* stepping releases the GIL; a progress handler brings signals (Ctrl-C, the
+  notebook's interrupt button) and time limits into the step loop.
+"""
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.exc cimport PyErr_CheckSignals
+from libc.stdint cimport int64_t
+from libc.string cimport strlen
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+from sqlnb._sqlite3 cimport *
+
+import weakref
+import operator
+
+from sqlnb import errors as _errors
+
+# ---------------------------------------------------------------------------
+# library facts
+# ---------------------------------------------------------------------------
+FLAVOUR = (<bytes>SQLNB_FLAVOUR_NAME).decode()
+HEADER_VERSION = (<bytes>SQLITE_VERSION).decode()
+HAVE_URI = bool(SQLNB_HAVE_URI)
+HAVE_LSM1 = bool(SQLNB_HAVE_LSM1)
+HAVE_ERROR_OFFSET = bool(SQLNB_HAVE_ERROR_OFFSET)
+
+
+def sqlite_version():
+    """The version of the SQLite core this module runs (``sqlite3_libversion``)."""
+    return (<bytes>sqlite3_libversion()).decode()
+
+
+def sqlite_version_number():
+    return sqlite3_libversion_number()
+
+
+def sqlite_source_id():
+    return (<bytes>sqlite3_sourceid()).decode()
+
+
+def threadsafe():
+    return sqlite3_threadsafe()
+
+
+def compile_options():
+    """The options the SQLite core was compiled with (``sqlite3_compileoption_get``)."""
+    cdef int i = 0
+    cdef const char *opt
+    out = []
+    while True:
+        opt = sqlite3_compileoption_get(i)
+        if opt == NULL:
+            break
+        out.append((<bytes>opt).decode())
+        i += 1
+    return out
+
+
+# The module must run the library its header describes: if another SQLite
+# were interposed (symbols not hidden, or a global libsqlite3), stop here.
+if sqlite_version() != HEADER_VERSION:
+    raise ImportError(
+        f"sqlnb {FLAVOUR} engine: linked SQLite library is {sqlite_version()} "
+        f"but it was compiled against {HEADER_VERSION}; refusing to run a mis-bound library")
+
+if sqlnb_register_builtin_extensions() != SQLITE_OK:
+    raise ImportError("sqlnb: could not register the built-in lsm1 extension")
+
+
+# ---------------------------------------------------------------------------
+# errors
+# ---------------------------------------------------------------------------
+cdef object _error_for(int rc, sqlite3 *db, object sql):
+    cdef int ext = rc
+    cdef int offset = -1
+    if db != NULL:
+        msg = PyUnicode_DecodeUTF8(sqlite3_errmsg(db), strlen(sqlite3_errmsg(db)), "replace")
+        ext = sqlite3_extended_errcode(db)
+        if (ext & 0xFF) != (rc & 0xFF):
+            ext = rc
+        if SQLNB_HAVE_ERROR_OFFSET:
+            offset = sqlite3_error_offset(db)
+    else:
+        msg = PyUnicode_DecodeUTF8(sqlite3_errstr(rc), strlen(sqlite3_errstr(rc)), "replace")
+    return _errors.make_error(rc, msg, extended_code=ext, error_offset=offset, sql=sql)
+
+
+cdef int check_rc(int rc, sqlite3 *db, object sql=None) except -1:
+    """Raise the mapped exception for a failing result code (never overwrites a pending one)."""
+    if rc == SQLITE_OK or rc == SQLITE_ROW or rc == SQLITE_DONE:
+        return 0
+    raise _error_for(rc, db, sql)
+
+
+# ---------------------------------------------------------------------------
+# the progress handler: signals, time limits, progress callbacks
+# ---------------------------------------------------------------------------
+cdef double _now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef struct progress_state:
+    double deadline          # monotonic seconds; 0 = no limit
+    double next_report       # when to call the Python callback next; 0 = never
+    double report_every
+    int abort_reason         # 0 none, 1 signal (KeyboardInterrupt pending), 2 timeout, 3 callback asked
+    int check_signals
+    void *owner              # the RawConnection (borrowed: it owns this struct)
+
+
+cdef int _progress_signal(progress_state *ps) noexcept with gil:
+    try:
+        PyErr_CheckSignals()
+    except BaseException as exc:
+        (<RawConnection>ps.owner)._pending = exc
+        return 1
+    return 0
+
+
+cdef int _progress_report(progress_state *ps) noexcept with gil:
+    return (<RawConnection>ps.owner)._call_progress()
+
+
+cdef int _progress_cb(void *arg) noexcept nogil:
+    cdef progress_state *ps = <progress_state*>arg
+    cdef double now
+    if ps.check_signals and _progress_signal(ps):
+        ps.abort_reason = 1
+        return 1
+    if ps.deadline > 0 or ps.next_report > 0:
+        now = _now()
+        if ps.deadline > 0 and now >= ps.deadline:
+            ps.abort_reason = 2
+            return 1
+        if ps.next_report > 0 and now >= ps.next_report:
+            ps.next_report = now + ps.report_every
+            if _progress_report(ps):
+                ps.abort_reason = 3
+                return 1
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# connection
+# ---------------------------------------------------------------------------
+cdef class RawConnection:
+    """An open ``sqlite3*`` handle. Not for direct use: see ``sqlnb.connect``."""
+    cdef sqlite3 *db
+    cdef readonly object filename
+    cdef readonly int flags
+    cdef object _statements           # WeakSet of live RawStatement
+    cdef progress_state _pstate
+    cdef public object progress_callback   # called (no args) every report_every s while stepping
+    cdef public double timeout         # per-statement time limit in seconds (0 = none)
+    cdef object _pending               # exception captured by a callback
+    cdef public object rows_seen       # updated by fetch loops for progress displays
+    cdef public object policy          # the authorizer policy object (sqlnb.authorizer), if any
+    cdef object __weakref__
+
+    def __cinit__(self):
+        self.db = NULL
+        self._statements = weakref.WeakSet()
+        self.timeout = 0.0
+        self.rows_seen = 0
+
+    def __init__(self, filename, int flags=SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs=None):
+        cdef bytes fn = filename.encode("utf-8") if isinstance(filename, str) else bytes(filename)
+        cdef bytes vfsb = vfs.encode() if vfs is not None else None
+        cdef const char *zvfs = NULL
+        cdef const char *zfn
+        cdef int rc
+        cdef sqlite3 *db = NULL
+        if b"\0" in fn:
+            raise ValueError("database path contains a NUL character")
+        if vfsb is not None:
+            zvfs = vfsb
+        self.filename = filename
+        self.flags = flags
+        zfn = fn
+        with nogil:
+            rc = sqlite3_open_v2(zfn, &db, flags, zvfs)
+        if rc != SQLITE_OK:
+            exc = _error_for(rc, db, None)
+            if db != NULL:
+                sqlite3_close(db)
+            raise exc
+        self.db = db
+        sqlite3_extended_result_codes(db, 1)
+        self._pstate.owner = <void*>self
+        self._pstate.check_signals = 1
+        sqlite3_progress_handler(db, 1000, _progress_cb, <void*>&self._pstate)
+
+    def __dealloc__(self):
+        if self.db != NULL:
+            sqlite3_progress_handler(self.db, 0, NULL, NULL)
+            sqlite3_set_authorizer(self.db, NULL, NULL)
+            sqlnb_close(self.db)
+            self.db = NULL
+
+    cdef int _check(self) except -1:
+        if self.db == NULL:
+            raise _errors.ConnectionClosedError("Cannot operate on a closed database.")
+        return 0
+
+    cdef int _call_progress(self) noexcept:
+        if self.progress_callback is None:
+            return 0
+        try:
+            return 1 if self.progress_callback() else 0
+        except BaseException as exc:
+            self._pending = exc
+            return 1
+
+    @property
+    def closed(self):
+        return self.db == NULL
+
+    def close(self):
+        """Finalize every live statement, then close the handle. Idempotent."""
+        cdef int rc
+        if self.db == NULL:
+            return
+        for st in list(self._statements):
+            (<RawStatement>st).finalize()
+        sqlite3_progress_handler(self.db, 0, NULL, NULL)
+        sqlite3_set_authorizer(self.db, NULL, NULL)
+        rc = sqlnb_close(self.db)
+        if rc != SQLITE_OK:
+            check_rc(rc, self.db)
+        self.db = NULL
+
+    cdef sqlite3 *handle(self) except NULL:
+        self._check()
+        return self.db
+
+    def prepare(self, bytes sql, Py_ssize_t offset=0):
+        """Prepare the first statement of ``sql[offset:]`` (UTF-8 bytes).
+
+        Returns ``(statement, tail_offset)``; ``statement`` is None when the rest
+        is only whitespace and comments. SQLite's tail pointer decides where a
+        statement ends.
+        """
+        cdef sqlite3_stmt *st = NULL
+        cdef const char *base
+        cdef const char *tail = NULL
+        cdef Py_ssize_t n
+        cdef int rc
+        self._check()
+        n = PyBytes_GET_SIZE(sql)
+        if offset < 0 or offset > n:
+            raise ValueError("offset out of range")
+        if n - offset > 2147483646:
+            raise _errors.TooBigError("SQL text too long")
+        base = PyBytes_AS_STRING(sql)
+        self._pending = None
+        rc = sqlite3_prepare_v2(self.db, base + offset, <int>(n - offset), &st, &tail)
+        if self._pending is not None:
+            if st != NULL:
+                sqlite3_finalize(st)
+            exc, self._pending = self._pending, None
+            raise exc
+        if rc != SQLITE_OK:
+            exc = self._policy_error(rc, sql[offset:].decode("utf-8", "replace"))
+            raise exc
+        new_offset = (tail - base) if tail != NULL else n
+        if st == NULL:
+            return None, new_offset
+        stmt = RawStatement.__new__(RawStatement)
+        (<RawStatement>stmt).st = st
+        (<RawStatement>stmt).conn = self
+        (<RawStatement>stmt).sql = sql[offset:new_offset].decode("utf-8", "surrogateescape")
+        self._statements.add(stmt)
+        return stmt, new_offset
+
+    cdef object _policy_error(self, int rc, object sql):
+        # Refusals of an authorizer policy come back as SQLITE_AUTH; the policy
+        # object knows what it refused and builds the clear error.
+        exc = _error_for(rc, self.db, sql)
+        if (rc & 0xFF) == SQLITE_AUTH and self.policy is not None:
+            better = self.policy.explain_refusal(exc)
+            if better is not None:
+                return better
+        return exc
+
+    def interrupt(self):
+        """Ask a running statement to stop (safe from any thread)."""
+        if self.db != NULL:
+            sqlite3_interrupt(self.db)
+
+    def changes(self):
+        self._check()
+        return sqlite3_changes(self.db)
+
+    def total_changes(self):
+        self._check()
+        return sqlite3_total_changes(self.db)
+
+    def last_insert_rowid(self):
+        self._check()
+        return sqlite3_last_insert_rowid(self.db)
+
+    @property
+    def autocommit(self):
+        """True when no transaction is open (``sqlite3_get_autocommit``)."""
+        self._check()
+        return bool(sqlite3_get_autocommit(self.db))
+
+    def busy_timeout(self, double seconds):
+        self._check()
+        check_rc(sqlite3_busy_timeout(self.db, <int>(seconds * 1000)), self.db)
+
+    def db_readonly(self, name="main"):
+        self._check()
+        return sqlite3_db_readonly(self.db, name.encode())
+
+    def limit(self, int category, int value=-1):
+        self._check()
+        return sqlite3_limit(self.db, category, value)
+
+    def errmsg(self):
+        self._check()
+        return sqlite3_errmsg(self.db).decode("utf-8", "replace")
+
+    def set_progress_report(self, double every):
+        """Call ``progress_callback`` about every ``every`` seconds while stepping (0: never)."""
+        self._pstate.report_every = every
+        self._pstate.next_report = (_now() + every) if every > 0 else 0
+
+    # --- running a statement: shared by every step loop -------------------
+    cdef void _begin_run(self) noexcept:
+        self._pending = None
+        self._pstate.abort_reason = 0
+        self._pstate.deadline = (_now() + self.timeout) if self.timeout > 0 else 0
+        if self._pstate.report_every > 0:
+            self._pstate.next_report = _now() + self._pstate.report_every
+
+    cdef object _run_error(self, int rc, object sql):
+        """The exception for a failed step: pending KeyboardInterrupt/callback error first."""
+        cdef int reason = self._pstate.abort_reason
+        self._pstate.abort_reason = 0
+        if self._pending is not None:
+            exc, self._pending = self._pending, None
+            return exc
+        if (rc & 0xFF) == SQLITE_INTERRUPT and reason == 2:
+            exc = _errors.make_error(
+                rc, f"statement exceeded its time limit of {self.timeout:g} s (timeout)",
+                cls=_errors.QueryTimeoutError, sql=sql)
+            exc.timeout = self.timeout
+            return exc
+        return _error_for(rc, self.db, sql)
+
+
+# ---------------------------------------------------------------------------
+# statement
+# ---------------------------------------------------------------------------
+cdef inline object _text(const char *p, int n):
+    return PyUnicode_DecodeUTF8(p, n, "surrogateescape")
+
+
+cdef object _column_value(sqlite3_stmt *st, int i):
+    cdef int t = sqlite3_column_type(st, i)
+    cdef const char *p
+    if t == SQLITE_INTEGER:
+        return sqlite3_column_int64(st, i)
+    elif t == SQLITE_FLOAT:
+        return sqlite3_column_double(st, i)
+    elif t == SQLITE_TEXT:
+        p = <const char*>sqlite3_column_text(st, i)
+        return _text(p, sqlite3_column_bytes(st, i))
+    elif t == SQLITE_BLOB:
+        p = <const char*>sqlite3_column_blob(st, i)
+        return PyBytes_FromStringAndSize(p, sqlite3_column_bytes(st, i))
+    return None
+
+
+cdef class RawStatement:
+    """A prepared ``sqlite3_stmt*``. Created by ``RawConnection.prepare``."""
+    cdef sqlite3_stmt *st
+    cdef readonly RawConnection conn
+    cdef readonly str sql
+    cdef readonly bint done
+    cdef object __weakref__
+
+    def __dealloc__(self):
+        if self.st != NULL:
+            sqlite3_finalize(self.st)
+            self.st = NULL
+
+    cdef int _check(self) except -1:
+        if self.st == NULL or self.conn is None or self.conn.db == NULL:
+            raise _errors.ConnectionClosedError(
+                "Cannot operate on a finalized statement or a closed database.")
+        return 0
+
+    def finalize(self):
+        if self.st != NULL:
+            sqlite3_finalize(self.st)
+            self.st = NULL
+
+    @property
+    def finalized(self):
+        return self.st == NULL
+
+    def reset(self):
+        """Reset to run again (bindings kept). Reports nothing: errors came at step."""
+        if self.st != NULL:
+            sqlite3_reset(self.st)
+            self.done = False
+
+    # --- introspection -----------------------------------------------------
+    @property
+    def readonly(self):
+        self._check()
+        return bool(sqlite3_stmt_readonly(self.st))
+
+    @property
+    def isexplain(self):
+        self._check()
+        return sqlite3_stmt_isexplain(self.st)
+
+    @property
+    def column_count(self):
+        self._check()
+        return sqlite3_column_count(self.st)
+
+    def column_names(self):
+        self._check()
+        cdef int i, n = sqlite3_column_count(self.st)
+        cdef const char *p
+        out = []
+        for i in range(n):
+            p = sqlite3_column_name(self.st, i)
+            out.append(p.decode("utf-8", "replace") if p != NULL else "")
+        return out
+
+    def decltypes(self):
+        self._check()
+        cdef int i, n = sqlite3_column_count(self.st)
+        cdef const char *p
+        out = []
+        for i in range(n):
+            p = sqlite3_column_decltype(self.st, i)
+            out.append(p.decode("utf-8", "replace") if p != NULL else None)
+        return out
+
+    @property
+    def param_count(self):
+        self._check()
+        return sqlite3_bind_parameter_count(self.st)
+
+    def param_names(self):
+        """Names of the parameters SQLite's parser found (``None`` for a bare ``?``)."""
+        self._check()
+        cdef int i, n = sqlite3_bind_parameter_count(self.st)
+        cdef const char *p
+        out = []
+        for i in range(1, n + 1):
+            p = sqlite3_bind_parameter_name(self.st, i)
+            out.append(p.decode("utf-8") if p != NULL else None)
+        return out
+
+    # --- binding -----------------------------------------------------------
+    cdef int _bind_one(self, int i, object v, object label) except -1:
+        cdef int rc
+        cdef Py_ssize_t n
+        cdef bytes b
+        cdef Py_buffer view
+        if v is None:
+            rc = sqlite3_bind_null(self.st, i)
+        elif type(v) is int or type(v) is bool or isinstance(v, int):
+            try:
+                rc = sqlite3_bind_int64(self.st, i, <int64_t>v)
+            except OverflowError:
+                raise OverflowError(
+                    f"parameter {label}: Python int {v} does not fit SQLite's 64-bit INTEGER") from None
+        elif isinstance(v, float):
+            rc = sqlite3_bind_double(self.st, i, <double>v)
+        elif isinstance(v, str):
+            b = (<str>v).encode("utf-8", "surrogateescape")
+            n = PyBytes_GET_SIZE(b)
+            if n > 2147483647:
+                raise _errors.TooBigError(f"parameter {label}: string too big")
+            rc = sqlite3_bind_text(self.st, i, PyBytes_AS_STRING(b), <int>n, SQLITE_TRANSIENT)
+        elif isinstance(v, (bytes, bytearray, memoryview)):
+            PyObject_GetBuffer(v, &view, PyBUF_SIMPLE)
+            try:
+                if view.len > 2147483647:
+                    raise _errors.TooBigError(f"parameter {label}: blob too big")
+                rc = sqlite3_bind_blob(self.st, i, view.buf, <int>view.len, SQLITE_TRANSIENT)
+            finally:
+                PyBuffer_Release(&view)
+        elif _is_integer_scalar(v):
+            return self._bind_one(i, int(v), label)
+        elif _is_float_scalar(v):
+            return self._bind_one(i, float(v), label)
+        elif getattr(type(v), "__index__", None) is not None:
+            return self._bind_one(i, operator.index(v), label)
+        else:
+            raise _errors.BindError(
+                f"parameter {label}: type '{type(v).__name__}' is not supported "
+                f"(bind None, bool, int, float, str, bytes, bytearray or memoryview)")
+        if rc != SQLITE_OK:
+            check_rc(rc, self.conn.db, self.sql)
+        return 0
+
+    def bind(self, params):
+        """Bind a sequence (``?``, ``?NNN``) or a mapping (``:name``, ``$name``, ``@name``)."""
+        self._check()
+        cdef int i, n = sqlite3_bind_parameter_count(self.st)
+        cdef const char *p
+        sqlite3_reset(self.st)
+        sqlite3_clear_bindings(self.st)
+        self.done = False
+        if params is None:
+            params = ()
+        if n == 0:
+            if isinstance(params, (list, tuple)) and len(params) != 0:
+                raise _errors.ParameterError(
+                    f"Incorrect number of bindings supplied. The current statement uses 0, "
+                    f"and there are {len(params)} supplied.")
+            return
+        if _is_mapping(params):
+            for i in range(1, n + 1):
+                p = sqlite3_bind_parameter_name(self.st, i)
+                if p == NULL:
+                    raise _errors.ParameterError(
+                        f"Binding {i} has no name, but you supplied a dictionary "
+                        f"(which has only names).")
+                name = p.decode("utf-8")
+                try:
+                    v = params[name[1:]]
+                except KeyError:
+                    raise _errors.ParameterError(
+                        f"You did not supply a value for binding parameter {name}.") from None
+                self._bind_one(i, v, name)
+        else:
+            if isinstance(params, (str, bytes)):
+                raise _errors.ParameterError("parameters must be a sequence or a mapping, not a string")
+            try:
+                seq = params if isinstance(params, (list, tuple)) else tuple(params)
+            except TypeError:
+                raise _errors.ParameterError(
+                    f"parameters are of unsupported type '{type(params).__name__}'") from None
+            if len(seq) != n:
+                raise _errors.ParameterError(
+                    f"Incorrect number of bindings supplied. The current statement uses {n}, "
+                    f"and there are {len(seq)} supplied.")
+            for i in range(1, n + 1):
+                p = sqlite3_bind_parameter_name(self.st, i)
+                self._bind_one(i, seq[i - 1], p.decode("utf-8") if p != NULL else f"{i}")
+
+    # --- stepping ----------------------------------------------------------
+    cdef int _step(self) except -1:
+        """Step once with the GIL released. 1 = a row, 0 = done."""
+        cdef int rc
+        cdef RawConnection conn = self.conn
+        if self.done:
+            return 0
+        conn._begin_run()
+        with nogil:
+            rc = sqlite3_step(self.st)
+        if rc == SQLITE_ROW:
+            return 1
+        if rc == SQLITE_DONE:
+            self.done = True
+            return 0
+        # the old (3.7) core reports the real error only after reset
+        exc = conn._run_error(rc, self.sql)
+        sqlite3_reset(self.st)
+        self.done = True
+        if isinstance(exc, _errors.Error) and (rc & 0xFF) == SQLITE_ERROR:
+            exc2 = _error_for(sqlite3_errcode(conn.db), conn.db, self.sql)
+            if str(exc2) and str(exc2) != "not an error":
+                exc = exc2
+        raise exc
+
+    def step(self):
+        """Advance one row; True while there is a row."""
+        self._check()
+        return self._step() == 1
+
+    def row(self):
+        """The current row as a tuple (after ``step()`` returned True)."""
+        self._check()
+        cdef int i, n = sqlite3_data_count(self.st)
+        out = [None] * n
+        for i in range(n):
+            out[i] = _column_value(self.st, i)
+        return tuple(out)
+
+    def fetchmany(self, Py_ssize_t size):
+        """Step up to ``size`` rows and return them as a list of tuples."""
+        self._check()
+        cdef int i, n
+        cdef Py_ssize_t got = 0
+        rows = []
+        while got < size and self._step() == 1:
+            n = sqlite3_data_count(self.st)
+            r = [None] * n
+            for i in range(n):
+                r[i] = _column_value(self.st, i)
+            rows.append(tuple(r))
+            got += 1
+        return rows
+
+    def run(self):
+        """Step until done, discarding rows (for statements run for effect)."""
+        self._check()
+        while self._step() == 1:
+            pass
+
+
+cdef bint _is_mapping(object o):
+    import collections.abc
+    return isinstance(o, (dict, collections.abc.Mapping)) or (
+        hasattr(o, "__getitem__") and hasattr(o, "keys") and not isinstance(o, (list, tuple)))
+
+
+cdef bint _is_integer_scalar(object o):
+    mod = type(o).__module__
+    return mod == "numpy" and hasattr(o, "dtype") and o.dtype.kind in "iub"
+
+
+cdef bint _is_float_scalar(object o):
+    mod = type(o).__module__
+    return mod == "numpy" and hasattr(o, "dtype") and o.dtype.kind == "f"
+
+
+def complete_statement(str sql):
+    """True if ``sql`` ends a complete statement (SQLite's own tokenizer)."""
+    return bool(sqlite3_complete(sql.encode("utf-8", "surrogateescape")))
+
+
+include "_fetch.pxi"

@@ -1,0 +1,183 @@
+# cython: language_level=3
+# The SQLite C API as sqlnb uses it: declarations only, names as in sqlite3.h.
+# Everything comes through sqlnb_capi.h, which picks the flavour's header
+# (our amalgamation or BerkeleyDB's dbsql.h) and shims what an older core lacks.
+
+from libc.stdint cimport int64_t
+
+cdef extern from "sqlnb_capi.h" nogil:
+    ctypedef struct sqlite3
+    ctypedef struct sqlite3_stmt
+    ctypedef struct sqlite3_value
+    ctypedef struct sqlite3_context
+    ctypedef int64_t sqlite3_int64
+
+    const char *SQLNB_FLAVOUR_NAME
+    int SQLNB_HAVE_CLOSE_V2
+    int SQLNB_HAVE_ERROR_OFFSET
+    int SQLNB_HAVE_URI
+    int SQLNB_HAVE_LSM1
+    int sqlnb_close(sqlite3 *db)
+    int sqlnb_register_builtin_extensions()
+
+    const char *SQLITE_VERSION
+    int SQLITE_VERSION_NUMBER
+    const char *SQLITE_SOURCE_ID
+
+    # result codes
+    enum:
+        SQLITE_OK
+        SQLITE_ERROR
+        SQLITE_INTERNAL
+        SQLITE_PERM
+        SQLITE_ABORT
+        SQLITE_BUSY
+        SQLITE_LOCKED
+        SQLITE_NOMEM
+        SQLITE_READONLY
+        SQLITE_INTERRUPT
+        SQLITE_IOERR
+        SQLITE_CORRUPT
+        SQLITE_NOTFOUND
+        SQLITE_FULL
+        SQLITE_CANTOPEN
+        SQLITE_PROTOCOL
+        SQLITE_EMPTY
+        SQLITE_SCHEMA
+        SQLITE_TOOBIG
+        SQLITE_CONSTRAINT
+        SQLITE_MISMATCH
+        SQLITE_MISUSE
+        SQLITE_NOLFS
+        SQLITE_AUTH
+        SQLITE_FORMAT
+        SQLITE_RANGE
+        SQLITE_NOTADB
+        SQLITE_NOTICE
+        SQLITE_WARNING
+        SQLITE_ROW
+        SQLITE_DONE
+
+    # open flags
+    enum:
+        SQLITE_OPEN_READONLY
+        SQLITE_OPEN_READWRITE
+        SQLITE_OPEN_CREATE
+        SQLITE_OPEN_URI
+        SQLITE_OPEN_NOMUTEX
+        SQLITE_OPEN_FULLMUTEX
+        SQLITE_OPEN_MEMORY
+
+    # fundamental types
+    enum:
+        SQLITE_INTEGER
+        SQLITE_FLOAT
+        SQLITE_TEXT
+        SQLITE_BLOB
+        SQLITE_NULL
+
+    # authorizer return values and action codes
+    enum:
+        SQLITE_DENY
+        SQLITE_IGNORE
+        SQLITE_CREATE_INDEX
+        SQLITE_CREATE_TABLE
+        SQLITE_CREATE_TEMP_INDEX
+        SQLITE_CREATE_TEMP_TABLE
+        SQLITE_CREATE_TEMP_TRIGGER
+        SQLITE_CREATE_TEMP_VIEW
+        SQLITE_CREATE_TRIGGER
+        SQLITE_CREATE_VIEW
+        SQLITE_DELETE
+        SQLITE_DROP_INDEX
+        SQLITE_DROP_TABLE
+        SQLITE_DROP_TEMP_INDEX
+        SQLITE_DROP_TEMP_TABLE
+        SQLITE_DROP_TEMP_TRIGGER
+        SQLITE_DROP_TEMP_VIEW
+        SQLITE_DROP_TRIGGER
+        SQLITE_DROP_VIEW
+        SQLITE_INSERT
+        SQLITE_PRAGMA
+        SQLITE_READ
+        SQLITE_SELECT
+        SQLITE_TRANSACTION
+        SQLITE_UPDATE
+        SQLITE_ATTACH
+        SQLITE_DETACH
+        SQLITE_ALTER_TABLE
+        SQLITE_REINDEX
+        SQLITE_ANALYZE
+        SQLITE_CREATE_VTABLE
+        SQLITE_DROP_VTABLE
+        SQLITE_FUNCTION
+        SQLITE_SAVEPOINT
+        SQLITE_RECURSIVE
+
+    ctypedef void (*sqlite3_destructor_type)(void *)
+    sqlite3_destructor_type SQLITE_TRANSIENT
+    sqlite3_destructor_type SQLITE_STATIC
+
+    const char *sqlite3_libversion()
+    const char *sqlite3_sourceid()
+    int sqlite3_libversion_number()
+    int sqlite3_threadsafe()
+    const char *sqlite3_compileoption_get(int n)
+
+    int sqlite3_open_v2(const char *filename, sqlite3 **ppDb, int flags, const char *zVfs)
+    int sqlite3_close(sqlite3 *db)
+    int sqlite3_errcode(sqlite3 *db)
+    int sqlite3_extended_errcode(sqlite3 *db)
+    int sqlite3_extended_result_codes(sqlite3 *db, int onoff)
+    const char *sqlite3_errmsg(sqlite3 *db)
+    const char *sqlite3_errstr(int rc)
+    int sqlite3_error_offset(sqlite3 *db)
+    int sqlite3_busy_timeout(sqlite3 *db, int ms)
+    void sqlite3_interrupt(sqlite3 *db)
+    int sqlite3_changes(sqlite3 *db)
+    int sqlite3_total_changes(sqlite3 *db)
+    sqlite3_int64 sqlite3_last_insert_rowid(sqlite3 *db)
+    int sqlite3_get_autocommit(sqlite3 *db)
+    int sqlite3_db_readonly(sqlite3 *db, const char *zDbName)
+    int sqlite3_limit(sqlite3 *db, int id, int newVal)
+    void sqlite3_progress_handler(sqlite3 *db, int n, int (*cb)(void *) noexcept nogil, void *arg)
+    int sqlite3_set_authorizer(
+        sqlite3 *db,
+        int (*cb)(void *, int, const char *, const char *, const char *, const char *) noexcept nogil,
+        void *arg)
+
+    int sqlite3_prepare_v2(sqlite3 *db, const char *zSql, int nByte, sqlite3_stmt **ppStmt, const char **pzTail)
+    int sqlite3_finalize(sqlite3_stmt *pStmt)
+    int sqlite3_reset(sqlite3_stmt *pStmt)
+    int sqlite3_step(sqlite3_stmt *pStmt)
+    int sqlite3_clear_bindings(sqlite3_stmt *pStmt)
+    int sqlite3_stmt_readonly(sqlite3_stmt *pStmt)
+    int sqlite3_stmt_busy(sqlite3_stmt *pStmt)
+    int sqlite3_stmt_isexplain(sqlite3_stmt *pStmt)
+    const char *sqlite3_sql(sqlite3_stmt *pStmt)
+    char *sqlite3_expanded_sql(sqlite3_stmt *pStmt)
+    sqlite3 *sqlite3_db_handle(sqlite3_stmt *pStmt)
+
+    int sqlite3_bind_parameter_count(sqlite3_stmt *pStmt)
+    const char *sqlite3_bind_parameter_name(sqlite3_stmt *pStmt, int i)
+    int sqlite3_bind_parameter_index(sqlite3_stmt *pStmt, const char *zName)
+    int sqlite3_bind_null(sqlite3_stmt *pStmt, int i)
+    int sqlite3_bind_int64(sqlite3_stmt *pStmt, int i, sqlite3_int64 v)
+    int sqlite3_bind_double(sqlite3_stmt *pStmt, int i, double v)
+    int sqlite3_bind_text(sqlite3_stmt *pStmt, int i, const char *z, int n, sqlite3_destructor_type d)
+    int sqlite3_bind_blob(sqlite3_stmt *pStmt, int i, const void *z, int n, sqlite3_destructor_type d)
+
+    int sqlite3_column_count(sqlite3_stmt *pStmt)
+    int sqlite3_data_count(sqlite3_stmt *pStmt)
+    const char *sqlite3_column_name(sqlite3_stmt *pStmt, int i)
+    const char *sqlite3_column_decltype(sqlite3_stmt *pStmt, int i)
+    int sqlite3_column_type(sqlite3_stmt *pStmt, int i)
+    sqlite3_int64 sqlite3_column_int64(sqlite3_stmt *pStmt, int i)
+    double sqlite3_column_double(sqlite3_stmt *pStmt, int i)
+    const unsigned char *sqlite3_column_text(sqlite3_stmt *pStmt, int i)
+    const void *sqlite3_column_blob(sqlite3_stmt *pStmt, int i)
+    int sqlite3_column_bytes(sqlite3_stmt *pStmt, int i)
+
+    void *sqlite3_malloc(int n)
+    void sqlite3_free(void *p)
+    int sqlite3_complete(const char *sql)

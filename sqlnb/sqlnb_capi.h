@@ -1,0 +1,94 @@
+/*
+ * sqlnb_capi.h: one C view of "the SQLite API" for every flavour sqlnb compiles
+ * from the same Cython source (sqlnb/_fast.pyx).
+ *
+ *   SQLNB_FLAVOUR_OWN  our amalgamation (+ lsm1), compiled into the module, symbols hidden
+ *   SQLNB_FLAVOUR_BDB  BerkeleyDB's SQL front-end (dbsql.h, libdb_sql, SQLite 3.7.6.2 API)
+ *
+ * SQLNB_HAVE_* tell the Cython code (at run time, as ints) what the core offers;
+ * the sqlnb_* shims paper over API calls the older core lacks.
+ */
+#ifndef SQLNB_CAPI_H
+#define SQLNB_CAPI_H
+
+#if defined(SQLNB_FLAVOUR_BDB)
+#  include <dbsql.h>
+#  define SQLNB_FLAVOUR_NAME "bdb"
+#else
+#  include "sqlite3.h"
+#  define SQLNB_FLAVOUR_NAME "sqlite"
+#endif
+
+#define SQLNB_NEWER(v) (SQLITE_VERSION_NUMBER >= (v))
+
+#if SQLNB_NEWER(3007014)
+#  define sqlnb_close(db) sqlite3_close_v2(db)
+#  define SQLNB_HAVE_CLOSE_V2 1
+#else
+#  define sqlnb_close(db) sqlite3_close(db)
+#  define SQLNB_HAVE_CLOSE_V2 0
+#endif
+
+#if SQLNB_NEWER(3038000)
+#  define SQLNB_HAVE_ERROR_OFFSET 1
+#else
+#  define SQLNB_HAVE_ERROR_OFFSET 0
+#  define sqlite3_error_offset(db) (-1)
+#endif
+
+#if !SQLNB_NEWER(3007015)
+#  define sqlite3_errstr(rc) "unknown error"
+#endif
+
+#if !SQLNB_NEWER(3008000)
+#  define sqlite3_stmt_busy(s) (0)
+#endif
+
+#if !SQLNB_NEWER(3010000)
+#  define sqlite3_stmt_isexplain(s) (0)
+#endif
+
+#if !SQLNB_NEWER(3014000)
+#  define sqlite3_expanded_sql(s) ((char*)0)
+#endif
+
+#if !SQLNB_NEWER(3007014)
+#  define sqlite3_db_readonly(db, name) (-1)
+#endif
+
+#ifndef SQLITE_OPEN_URI
+#  define SQLITE_OPEN_URI 0
+#  define SQLNB_HAVE_URI 0
+#else
+#  define SQLNB_HAVE_URI 1
+#endif
+
+#ifndef SQLITE_DETERMINISTIC
+#  define SQLITE_DETERMINISTIC 0
+#endif
+
+#ifndef SQLITE_RECURSIVE
+#  define SQLITE_RECURSIVE 33
+#endif
+
+#ifndef SQLITE_NOTICE
+#  define SQLITE_NOTICE 27
+#  define SQLITE_WARNING 28
+#endif
+
+#ifndef SQLITE_CONSTRAINT_PRIMARYKEY
+#  define SQLITE_CONSTRAINT_PRIMARYKEY (SQLITE_CONSTRAINT | (6<<8))
+#endif
+
+#if defined(SQLNB_FLAVOUR_OWN)
+int sqlite3_lsm_init(sqlite3 *db, char **pzErrMsg, const void *pApi);
+static int sqlnb_register_builtin_extensions(void) {
+    return sqlite3_auto_extension((void (*)(void))sqlite3_lsm_init);
+}
+#  define SQLNB_HAVE_LSM1 1
+#else
+static int sqlnb_register_builtin_extensions(void) { return 0; }
+#  define SQLNB_HAVE_LSM1 0
+#endif
+
+#endif /* SQLNB_CAPI_H */
