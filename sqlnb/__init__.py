@@ -1,1 +1,76 @@
-"""sqlnb"""
+"""sqlnb: Jupyter-oriented SQLite exploration.
+
+``%load_ext sqlnb`` registers the ``%sql``/``%%sql`` magics. From Python:
+
+>>> import sqlnb
+>>> con = sqlnb.connect(":memory:")
+>>> con.execute("select sqlite_version() >= '3.50'").fetchone()
+(1,)
+"""
+from sqlnb import errors
+from sqlnb.connection import Connection, Cursor, connect, parse_url, redact
+from sqlnb._engines import engines
+from sqlnb.errors import (
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    Warning,
+)
+
+__version__ = "0.1.0"
+
+# PEP 249 module globals
+apilevel = "2.0"
+threadsafety = 1  # connections are not shared across threads unless check_same_thread=False
+paramstyle = "qmark"  # named (:name, $name, @name) and numeric (?NNN) work too
+
+
+def sqlite_version(engine: str | None = None) -> str:
+    """The SQLite core version of ``engine`` (default: our own build, else the stdlib's)."""
+    from sqlnb import _engines as _e
+
+    name = engine or _e.default_engine()
+    if name == "system":
+        import sqlite3
+
+        return sqlite3.sqlite_version
+    return _e.load(name).sqlite_version()
+
+
+def compile_options(engine: str | None = None) -> list[str]:
+    """The compile-time options of ``engine``'s SQLite core."""
+    from sqlnb import _engines as _e
+
+    name = engine or _e.default_engine()
+    if name == "system":
+        from sqlnb import _system
+
+        return _system.compile_options()
+    return _e.load(name).compile_options()
+
+
+def load_ipython_extension(ipython):
+    """``%load_ext sqlnb``: register the magics."""
+    from sqlnb.magics import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython):
+    from sqlnb.magics import unload_ipython_extension as _unload
+
+    _unload(ipython)
+
+
+__all__ = [
+    "connect", "Connection", "Cursor", "engines", "sqlite_version", "compile_options",
+    "parse_url", "redact", "errors", "apilevel", "threadsafety", "paramstyle",
+    "Warning", "Error", "InterfaceError", "DatabaseError", "DataError", "OperationalError",
+    "IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError",
+]

@@ -1,0 +1,54 @@
+# sqlnb: `make demo` and `make test` each do the whole set-up from a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+EXTRAS ?= arrow,notebook,test,browser,interactive
+export SQLNB_CACHE ?= $(CURDIR)/build
+
+.PHONY: setup system-deps venv build demo test test-fast bench lab memcheck clean help
+
+help:
+	@echo "make demo      set up everything, build the demo database, run the tour notebook -> build/01-tour.html"
+	@echo "make test      set up everything, run the whole test suite (browser tests included)"
+	@echo "make bench     run the benchmarks side by side with the peers (benchmarks/README.md)"
+	@echo "make lab       start JupyterLab on notebooks/ with the demo database ready"
+	@echo "make memcheck  run the memory-safety checks (valgrind + RSS)"
+
+setup: system-deps build
+
+# Debian packages: BerkeleyDB SQL (the bdb engine) and chromium (browser tests).
+system-deps:
+	@bash tools/system_deps.sh
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade "pip>=24" "setuptools>=69" "Cython>=3.0" wheel
+
+venv: $(BIN)/python
+	@$(BIN)/pip install -q -e ".[$(EXTRAS)]" --no-build-isolation
+
+# Compile our SQLite (objects cached in build/obj), lsm1 and the Cython engines in place.
+build: venv
+	SQLNB_REQUIRE_EXT=1 $(PY) setup.py -q build_ext --inplace
+	@$(PY) -c "import sqlnb; [print('[sqlnb] engine', e.name, e.version if e.available else 'UNAVAILABLE: ' + str(e.why)) for e in sqlnb.engines()]"
+
+demo: setup
+	$(PY) -m sqlnb.demo
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/pip install -q -e ".[bench]" --no-build-isolation
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+lab: setup
+	$(PY) -m sqlnb.demo --data-only
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1
+
+memcheck: setup
+	$(PY) tools/memcheck.py
+
+clean:
+	rm -rf build/lib* build/temp* sqlnb/*.so sqlnb/_fast.c sqlnb/_fast_bdb.c

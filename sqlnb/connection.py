@@ -1,0 +1,481 @@
+"""The documented facade: ``sqlnb.connect()``, ``Connection`` and ``Cursor`` (PEP 249).
+
+Where PEP 249 leaves room, sqlnb behaves like the stdlib ``sqlite3`` so it
+drops in: the same types come back, ``isolation_level=""`` opens a transaction
+implicitly before INSERT/UPDATE/DELETE/REPLACE, ``with conn:`` commits or rolls
+back, ``execute`` takes one statement and ``executescript`` many. The
+differences are listed in docs/dbapi.md.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from sqlnb import _engines
+from sqlnb import errors as _errors
+
+ENGINES = ("sqlite", "bdb", "system")
+MODES = ("rw", "ro", "ro-scratch")
+
+# SQLite's open flags (stable values from sqlite3.h)
+OPEN_READONLY, OPEN_READWRITE, OPEN_CREATE, OPEN_URI = 0x1, 0x2, 0x4, 0x40
+
+_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*([A-Za-z]+)", re.S)
+_DML = frozenset(("INSERT", "UPDATE", "DELETE", "REPLACE"))
+
+
+def _first_keyword(sql: str) -> str:
+    m = _LEADING.match(sql)
+    return m.group(1).upper() if m else ""
+
+
+def parse_url(target: str) -> tuple[str | None, str, dict]:
+    """Split ``scheme:///path?opts`` into (engine or None, path, options).
+
+    ``sqlite:///rel.db`` and ``sqlite:////abs.db`` follow SQLAlchemy's convention;
+    ``:memory:`` and plain paths have no scheme. Unknown schemes are an error.
+    """
+    if "://" not in target:
+        return None, target, {}
+    parts = urlsplit(target)
+    scheme = parts.scheme.lower()
+    known = {"sqlite": "sqlite", "sqlnb": "sqlite", "bdb": "bdb", "berkeleydb": "bdb",
+             "system": "system", "sqlite3": "system", "lsm": "lsm"}
+    if scheme not in known:
+        raise _errors.InterfaceError(
+            f"unknown URL scheme {scheme!r} in {redact(target)!r}; use one of "
+            f"sqlite://, bdb://, system://, lsm://")
+    path = unquote(parts.path)
+    if parts.netloc:
+        path = parts.netloc + path
+    if path.startswith("/") and not path.startswith("//"):
+        path = path[1:]  # sqlite:///rel.db -> rel.db
+    elif path.startswith("//"):
+        path = path[1:]  # sqlite:////abs.db -> /abs.db
+    if path in ("", ":memory:"):
+        path = ":memory:"
+    opts = dict(p.split("=", 1) if "=" in p else (p, "1") for p in parts.query.split("&") if p)
+    return known[scheme], path, opts
+
+
+def redact(url: str) -> str:
+    """The URL with any password (``user:secret@``) and secret-looking query values hidden."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        creds, host = netloc.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        netloc = f"{user}:***@{host}"
+    query = "&".join(
+        (k + "=***") if k.lower() in ("password", "pwd", "key", "token", "secret") else p
+        for p in parts.query.split("&") if p
+        for k in [p.split("=", 1)[0]])
+    out = f"{parts.scheme}://{netloc}{parts.path}"
+    return out + (f"?{query}" if query else "")
+
+
+def connect(database=":memory:", *, engine: str | None = None, mode: str = "rw",
+            timeout: float = 5.0, statement_timeout: float | None = None,
+            isolation_level: str | None = "", check_same_thread: bool = True,
+            uri: bool = False, allow_load_extension: bool = False,
+            deny_tables=(), mask_columns=(), allow_tables=None, authorizer=None,
+            **lsm_options) -> "Connection":
+    """Open a database and return a PEP 249 :class:`Connection`.
+
+    :param database: a path, ``":memory:"``, a ``file:`` URI (with ``uri=True``)
+        or a URL: ``sqlite:///path``, ``bdb:///path``, ``system:///path``,
+        ``lsm:///path.lsm``.
+    :param engine: ``"sqlite"`` (our build, the default when present), ``"bdb"``
+        (BerkeleyDB SQL) or ``"system"`` (stdlib). Overrides the URL scheme.
+    :param mode: ``"rw"``, ``"ro"`` or ``"ro-scratch"``: enforced by an
+        authorizer in C that no SQL statement can lift (see docs/read-only.md).
+    :param timeout: seconds to wait on a locked database (busy timeout).
+    :param statement_timeout: per-statement time limit in seconds (None: none).
+    :param isolation_level: as in the stdlib; ``None`` is autocommit.
+    """
+    database = str(database) if isinstance(database, Path) else database
+    url_engine, path, opts = parse_url(database)
+    if url_engine == "lsm":
+        from sqlnb import lsm as _lsm  # the lsm:// opener mounts a file on an in-memory SQLite
+
+        return _lsm.connect_lsm(path, mode=mode, timeout=timeout, statement_timeout=statement_timeout,
+                                isolation_level=isolation_level, check_same_thread=check_same_thread,
+                                url=database, **{**opts, **lsm_options})
+    if lsm_options:
+        raise TypeError(f"connect() got unexpected keyword arguments: {', '.join(lsm_options)}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    name = engine or url_engine or _engines.default_engine()
+    if name not in ENGINES:
+        raise _errors.InterfaceError(f"unknown engine {name!r}; choose one of: {', '.join(ENGINES)}")
+    if "mode" in opts and opts["mode"] in MODES:
+        mode = opts["mode"]
+    from sqlnb import _modes
+
+    raw = _modes.open_raw(name, path, mode=mode, uri=uri)
+    try:
+        if timeout is not None:
+            raw.busy_timeout(float(timeout))
+        if statement_timeout:
+            raw.timeout = float(statement_timeout)
+        _modes.install(raw, name, mode=mode, allow_load_extension=allow_load_extension,
+                       deny_tables=deny_tables, mask_columns=mask_columns,
+                       allow_tables=allow_tables, authorizer=authorizer)
+    except BaseException:
+        raw.close()
+        raise
+    return Connection(raw, engine=name, mode=mode, database=database, path=path,
+                      isolation_level=isolation_level, check_same_thread=check_same_thread)
+
+
+class Connection:
+    """A PEP 249 connection over one of sqlnb's engines."""
+
+    # PEP 249 exposes the exception classes on the connection too
+    Warning = _errors.Warning
+    Error = _errors.Error
+    InterfaceError = _errors.InterfaceError
+    DatabaseError = _errors.DatabaseError
+    DataError = _errors.DataError
+    OperationalError = _errors.OperationalError
+    IntegrityError = _errors.IntegrityError
+    InternalError = _errors.InternalError
+    ProgrammingError = _errors.ProgrammingError
+    NotSupportedError = _errors.NotSupportedError
+
+    def __init__(self, raw, *, engine, mode="rw", database=":memory:", path=None,
+                 isolation_level="", check_same_thread=True):
+        self._raw = raw
+        self.engine = engine
+        self.mode = mode
+        self.database = database
+        self.path = path if path is not None else database
+        self.isolation_level = isolation_level
+        self.check_same_thread = check_same_thread
+        self._thread = threading.get_ident()
+        self.row_factory = None
+        self.extras: dict = {}
+
+    # --- plumbing ------------------------------------------------------------
+    @property
+    def raw(self):
+        """The engine-level connection (``sqlnb._fast.RawConnection`` or the stdlib adapter)."""
+        self._check()
+        return self._raw
+
+    def _check(self):
+        if self._raw is None or self._raw.closed:
+            raise _errors.ConnectionClosedError("Cannot operate on a closed database.")
+        if self.check_same_thread and threading.get_ident() != self._thread:
+            raise _errors.ProgrammingError(
+                "SQLite objects created in a thread can only be used in that same thread. "
+                f"The object was created in thread id {self._thread} and this is thread id "
+                f"{threading.get_ident()}. Pass check_same_thread=False to share it "
+                "(calls are then serialized by SQLite's own mutex).")
+
+    @property
+    def closed(self) -> bool:
+        return self._raw is None or self._raw.closed
+
+    @property
+    def url(self) -> str:
+        """The connection's target with any secret parts removed."""
+        return redact(self.database)
+
+    @property
+    def sqlite_version(self) -> str:
+        if self.engine == "system":
+            import sqlite3
+
+            return sqlite3.sqlite_version
+        return _engines.load(self.engine).sqlite_version()
+
+    @property
+    def in_transaction(self) -> bool:
+        self._check()
+        return not self._raw.autocommit
+
+    @property
+    def total_changes(self) -> int:
+        self._check()
+        return self._raw.total_changes()
+
+    @property
+    def statement_timeout(self) -> float | None:
+        return self._raw.timeout or None
+
+    @statement_timeout.setter
+    def statement_timeout(self, seconds):
+        self._check()
+        self._raw.timeout = float(seconds or 0)
+
+    # --- PEP 249 -----------------------------------------------------------------
+    def cursor(self, factory=None) -> "Cursor":
+        self._check()
+        return (factory or Cursor)(self)
+
+    def execute(self, sql, parameters=None) -> "Cursor":
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql, seq_of_parameters) -> "Cursor":
+        return self.cursor().executemany(sql, seq_of_parameters)
+
+    def executescript(self, sql_script) -> "Cursor":
+        return self.cursor().executescript(sql_script)
+
+    def commit(self):
+        self._check()
+        if not self._raw.autocommit:
+            self._run_simple("COMMIT")
+
+    def rollback(self):
+        self._check()
+        if not self._raw.autocommit:
+            self._run_simple("ROLLBACK")
+
+    def close(self):
+        """Close the connection; an open transaction is rolled back (as in the stdlib)."""
+        if self._raw is not None and not self._raw.closed:
+            self._raw.close()
+
+    def interrupt(self):
+        """Stop the statement running on this connection (callable from another thread)."""
+        if self._raw is not None and not self._raw.closed:
+            self._raw.interrupt()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.closed:
+            return False
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+        return False
+
+    def __repr__(self):
+        state = "closed" if self.closed else self.mode
+        return f"<sqlnb.Connection {self.engine} {self.url!r} {state}>"
+
+    # --- helpers for the layers above -----------------------------------------------
+    def _run_simple(self, sql: str):
+        st, _ = self._raw.prepare(sql.encode(), 0)
+        try:
+            st.run()
+        finally:
+            st.finalize()
+
+    def _maybe_begin(self, st):
+        """Open the implicit transaction the stdlib would open before DML."""
+        if self.isolation_level is None:
+            return
+        if self._raw.autocommit and st.readonly is not True and _first_keyword(st.sql) in _DML:
+            self._run_simple(f"BEGIN {self.isolation_level}".strip())
+
+    def statements(self, sql: str):
+        """Yield ``(RawStatement, start, end)`` for each statement of ``sql``.
+
+        Offsets are character offsets into ``sql``; statements are delimited by
+        SQLite's own tail pointer (so semicolons inside strings and comments,
+        and comments anywhere, are handled by SQLite itself).
+        """
+        self._check()
+        data = sql.encode("utf-8", "surrogateescape")
+        offset = 0
+        while offset < len(data):
+            st, tail = self._raw.prepare(data, offset)
+            if st is None:
+                break
+            start = len(data[:offset].decode("utf-8", "surrogateescape"))
+            end = start + len(data[offset:tail].decode("utf-8", "surrogateescape"))
+            yield st, start, end
+            offset = tail
+
+
+class Cursor:
+    """A PEP 249 cursor."""
+
+    arraysize = 1
+
+    def __init__(self, connection: Connection):
+        self.connection = connection
+        self._st = None
+        self._pending_row = None
+        self._closed = False
+        self.description = None
+        self.rowcount = -1
+        self.lastrowid = None
+        self.row_factory = connection.row_factory
+        self.arraysize = 1
+
+    def _check(self):
+        if self._closed:
+            raise _errors.ProgrammingError("Cannot operate on a closed cursor.")
+        self.connection._check()
+
+    def close(self):
+        self._finish()
+        self._closed = True
+
+    def _finish(self):
+        if self._st is not None:
+            self._st.finalize()
+            self._st = None
+        self._pending_row = None
+
+    def setinputsizes(self, sizes):
+        pass
+
+    def setoutputsize(self, size, column=None):
+        pass
+
+    def _prepare_one(self, sql):
+        if not isinstance(sql, str):
+            raise TypeError(f"SQL must be str, not {type(sql).__name__}")
+        con = self.connection
+        data = sql.encode("utf-8", "surrogateescape")
+        st, tail = con._raw.prepare(data, 0)
+        if st is not None and tail < len(data):
+            extra, _ = con._raw.prepare(data, tail)
+            if extra is not None:
+                extra.finalize()
+                st.finalize()
+                raise _errors.ProgrammingError("You can only execute one statement at a time.")
+        return st
+
+    def execute(self, sql, parameters=None):
+        self._check()
+        self._finish()
+        self.description = None
+        self.rowcount = -1
+        con = self.connection
+        st = self._prepare_one(sql)
+        if st is None:
+            return self
+        try:
+            con._maybe_begin(st)
+            st.bind(parameters)
+            has_row = st.step()
+            names = st.column_names()
+        except BaseException:
+            st.finalize()
+            raise
+        is_dml = _first_keyword(st.sql) in _DML
+        if names:
+            self.description = tuple((n, None, None, None, None, None, None) for n in names)
+        if has_row:
+            self._st = st
+            self._pending_row = st.row()
+        else:
+            st.finalize()
+        if is_dml:
+            self.rowcount = con._raw.changes()
+        self.lastrowid = con._raw.last_insert_rowid()
+        return self
+
+    def executemany(self, sql, seq_of_parameters):
+        self._check()
+        self._finish()
+        self.description = None
+        con = self.connection
+        st = self._prepare_one(sql)
+        if st is None:
+            self.rowcount = -1
+            return self
+        try:
+            if con.engine != "system" and st.column_count:
+                raise _errors.ProgrammingError("executemany() can only execute DML statements.")
+            is_dml = _first_keyword(st.sql) in _DML
+            self.rowcount = 0 if is_dml else -1
+            for params in seq_of_parameters:
+                con._maybe_begin(st)
+                st.bind(params)
+                st.run()
+                if is_dml:
+                    self.rowcount += con._raw.changes()
+        finally:
+            st.finalize()
+        return self
+
+    def executescript(self, sql_script):
+        """Run every statement of a script (COMMITting a pending transaction first, as the stdlib does)."""
+        self._check()
+        self._finish()
+        if not isinstance(sql_script, str):
+            raise ValueError("script argument must be unicode.")
+        con = self.connection
+        con.commit()
+        for st, _, _ in con.statements(sql_script):
+            try:
+                st.run()
+            finally:
+                st.finalize()
+        return self
+
+    # --- fetching ----------------------------------------------------------------
+    def _next_raw(self):
+        if self._pending_row is not None:
+            row, self._pending_row = self._pending_row, None
+            return row
+        if self._st is None:
+            return None
+        if self._st.step():
+            return self._st.row()
+        self._finish()
+        return None
+
+    def _wrap(self, row):
+        rf = self.row_factory
+        return rf(self, row) if rf is not None else row
+
+    def fetchone(self):
+        self._check()
+        row = self._next_raw()
+        return None if row is None else self._wrap(row)
+
+    def fetchmany(self, size=None):
+        self._check()
+        size = self.arraysize if size is None else size
+        out = []
+        if size <= 0:
+            return out
+        if self._pending_row is not None:
+            out.append(self._wrap(self._pending_row))
+            self._pending_row = None
+        if self._st is not None and len(out) < size:
+            rows = self._st.fetchmany(size - len(out))
+            out.extend(self._wrap(r) for r in rows) if self.row_factory else out.extend(rows)
+            if len(out) < size:
+                self._finish()
+        return out
+
+    def fetchall(self):
+        self._check()
+        out = []
+        if self._pending_row is not None:
+            out.append(self._wrap(self._pending_row))
+            self._pending_row = None
+        while self._st is not None:
+            rows = self._st.fetchmany(4096)
+            if self.row_factory:
+                out.extend(self._wrap(r) for r in rows)
+            else:
+                out.extend(rows)
+            if len(rows) < 4096:
+                self._finish()
+        return out
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        row = self.fetchone()
+        if row is None:
+            raise StopIteration
+        return row
