@@ -54,6 +54,10 @@ def load(engine: str):
                 if engine == "bdb" else " (no C compiler or Cython at install time)"))
         _failed[engine] = why
         raise EngineUnavailableError(f"engine {engine!r} is not available: {why}") from exc
+    if engine == "bdb":
+        from sqlnb import _bdb
+
+        _bdb.setup(mod)
     _loaded[engine] = mod
     return mod
 
@@ -98,3 +102,12 @@ def default_engine() -> str:
         return "sqlite"
     except EngineUnavailableError:
         return "system"
+
+
+def explainer(engine: str):
+    """A function ``(exc, sql) -> better exception or None`` for engines that explain their errors."""
+    if engine == "bdb":
+        from sqlnb import _bdb
+
+        return _bdb.explain_error
+    return None

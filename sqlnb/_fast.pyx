@@ -647,3 +647,5 @@ def complete_statement(str sql):
 
 
 include "_fetch.pxi"
+include "_auth.pxi"
+include "_export.pxi"

@@ -195,6 +195,12 @@ class Connection:
         return _engines.load(self.engine).sqlite_version()
 
     @property
+    def policy_summary(self) -> str:
+        """The mode and any policies, in a few words (shown in the magic's footer and list)."""
+        policy = getattr(self._raw, "policy", None) if self._raw is not None else None
+        return policy.summary() if policy is not None else self.mode
+
+    @property
     def in_transaction(self) -> bool:
         self._check()
         return not self._raw.autocommit
@@ -263,7 +269,44 @@ class Connection:
         state = "closed" if self.closed else self.mode
         return f"<sqlnb.Connection {self.engine} {self.url!r} {state}>"
 
+    # --- results as frames, tables from frames (sqlnb.frames, sqlnb.export) ------
+    def query_df(self, sql, params=None, **options):
+        """Run ``sql`` and return its result as a pandas DataFrame (the columnar fetcher).
+
+        See :func:`sqlnb.frames.query_df` for the options and the type rules.
+        """
+        from sqlnb import frames
+
+        return frames.query_df(self, sql, params, **options)
+
+    def query_arrow(self, sql, params=None, **options):
+        """Run ``sql`` and return its result as a ``pyarrow.Table``."""
+        from sqlnb import frames
+
+        return frames.query_arrow(self, sql, params, **options)
+
+    def to_table(self, df, name, **options):
+        """Write a DataFrame into table ``name`` atomically (see :func:`sqlnb.export.to_table`)."""
+        from sqlnb import export
+
+        return export.to_table(self, df, name, **options)
+
     # --- helpers for the layers above -----------------------------------------------
+    def _prepare(self, data: bytes, offset: int = 0):
+        """Prepare the statement of ``data`` starting at byte ``offset``: ``(stmt|None, tail)``.
+
+        Every prepare of the facade goes through here, so an engine can explain
+        its own errors (the bdb engine names what its older core lacks).
+        """
+        try:
+            return self._raw.prepare(data, offset)
+        except _errors.Error as exc:
+            explain = _engines.explainer(self.engine)
+            better = explain(exc, data[offset:].decode("utf-8", "surrogateescape")) if explain else None
+            if better is not None:
+                raise better from exc
+            raise
+
     def _run_simple(self, sql: str):
         st, _ = self._raw.prepare(sql.encode(), 0)
         try:
@@ -289,7 +332,7 @@ class Connection:
         data = sql.encode("utf-8", "surrogateescape")
         offset = 0
         while offset < len(data):
-            st, tail = self._raw.prepare(data, offset)
+            st, tail = self._prepare(data, offset)
             if st is None:
                 break
             start = len(data[:offset].decode("utf-8", "surrogateescape"))
@@ -340,7 +383,7 @@ class Cursor:
             raise TypeError(f"SQL must be str, not {type(sql).__name__}")
         con = self.connection
         data = sql.encode("utf-8", "surrogateescape")
-        st, tail = con._raw.prepare(data, 0)
+        st, tail = con._prepare(data, 0)
         if st is not None and tail < len(data):
             extra, _ = con._raw.prepare(data, tail)
             if extra is not None:
@@ -470,6 +513,13 @@ class Cursor:
             if len(rows) < 4096:
                 self._finish()
         return out
+
+    def fetch_df(self, **options):
+        """The remaining rows of the current result as a DataFrame (the columnar fetcher)."""
+        from sqlnb import frames
+
+        self._check()
+        return frames.cursor_df(self, **options)
 
     def __iter__(self):
         return self

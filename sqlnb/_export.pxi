@@ -1,0 +1,1 @@
+# The columnar insert loop behind Connection.to_table (issue: DataFrame export).

@@ -1,0 +1,81 @@
+"""Shared fixtures.
+
+* ``engine`` is parametrized over every engine sqlnb claims (``sqlite``, ``bdb``,
+  ``system``); a test that needs a capability an engine's core lacks asks
+  ``require(engine, feature)``.
+* Under ``CI=true`` nothing that tests a claimed capability may skip: a skip
+  becomes a failure naming what was missing (see ``pytest_runtest_makereport``).
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import sqlnb
+from sqlnb import _engines
+
+CI = os.environ.get("CI", "").lower() == "true"
+ENGINES = ("sqlite", "bdb", "system")
+
+# what each engine's SQLite core can do (bdb is a 3.7.6.2 core)
+FEATURES = {
+    "sqlite": {"window", "cte", "json", "fts5", "rtree", "math", "dbstat", "upsert", "returning",
+               "uri", "lsm1", "generated", "strict"},
+    "system": {"window", "cte", "json", "fts5", "rtree", "upsert", "returning", "uri"},
+    "bdb": set(),
+}
+
+
+def engine_available(name: str) -> tuple[bool, str]:
+    for info in sqlnb.engines():
+        if info.name == name:
+            return info.available, info.why or ""
+    return False, f"unknown engine {name}"
+
+
+def need_engine(name: str):
+    ok, why = engine_available(name)
+    if not ok:
+        pytest.skip(f"engine {name!r} unavailable: {why}")
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request):
+    need_engine(request.param)
+    if request.param == "bdb":
+        request.node.add_marker(pytest.mark.bdb)
+    return request.param
+
+
+def has_feature(engine: str, feature: str) -> bool:
+    if engine == "system":
+        import sqlite3
+
+        v = sqlite3.sqlite_version_info
+        extra = {"window": v >= (3, 25), "upsert": v >= (3, 24), "returning": v >= (3, 35),
+                 "math": "ENABLE_MATH_FUNCTIONS" in " ".join(sqlnb.compile_options("system"))}
+        if feature in extra:
+            return extra[feature]
+    return feature in FEATURES[engine]
+
+
+@pytest.fixture
+def con(engine, tmp_path):
+    c = sqlnb.connect(str(tmp_path / "t.db"), engine=engine)
+    yield c
+    c.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if CI and rep.skipped and not hasattr(rep, "wasxfail") and "allowed_skip" not in item.keywords:
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        rep.outcome = "failed"
+        rep.longrepr = f"CI=true: a test of a claimed capability may not skip ({reason})"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "allowed_skip: a skip that is not a missing capability (e.g. feature absent by design)")
