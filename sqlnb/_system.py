@@ -133,7 +133,7 @@ class RawConnection:
         pass
 
 
-_EMPTY = re.compile(r"(?:\s+|;|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.S)
+_EMPTY = re.compile(r"(?:\s+|;|--[^\n]*(?:\n|$)|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z))*", re.S)
 
 
 def _only_comments(piece: str) -> bool:
@@ -169,6 +169,13 @@ class RawStatement:
 
     def param_names(self):
         return None  # the stdlib resolves names itself; pass a mapping
+
+    def executemany(self, seq_of_parameters) -> int:
+        """Run for every parameter set (the stdlib refuses statements that return rows)."""
+        try:
+            return self.conn._con.executemany(self.sql, seq_of_parameters).rowcount
+        except _sq.Error as exc:
+            raise translate(exc, self.sql) from None
 
     def bind(self, params):
         self.reset()

@@ -22,7 +22,7 @@ MODES = ("rw", "ro", "ro-scratch")
 # SQLite's open flags (stable values from sqlite3.h)
 OPEN_READONLY, OPEN_READWRITE, OPEN_CREATE, OPEN_URI = 0x1, 0x2, 0x4, 0x40
 
-_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*([A-Za-z]+)", re.S)
+_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z))*([A-Za-z]+)", re.S)
 _DML = frozenset(("INSERT", "UPDATE", "DELETE", "REPLACE"))
 
 
@@ -333,8 +333,11 @@ class Connection:
         offset = 0
         while offset < len(data):
             st, tail = self._prepare(data, offset)
-            if st is None:
-                break
+            if st is None:  # only comments/whitespace/semicolons up to tail
+                if tail <= offset:
+                    break
+                offset = tail
+                continue
             start = len(data[:offset].decode("utf-8", "surrogateescape"))
             end = start + len(data[offset:tail].decode("utf-8", "surrogateescape"))
             yield st, start, end
@@ -432,9 +435,14 @@ class Cursor:
             self.rowcount = -1
             return self
         try:
-            if con.engine != "system" and st.column_count:
-                raise _errors.ProgrammingError("executemany() can only execute DML statements.")
             is_dml = _first_keyword(st.sql) in _DML
+            if con.engine == "system":
+                con._maybe_begin(st)
+                n = st.executemany(seq_of_parameters)
+                self.rowcount = n if is_dml else -1
+                return self
+            if st.column_count:
+                raise _errors.ProgrammingError("executemany() can only execute DML statements.")
             self.rowcount = 0 if is_dml else -1
             for params in seq_of_parameters:
                 con._maybe_begin(st)
