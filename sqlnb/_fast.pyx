@@ -244,6 +244,14 @@ cdef class RawConnection:
             check_rc(rc, self.db)
         self.db = NULL
 
+    def _forget(self):
+        """Drop the handle and its statements WITHOUT closing them (a forked child's
+        copy of a connection that belongs to the parent: closing it would release
+        the parent's locks). The connection then reads as closed."""
+        for st in list(self._statements):
+            (<RawStatement>st).st = NULL
+        self.db = NULL
+
     cdef sqlite3 *handle(self) except NULL:
         self._check()
         return self.db
