@@ -114,8 +114,12 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str = "rw",
         raise _errors.InterfaceError(f"unknown engine {name!r}; choose one of: {', '.join(ENGINES)}")
     if "mode" in opts and opts["mode"] in MODES:
         mode = opts["mode"]
-    from sqlnb import _modes
+    from sqlnb import _bdb, _modes
 
+    if name == "bdb":
+        _engines.load("bdb")  # the engine's own checks (fork guard, library version) first
+        _bdb.check_fork_safe()
+    _bdb.check_open(name, path, mode=mode, uri=uri)  # foreign files: refuse before anything touches disk
     raw = _modes.open_raw(name, path, mode=mode, uri=uri)
     try:
         if timeout is not None:
@@ -128,8 +132,11 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str = "rw",
     except BaseException:
         raw.close()
         raise
-    return Connection(raw, engine=name, mode=mode, database=database, path=path,
-                      isolation_level=isolation_level, check_same_thread=check_same_thread)
+    con = Connection(raw, engine=name, mode=mode, database=database, path=path,
+                     isolation_level=isolation_level, check_same_thread=check_same_thread)
+    if name == "bdb":
+        _bdb.register(con)
+    return con
 
 
 class Connection:
@@ -298,14 +305,22 @@ class Connection:
         Every prepare of the facade goes through here, so an engine can explain
         its own errors (the bdb engine names what its older core lacks).
         """
+        if self.engine == "bdb":
+            from sqlnb import _bdb
+
+            _bdb.before_statement(self)  # refuse what BerkeleyDB's locks would block on forever
         try:
             return self._raw.prepare(data, offset)
         except _errors.Error as exc:
-            explain = _engines.explainer(self.engine)
-            better = explain(exc, data[offset:].decode("utf-8", "surrogateescape")) if explain else None
+            better = self._explain(exc, data[offset:].decode("utf-8", "surrogateescape"))
             if better is not None:
                 raise better from exc
             raise
+
+    def _explain(self, exc, sql):
+        """A clearer exception for ``exc`` from the engine's explainer, or None (prepare and step errors)."""
+        explain = _engines.explainer(self.engine)
+        return explain(exc, sql) if explain is not None and isinstance(exc, _errors.Error) else None
 
     def _run_simple(self, sql: str):
         st, _ = self._raw.prepare(sql.encode(), 0)
@@ -409,8 +424,11 @@ class Cursor:
             st.bind(parameters)
             has_row = st.step()
             names = st.column_names()
-        except BaseException:
+        except BaseException as exc:
             st.finalize()
+            better = con._explain(exc, sql)
+            if better is not None:
+                raise better from exc
             raise
         is_dml = _first_keyword(st.sql) in _DML
         if names:
@@ -418,6 +436,10 @@ class Cursor:
         if has_row:
             self._st = st
             self._pending_row = st.row()
+            if con.engine == "bdb":  # never keep a bdb statement (and its table locks) open across calls
+                from sqlnb import _bdb
+
+                self._st = _bdb.BufferedRows(st, self._pending_row)
         else:
             st.finalize()
         if is_dml:
@@ -465,6 +487,11 @@ class Cursor:
         for st, _, _ in con.statements(sql_script):
             try:
                 st.run()
+            except _errors.Error as exc:
+                better = con._explain(exc, st.sql)
+                if better is not None:
+                    raise better from exc
+                raise
             finally:
                 st.finalize()
         return self
