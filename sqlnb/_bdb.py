@@ -85,6 +85,8 @@ def _words(toks):
 _NEAR = re.compile(r'^near "(.*)": syntax error$', re.S)
 _NO_FUNC = re.compile(r"^no such function: (\w+)$")
 _NO_MODULE = re.compile(r"^no such module: (\w+)$")
+_NO_COLUMN = re.compile(r"^no such column: (true|false)$", re.I)
+_BAD_TOKEN = re.compile(r'^unrecognized token: "(.*)"$', re.S)
 
 WINDOW_ONLY = {"row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag",
                "lead", "first_value", "last_value", "nth_value"}
@@ -214,6 +216,14 @@ def missing_feature(message: str, sql: str) -> Missing | None:
             what, since = MODULES[name]
             return Missing(name, f"{name} virtual tables ({what})", since)
         return None
+    m = _NO_COLUMN.match(message)
+    if m:
+        if any(t.kind == "word" and t.up == m.group(1).upper() for t in tokenize(sql)):
+            return Missing("true_false", "TRUE and FALSE literals", "3.23.0")
+        return None
+    m = _BAD_TOKEN.match(message)
+    if m and re.fullmatch(r"0[xX][0-9a-fA-F]+", m.group(1)):
+        return Missing("hex_literal", "hexadecimal integer literals (0x...)", "3.8.6")
     if message.startswith("RIGHT and FULL OUTER JOINs are not currently supported"):
         return Missing("right_join", "RIGHT and FULL OUTER JOIN", "3.39.0")
     m = _NEAR.match(message)

@@ -97,6 +97,8 @@ CASES = [
     ("update_from", "3.33.0", "UPDATE t SET b = u.v FROM u WHERE u.k = t.a", None),
     ("is_distinct", "3.39.0", "SELECT 1 IS NOT DISTINCT FROM 1", [(1,)]),
     ("right_join", "3.39.0", "SELECT t.a, u.k FROM t RIGHT JOIN u ON u.k = t.a", [(1, 1)]),
+    ("true_false", "3.23.0", "SELECT a FROM t WHERE true AND NOT false ORDER BY a", [(1,), (2,), (3,)]),
+    ("hex_literal", "3.8.6", "SELECT 0x10 + 1", [(17,)]),
 ]
 
 
@@ -177,6 +179,9 @@ def test_missing_feature_needs_tokens_and_message():
     assert mf("no such module: mymod", "CREATE VIRTUAL TABLE f USING mymod(a)") is None
     assert mf('near "returning": syntax error', "INSERT INTO t VALUES (1) RETURNING a").key == "returning"
     assert mf('near "x": syntax error', "SELECT returning x FROM t") is None
+    assert mf("no such column: true", 'SELECT "true" FROM t') is None  # a quoted name is not a literal
+    assert mf("no such column: true", "SELECT true").key == "true_false"
+    assert mf('unrecognized token: "0x1g"', "SELECT 0x1g") is None
     # ON CONFLICT in a table definition is old SQL, not UPSERT
     assert mf('near "foo": syntax error', "CREATE TABLE t (a UNIQUE ON CONFLICT REPLACE) foo") is None
     toks = _bdb.tokenize("SELECT 'a''b', \"c\"\"d\", [e f], `g`, x'00' -- z\n/* w */ ->> ?1 :n")
