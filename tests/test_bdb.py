@@ -566,3 +566,39 @@ def test_berkeleydb_notebook_runs(tmp_path):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     assert "FeatureNotSupportedError" in text and "3.7.6.2" in text
+
+
+FORK_EXIT = r"""
+import os, sys
+import sqlnb
+from sqlnb import errors
+p = sys.argv[1]
+c = sqlnb.connect(p, engine="bdb")
+c.execute("CREATE TABLE t (a)")
+c.execute("INSERT INTO t VALUES (1)")
+c.commit()
+pid = os.fork()
+if pid == 0:
+    try:
+        c.execute("SELECT * FROM t")
+    except errors.EngineUnavailableError:
+        print("child: refused", flush=True)
+    sys.exit(0)  # a normal exit: interpreter finalization deallocates the inherited connection
+_, status = os.waitpid(pid, 0)
+c2 = sqlnb.connect(p, engine="bdb")   # without the guard: CorruptError, then a hang
+print("parent:", c2.execute("SELECT count(*) FROM t").fetchone(), flush=True)
+c.execute("INSERT INTO t VALUES (2)")
+c.commit()
+print("parent:", c.execute("SELECT count(*) FROM t").fetchone(), os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+def test_fork_child_exiting_normally_leaves_the_parent_working(tmp_path):
+    """The hazard of the engine notes: a forked child that exits normally used to close the
+    parent's BerkeleyDB handle; the parent's next open then failed ('database disk image is
+    malformed') and hung."""
+    need_engine("bdb")
+    r = subprocess.run([sys.executable, "-c", FORK_EXIT, str(tmp_path / "f.db")], capture_output=True,
+                       text=True, timeout=50, env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["child: refused", "parent: (1,)", "parent: (2,) 0"]
