@@ -189,6 +189,7 @@ def test_missing_feature_needs_tokens_and_message():
                                       "word", "str", "op", "param", "param"]
 
 
+@pytest.mark.bdb
 def test_uri_filenames_refused_clearly(tmp_path, monkeypatch):
     need_engine("bdb")
     monkeypatch.chdir(tmp_path)
@@ -203,6 +204,7 @@ def test_uri_filenames_refused_clearly(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------
 # the engine itself: version, registry, one process with every SQLite
 # ---------------------------------------------------------------------------
+@pytest.mark.bdb
 def test_engines_reports_the_bdb_core():
     need_engine("bdb")
     info = {e.name: e for e in sqlnb.engines()}
@@ -235,6 +237,7 @@ print(repr(out))
 """
 
 
+@pytest.mark.bdb
 def test_all_engines_and_the_stdlib_in_one_process():
     need_engine("bdb")
     r = subprocess.run([sys.executable, "-c", ONE_PROCESS], capture_output=True, text=True, timeout=50,
@@ -262,6 +265,7 @@ else:
 """
 
 
+@pytest.mark.bdb
 def test_import_time_version_guard_runs_for_bdb():
     """Loaded the naive way after a global libsqlite3, the bdb module would bind to the wrong
     SQLite; its import-time check must refuse instead of silently writing a SQLite file."""
@@ -294,6 +298,7 @@ def _bdb_file(p: Path) -> Path:
     return p
 
 
+@pytest.mark.bdb
 def test_sqlite_file_opened_with_bdb(tmp_path):
     need_engine("bdb")
     p = _sqlite_file(tmp_path / "real.db")
@@ -308,6 +313,7 @@ def test_sqlite_file_opened_with_bdb(tmp_path):
 
 
 @pytest.mark.parametrize("other", ["sqlite", "system"])
+@pytest.mark.bdb
 def test_bdb_file_opened_with_sqlite(tmp_path, other):
     need_engine("bdb")
     need_engine(other)
@@ -325,6 +331,7 @@ def test_bdb_file_opened_with_sqlite(tmp_path, other):
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not a database at all" * 100, b"\x00" * 8192])
+@pytest.mark.bdb
 def test_non_database_files_on_bdb(tmp_path, content):
     need_engine("bdb")
     p = tmp_path / "junk.db"
@@ -335,6 +342,7 @@ def test_non_database_files_on_bdb(tmp_path, content):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["junk.db"]
 
 
+@pytest.mark.bdb
 def test_stray_bdb_environment_next_to_a_sqlite_file(tmp_path):
     """A real BDB environment directory left next to a SQLite file: SQLite alone reports
     'disk I/O error'; sqlnb names the directory and what to do."""
@@ -349,17 +357,21 @@ def test_stray_bdb_environment_next_to_a_sqlite_file(tmp_path):
     assert sha256(p) == before
 
 
+@pytest.mark.bdb
 def test_missing_directory_and_read_only_missing_file(tmp_path):
     need_engine("bdb")
     with pytest.raises(errors.CantOpenError, match="does not exist"):
         sqlnb.connect(str(tmp_path / "no" / "such.db"), engine="bdb")
     assert not (tmp_path / "no").exists()
+    with pytest.raises(errors.CantOpenError, match="never creates one"):
+        sqlnb.connect(str(tmp_path / "none.db"), engine="bdb", mode="ro")
     assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------
 # locking: nothing left open, no self-deadlock, cross-process waits end
 # ---------------------------------------------------------------------------
+@pytest.mark.bdb
 def test_cursor_keeps_no_statement_open(tmp_path, bdb):
     bdb.execute("CREATE TABLE big (i INTEGER, s TEXT)")
     bdb.executemany("INSERT INTO big VALUES (?, ?)", ((i, f"r{i}") for i in range(10000)))
@@ -391,6 +403,7 @@ def test_fetch_styles_agree_across_engines(con):
     assert cur.description[0][0] == "i"
 
 
+@pytest.mark.bdb
 def test_open_transaction_in_another_connection_is_refused(tmp_path, bdb):
     bdb.execute("CREATE TABLE t (a)")
     bdb.commit()
@@ -410,6 +423,7 @@ def test_open_transaction_in_another_connection_is_refused(tmp_path, bdb):
     auto.close()
 
 
+@pytest.mark.bdb
 def test_other_databases_are_not_affected(tmp_path, bdb):
     writer = sqlnb.connect(str(tmp_path / "other.db"), engine="bdb")
     writer.execute("CREATE TABLE t (a)")
@@ -432,6 +446,7 @@ print("committed", flush=True)
 """
 
 
+@pytest.mark.bdb
 def test_cross_process_reader_waits_for_the_commit(tmp_path, bdb):
     bdb.execute("CREATE TABLE t (a)")
     bdb.commit()
@@ -447,6 +462,7 @@ def test_cross_process_reader_waits_for_the_commit(tmp_path, bdb):
             p.kill()
 
 
+@pytest.mark.bdb
 def test_query_df_leaves_nothing_open(tmp_path, bdb):
     pytest.importorskip("pandas")
     bdb.execute("CREATE TABLE t (a, b)")
@@ -486,6 +502,7 @@ def _in_child(fn) -> tuple[int, str]:
     return os.waitstatus_to_exitcode(status), data.decode()
 
 
+@pytest.mark.bdb
 def test_fork_with_open_bdb_connection(tmp_path, bdb):
     bdb.execute("CREATE TABLE t (a)")
     bdb.execute("INSERT INTO t VALUES (1)")
@@ -524,6 +541,7 @@ def test_fork_with_open_bdb_connection(tmp_path, bdb):
     c2.close()
 
 
+@pytest.mark.bdb
 def test_fork_without_open_bdb_connections_is_fine(tmp_path):
     need_engine("bdb")
     _bdb_file(tmp_path / "b.db")
@@ -545,6 +563,8 @@ def test_fork_without_open_bdb_connections_is_fine(tmp_path):
 # the notebook
 # ---------------------------------------------------------------------------
 @pytest.mark.timeout(300)
+@pytest.mark.notebook
+@pytest.mark.bdb
 def test_berkeleydb_notebook_runs(tmp_path):
     need_engine("bdb")
     nbformat = pytest.importorskip("nbformat")
@@ -593,6 +613,7 @@ print("parent:", c.execute("SELECT count(*) FROM t").fetchone(), os.waitstatus_t
 """
 
 
+@pytest.mark.bdb
 def test_fork_child_exiting_normally_leaves_the_parent_working(tmp_path):
     """The hazard of the engine notes: a forked child that exits normally used to close the
     parent's BerkeleyDB handle; the parent's next open then failed ('database disk image is
