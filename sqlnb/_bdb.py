@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import threading
 import weakref
 from dataclasses import dataclass
@@ -288,6 +289,9 @@ def is_bdb_env(path: str) -> bool:
 
 
 def _read_head(path: str) -> bytes:
+    """The first 100 bytes of a regular file (never opens a FIFO or device, which could block)."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        return b""
     with open(path, "rb") as f:
         return f.read(100)
 
@@ -311,8 +315,8 @@ def check_open(engine: str, path: str, *, mode: str = "rw", uri: bool = False) -
                 raise _errors.make_error(14, f"unable to open database file: directory {parent!r} "
                                              f"does not exist", cls=_errors.CantOpenError)
             return
-        if os.path.isdir(p):
-            raise _errors.make_error(14, f"unable to open database file: {p!r} is a directory",
+        if not os.path.isfile(p):
+            raise _errors.make_error(14, f"unable to open database file: {p!r} is not a regular file",
                                      cls=_errors.CantOpenError)
         try:
             head = _read_head(p)
