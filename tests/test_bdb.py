@@ -23,7 +23,7 @@ import pytest
 import sqlnb
 from sqlnb import _bdb, errors
 
-from conftest import need_engine
+from tests.conftest import need_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(60)
@@ -43,7 +43,7 @@ def supports(engine: str, since: str, feature: str | None = None) -> bool:
         return True
     if engine == "bdb":
         return False
-    from conftest import has_feature
+    from tests.conftest import has_feature
 
     if feature in ("math", "fts5", "rtree", "json"):
         return has_feature(engine, feature)
@@ -106,14 +106,14 @@ CASES = [
 def test_newer_feature(con, engine, feature, since, sql, rows):
     _seed(con)
     if supports(engine, since, feature):
-        got = con.execute(sql).fetchall()
+        cur = con.execute(sql)
         if rows is not None:
-            assert got == rows
+            assert cur.fetchall() == rows
         return
     if engine != "bdb":
         pytest.skip(f"the {engine} engine's SQLite {sqlite3.sqlite_version} predates {feature}")
     with pytest.raises(errors.FeatureNotSupportedError) as ei:
-        con.execute(sql).fetchall()
+        con.execute(sql)
     err = ei.value
     msg = str(err)
     assert msg.startswith("the bdb engine (SQLite 3.7.6.2 core) has no "), msg
