@@ -476,6 +476,21 @@ def test_query_df_leaves_nothing_open(tmp_path, bdb):
     other.close()
 
 
+@pytest.mark.bdb
+def test_fetch_df_after_partial_fetch(tmp_path, bdb):
+    """Cursor.fetch_df takes the rows a bdb cursor buffered at execute(), from where fetchone() stopped."""
+    pytest.importorskip("pandas")
+    bdb.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+    bdb.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"v{i}") for i in range(10)])
+    bdb.commit()
+    cur = bdb.execute("SELECT a, b FROM t ORDER BY a")
+    assert cur.fetchone() == (0, "v0")
+    df = cur.fetch_df()
+    assert list(df.columns) == ["a", "b"]
+    assert df["a"].tolist() == list(range(1, 10)) and df["b"].iloc[-1] == "v9"
+    assert cur.fetchone() is None
+
+
 # ---------------------------------------------------------------------------
 # fork
 # ---------------------------------------------------------------------------
