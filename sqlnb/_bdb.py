@@ -176,7 +176,8 @@ def _syntax_features(toks: list[Tok], near: str | None) -> list[Missing]:
             found.append(Missing("generated", "generated columns (... AS (expr))", "3.31.0"))
         elif w == "NULLS" and words[i + 1:i + 2] in (["FIRST"], ["LAST"]):
             found.append(Missing("nulls_order", "NULLS FIRST/LAST in ORDER BY", "3.30.0"))
-        elif w == "IS" and (_seq(words, i, "IS", "DISTINCT", "FROM") or _seq(words, i, "IS", "NOT", "DISTINCT", "FROM")):
+        elif w == "IS" and (_seq(words, i, "IS", "DISTINCT", "FROM")
+                            or _seq(words, i, "IS", "NOT", "DISTINCT", "FROM")):
             found.append(Missing("is_distinct", "IS [NOT] DISTINCT FROM", "3.39.0"))
         elif w == "DROP" and first == "ALTER" and i > 2:
             found.append(Missing("drop_column", "ALTER TABLE ... DROP COLUMN", "3.35.0"))
