@@ -170,6 +170,7 @@ cdef class RawConnection:
     cdef object _pending               # exception captured by a callback
     cdef public object rows_seen       # updated by fetch loops for progress displays
     cdef public object policy          # the authorizer policy object (sqlnb.authorizer), if any
+    cdef object _auth                  # the compiled authorizer table (_auth.pxi) the C callback reads
     cdef object __weakref__
 
     def __cinit__(self):
@@ -268,6 +269,7 @@ cdef class RawConnection:
             raise _errors.TooBigError("SQL text too long")
         base = PyBytes_AS_STRING(sql)
         self._pending = None
+        _auth_begin(self)
         rc = sqlite3_prepare_v2(self.db, base + offset, <int>(n - offset), &st, &tail)
         if self._pending is not None:
             if st != NULL:
@@ -280,6 +282,10 @@ cdef class RawConnection:
         new_offset = (tail - base) if tail != NULL else n
         if st == NULL:
             return None, new_offset
+        exc = _auth_after_prepare(self, sql, offset, new_offset)
+        if exc is not None:
+            sqlite3_finalize(st)
+            raise exc
         stmt = RawStatement.__new__(RawStatement)
         (<RawStatement>stmt).st = st
         (<RawStatement>stmt).conn = self
@@ -344,6 +350,7 @@ cdef class RawConnection:
     # --- running a statement: shared by every step loop -------------------
     cdef void _begin_run(self) noexcept:
         self._pending = None
+        _auth_begin(self)
         self._pstate.abort_reason = 0
         self._pstate.deadline = (_now() + self.timeout) if self.timeout > 0 else 0
         if self._pstate.report_every > 0:
@@ -362,7 +369,7 @@ cdef class RawConnection:
                 cls=_errors.QueryTimeoutError, sql=sql)
             exc.timeout = self.timeout
             return exc
-        return _error_for(rc, self.db, sql)
+        return self._policy_error(rc, sql)
 
 
 # ---------------------------------------------------------------------------
