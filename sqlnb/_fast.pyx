@@ -294,10 +294,11 @@ cdef class RawConnection:
         return stmt, new_offset
 
     cdef object _policy_error(self, int rc, object sql):
-        # Refusals of an authorizer policy come back as SQLITE_AUTH; the policy
-        # object knows what it refused and builds the clear error.
+        # Refusals of an authorizer policy come back as SQLITE_AUTH (or, from a
+        # trigger body or a virtual table's constructor, as SQLITE_ERROR); the policy
+        # object knows what it refused (if anything) and builds the clear error.
         exc = _error_for(rc, self.db, sql)
-        if (rc & 0xFF) == SQLITE_AUTH and self.policy is not None:
+        if ((rc & 0xFF) == SQLITE_AUTH or (rc & 0xFF) == SQLITE_ERROR) and self.policy is not None:
             better = self.policy.explain_refusal(exc)
             if better is not None:
                 return better
