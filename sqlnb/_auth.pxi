@@ -109,7 +109,8 @@ cdef bint _name_matches(const auth_name *p, const char *db, const char *table,
                         const char *column) noexcept nogil:
     if table == NULL or not _ieq(p.table, table):
         return False
-    if p.db != NULL and (db == NULL or not _ieq(p.db, db)):
+    # a NULL database (SQLite's READ for count(*)) matches any: deny lists stay safe
+    if p.db != NULL and db != NULL and not _ieq(p.db, db):
         return False
     if p.column != NULL and (column == NULL or not _ieq(p.column, column)):
         return False

@@ -143,6 +143,11 @@ class RawConnection:
             raise _errors.ProgrammingError(
                 "this connection already has a mode and policy; they are chosen when it is opened "
                 "and cannot be changed")
+        if policy.allow_load_extension:
+            if not hasattr(self._con, "enable_load_extension"):
+                raise _errors.NotSupportedError(
+                    "this Python's sqlite3 module was built without extension loading")
+            self._con.enable_load_extension(True)
         self._con.set_authorizer(policy.python_callback(self))
         self.policy = policy
 
@@ -152,7 +157,7 @@ class RawConnection:
             pending, self._pending = self._pending, None
             return pending
         err = translate(exc, sql)
-        if err.result_code == 23 and self.policy is not None:
+        if err.result_code in (1, 23) and self.policy is not None:  # AUTH, or ERROR from a trigger/vtab
             better = self.policy.explain_refusal(err)
             if better is not None:
                 return better

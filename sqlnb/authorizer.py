@@ -232,7 +232,7 @@ def _matches(pattern, db, table, column=None) -> bool:
     pdb, ptable, pcol = pattern
     if table is None or not _ieq(ptable, table):
         return False
-    if pdb is not None and not _ieq(pdb, db):
+    if pdb is not None and db is not None and not _ieq(pdb, db):
         return False
     if pcol is not None and not _ieq(pcol, column):
         return False
@@ -478,10 +478,13 @@ class Policy:
                 msg += " (only the read-only PRAGMAs listed in docs/read-only.md, without assignment)"
             elif self.mode == "ro-scratch" and (action in _TEMP_OK or action in _WRITES):
                 msg += " (ro-scratch allows writes and DDL only on the temp database)"
+        elif why == Why.LOADEXT and self.mode != "rw":
+            cls = _errors.ReadOnlyError
+            msg = f"mode {self.mode!r} refused {what}: extensions are never loaded in the read-only modes"
         elif why == Why.LOADEXT:
             cls = _errors.PolicyError
             msg = (f"mode {self.mode!r} refused {what}: extension loading is off; "
-                   "connect(..., allow_load_extension=True) enables it in mode 'rw'")
+                   "connect(..., allow_load_extension=True) enables it")
         elif why == Why.DENIED:
             cls = _errors.AccessDeniedError
             msg = f"policy refused {what}{where}: the table is in deny_tables"
@@ -548,13 +551,39 @@ _DDL = {"CREATE", "DROP", "ALTER", "TEMP", "TEMPORARY", "TABLE", "INDEX", "VIEW"
         "VIRTUAL"}
 
 
-def _ddl_words(sql: str) -> str:
-    words = []
-    for w in re.findall(r"[A-Za-z]+|\S", sql[:200]):
-        if w.upper() not in _DDL:
+_TOKEN = re.compile(r'([A-Za-z_][\w$]*|"[^"]*"|`[^`]*`|\[[^\]]*\])(\s*\.)?|(\S)')
+
+
+def _ddl_words(sql: str, db: str | None = None) -> str:
+    """``'CREATE TEMP TABLE on temp.t'`` for ``create temp table t(a)`` (for messages only)."""
+    words, name, qual = [], None, None
+    toks = list(_TOKEN.finditer(_strip_comments(sql)[:300]))
+    i = 0
+    while i < len(toks):
+        word, dot = toks[i].group(1), toks[i].group(2)
+        if word is None:
             break
-        words.append(w.upper())
-    return " ".join(words) if words and words[0] in ("CREATE", "DROP", "ALTER") else ""
+        if not dot and word.upper() in _DDL:
+            words.append(word.upper())
+            i += 1
+            continue
+        if word.upper() in ("IF", "NOT", "EXISTS") and not dot:
+            i += 1
+            continue
+        if dot and i + 1 < len(toks) and toks[i + 1].group(1):
+            qual, name = word.strip('"`[]'), toks[i + 1].group(1).strip('"`[]')
+        else:
+            name = word.strip('"`[]')
+        break
+    if words and words[0] in ("CREATE", "DROP", "ALTER"):
+        target = f" on {_q(qual or db, name)}" if name else ""
+        return " ".join(words) + target
+    return ""
+
+
+def _strip_comments(sql: str) -> str:
+    m = _FIRST_WORD.match(sql or "")
+    return sql[m.start(1):] if m else sql
 
 
 def describe(action, a1, a2, db, sql=None) -> str:
@@ -565,9 +594,11 @@ def describe(action, a1, a2, db, sql=None) -> str:
         if first_keyword(sql) == "VACUUM":  # VACUUM reaches the authorizer as an ATTACH
             return "VACUUM" + (f" INTO {target}" if a1 else "")
     if action in _WRITES and (a1 or "").lower() in _SCHEMA_TABLES and sql:
-        ddl = _ddl_words(sql)
+        ddl = _ddl_words(sql, db)
         if ddl:  # CREATE/DROP start by writing the schema table: name the statement
-            return f"{ddl} (it writes {target})"
+            return ddl
+        if first_keyword(sql) == "ANALYZE":
+            return f"ANALYZE (it writes {target})"
     if action == A.PRAGMA:
         return f"PRAGMA {target}"
     if action == A.FUNCTION:
