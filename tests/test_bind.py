@@ -37,8 +37,8 @@ def test_nan_binds_as_null(engine):
 
 @pytest.mark.parametrize("value,typ", [(np.int64(5), "integer"), (np.int32(-3), "integer"),
                                        (np.float64(2.5), "real"), (np.bool_(True), "integer")])
-def test_numpy_scalars(value, typ):
-    con = sqlnb.connect(":memory:", engine="sqlite")
+def test_numpy_scalars(engine, value, typ):
+    con = sqlnb.connect(":memory:", engine=engine)
     v, t = con.execute("SELECT ?, typeof(?)", (value, value)).fetchone()
     assert t == typ and v == value
 
@@ -51,8 +51,8 @@ def test_int_beyond_int64_is_overflow(engine, big):
 
 
 @pytest.mark.parametrize("bad", [object(), [1, 2], {"a": 1}, decimal.Decimal("1.5"), 1j])
-def test_unsupported_type_is_clear_type_error(bad):
-    con = sqlnb.connect(":memory:", engine="sqlite")
+def test_unsupported_type_is_clear_type_error(engine, bad):
+    con = sqlnb.connect(":memory:", engine=engine)
     with pytest.raises(TypeError) as ei:
         con.execute("SELECT :value", {"value": bad})
     assert isinstance(ei.value, errors.ProgrammingError)

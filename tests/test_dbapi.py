@@ -53,6 +53,11 @@ def test_fetch_styles(engine, tmp_path):
     assert cur.fetchmany() == [(4,)]
     assert cur.fetchone() is None
     assert cur.fetchall() == []
+    # PEP 249: fetching when the statement returned no result set is an error (the stdlib returns [])
+    cur.execute("UPDATE t SET n = n")
+    with pytest.raises(errors.ProgrammingError, match="no result set"):
+        cur.fetchall()
+    assert list(cur) == []
     assert [r for r in ours.execute("SELECT id FROM t ORDER BY id")] == [(1,), (2,), (3,), (4,)]
 
 
@@ -120,7 +125,8 @@ def test_closed_connection_and_cursor(engine, tmp_path):
     with pytest.raises(errors.ProgrammingError):
         cur2.execute("SELECT 1")
     con.close()
-    con.close()  # idempotent
+    with pytest.raises(errors.ConnectionClosedError):
+        con.close()  # PEP 249: an error, unlike the stdlib
     with pytest.raises(errors.ConnectionClosedError):
         con.execute("SELECT 1")
     with pytest.raises(errors.ConnectionClosedError):
@@ -196,3 +202,11 @@ def test_uri_filenames(tmp_path):
     assert con.execute("SELECT x FROM a").fetchall() == [(1,)]
     with pytest.raises(sqlnb.OperationalError):
         con.execute("INSERT INTO a VALUES (2)")
+
+
+def test_dates_bind_as_iso_text(engine):
+    import datetime
+
+    con = sqlnb.connect(":memory:", engine=engine)
+    d, t, ts = datetime.date(2024, 2, 29), datetime.time(13, 5, 1), datetime.datetime(2024, 2, 29, 13, 5, 1)
+    assert con.execute("SELECT ?, ?, ?", (d, t, ts)).fetchone() == ("2024-02-29", "13:05:01", "2024-02-29 13:05:01")

@@ -40,7 +40,7 @@ def test_statements_offsets(engine):
 def test_empty_or_comment_only(engine, sql):
     con = sqlnb.connect(":memory:", engine=engine)
     cur = con.execute(sql)
-    assert cur.description is None and cur.fetchall() == []
+    assert cur.description is None and list(cur) == []
     assert list(con.statements(sql)) == []
 
 
