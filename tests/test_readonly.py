@@ -20,7 +20,7 @@ from sqlnb import _modes, errors
 from sqlnb.authorizer import DENY, IGNORE, OK, AuthAction, Policy, Why
 from sqlnb.connection import Connection
 
-from conftest import has_feature
+from tests.conftest import has_feature
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -292,6 +292,12 @@ READS = [
 ]
 
 
+def run(con, sql):
+    """Execute ``sql``; its rows, or [] for a statement without a result set."""
+    cur = con.execute(sql)
+    return cur.fetchall() if cur.description else []
+
+
 def _fmt(stmts, path):
     d = os.path.dirname(path)
     return [s.format(dir=d, path=path) for s in stmts]
@@ -311,7 +317,7 @@ def run_corpus(con, engine, path, mode):
         err = None
         for sql in _fmt(stmts, path):
             try:
-                con.execute(sql).fetchall()
+                run(con, sql)
             except errors.Error as exc:
                 err = exc
                 break
@@ -359,7 +365,7 @@ def test_corpus_refused_and_nothing_changes(engine, db, mode, handle):
         # every read form still works after the attempts
         for label, sql, needs in READS:
             if _needs_ok(engine, needs):
-                con.execute(sql).fetchall()
+                run(con, sql)
     finally:
         con.close()
     after = snapshot(engine, db, observer)
@@ -379,7 +385,7 @@ def test_reads_work_in_ro(engine, rdb, handle, label, sql, needs):
         pytest.skip(f"{engine} lacks {needs}")
     con = open_policy(engine, rdb, "ro", handle)
     try:
-        rows = con.execute(sql).fetchall()
+        rows = run(con, sql)
     finally:
         con.close()
     if label in ("select", "view", "aggregate", "join", "cte", "recursive cte", "window", "json_each",
@@ -394,7 +400,7 @@ def test_read_results_match_rw(engine, rdb):
         for label, sql, needs in READS:
             if _needs_ok(engine, needs) and label not in ("explain", "pragma data_version", "dbstat",
                                                           "pragma database_list"):
-                assert ro.execute(sql).fetchall() == rw.execute(sql).fetchall(), label
+                assert run(ro, sql) == run(rw, sql), label
     finally:
         ro.close()
         rw.close()
