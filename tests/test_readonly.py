@@ -762,3 +762,24 @@ def test_authorizer_is_c_level_without_user_policy(tmp_path):
         assert table.user is None
     finally:
         con.close()
+
+
+# --------------------------------------------------------------------------------------
+# the notebook
+# --------------------------------------------------------------------------------------
+@pytest.mark.notebook
+@pytest.mark.timeout(300)
+def test_read_only_notebook_runs(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    nb = nbformat.read(os.path.join(root, "notebooks", "03-read-only.ipynb"), as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "outputs are committed stripped"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute(env=env)
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "ReadOnlyError: mode 'ro' refused INSERT on main.flights" in text
+    assert "AccessDeniedError: policy refused READ on main.payroll" in text
+    assert "unchanged" in text
