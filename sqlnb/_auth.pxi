@@ -368,10 +368,14 @@ cdef class AuthTable:
         arr = <auth_name*>PyMem_Malloc(n * sizeof(auth_name))
         if arr == NULL:
             raise MemoryError()
-        for i, (d, t, c) in enumerate(entries):
-            arr[i].db = self._c(d)
-            arr[i].table = self._c(t)
-            arr[i].column = self._c(c)
+        try:
+            for i, (d, t, c) in enumerate(entries):
+                arr[i].db = self._c(d)
+                arr[i].table = self._c(t)
+                arr[i].column = self._c(c)
+        except BaseException:
+            PyMem_Free(arr)
+            raise
         return arr
 
     cdef const char **_strings(self, names, int *count) except? NULL:
@@ -383,8 +387,12 @@ cdef class AuthTable:
         arr = <const char**>PyMem_Malloc(n * sizeof(const char*))
         if arr == NULL:
             raise MemoryError()
-        for i, s in enumerate(names):
-            arr[i] = self._c(s)
+        try:
+            for i, s in enumerate(names):
+                arr[i] = self._c(s)
+        except BaseException:
+            PyMem_Free(<void*>arr)
+            raise
         return arr
 
     def _compile(self, spec):

@@ -608,6 +608,9 @@ def test_bad_policy_arguments(engine, rdb):
         sqlnb.connect(rdb, engine=engine, authorizer=42)
     with pytest.raises(ValueError, match="mode must be one of"):
         sqlnb.connect(rdb, engine=engine, mode="readonly")
+    if engine != "system":
+        with pytest.raises(ValueError, match="NUL"):
+            sqlnb.connect(rdb, engine=engine, deny_tables=["sec\0rets"])
 
 
 def test_mask_columns_forms(engine, rdb):
