@@ -171,6 +171,7 @@ cdef class RawConnection:
     cdef object _pending               # exception captured by a callback
     cdef public object rows_seen       # updated by fetch loops for progress displays
     cdef public object policy          # the authorizer policy object (sqlnb.authorizer), if any
+    cdef object _auth                  # the compiled authorizer table (_auth.pxi) the C callback reads
     cdef object __weakref__
 
     def __cinit__(self):
@@ -277,6 +278,7 @@ cdef class RawConnection:
             raise _errors.TooBigError("SQL text too long")
         base = PyBytes_AS_STRING(sql)
         self._pending = None
+        _auth_begin(self)
         rc = sqlite3_prepare_v2(self.db, base + offset, <int>(n - offset), &st, &tail)
         if self._pending is not None:
             if st != NULL:
@@ -289,6 +291,10 @@ cdef class RawConnection:
         new_offset = (tail - base) if tail != NULL else n
         if st == NULL:
             return None, new_offset
+        exc = _auth_after_prepare(self, sql, offset, new_offset)
+        if exc is not None:
+            sqlite3_finalize(st)
+            raise exc
         stmt = RawStatement.__new__(RawStatement)
         (<RawStatement>stmt).st = st
         (<RawStatement>stmt).conn = self
@@ -297,10 +303,11 @@ cdef class RawConnection:
         return stmt, new_offset
 
     cdef object _policy_error(self, int rc, object sql):
-        # Refusals of an authorizer policy come back as SQLITE_AUTH; the policy
-        # object knows what it refused and builds the clear error.
+        # Refusals of an authorizer policy come back as SQLITE_AUTH (or, from a
+        # trigger body or a virtual table's constructor, as SQLITE_ERROR); the policy
+        # object knows what it refused (if anything) and builds the clear error.
         exc = _error_for(rc, self.db, sql)
-        if (rc & 0xFF) == SQLITE_AUTH and self.policy is not None:
+        if ((rc & 0xFF) == SQLITE_AUTH or (rc & 0xFF) == SQLITE_ERROR) and self.policy is not None:
             better = self.policy.explain_refusal(exc)
             if better is not None:
                 return better
@@ -353,6 +360,7 @@ cdef class RawConnection:
     # --- running a statement: shared by every step loop -------------------
     cdef void _begin_run(self) noexcept:
         self._pending = None
+        _auth_begin(self)
         self._pstate.abort_reason = 0
         self._pstate.deadline = (_now() + self.timeout) if self.timeout > 0 else 0
         if self._pstate.report_every > 0:
@@ -371,7 +379,7 @@ cdef class RawConnection:
                 cls=_errors.QueryTimeoutError, sql=sql)
             exc.timeout = self.timeout
             return exc
-        return _error_for(rc, self.db, sql)
+        return self._policy_error(rc, sql)
 
 
 # ---------------------------------------------------------------------------

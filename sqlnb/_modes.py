@@ -1,7 +1,7 @@
 """Opening a raw connection for an engine and mode, and installing the mode's policy.
 
-(The authorizer-enforced read-only modes are the subject of their own issue; this
-module is where connect() asks for them.)
+The modes themselves (``rw``, ``ro``, ``ro-scratch``) and the table/column policies
+are described in ``sqlnb.authorizer`` and docs/read-only.md.
 """
 from __future__ import annotations
 
@@ -25,7 +25,40 @@ def open_raw(engine: str, path: str, *, mode: str = "rw", uri: bool = False):
 
 
 def install(raw, engine: str, *, mode: str = "rw", allow_load_extension: bool = False,
-            deny_tables=(), mask_columns=(), allow_tables=None, authorizer=None) -> None:
-    """Install the mode's policy on a freshly opened raw connection."""
-    if mode != "rw" or deny_tables or mask_columns or allow_tables is not None or authorizer is not None:
-        raise NotImplementedError("read-only modes and policies are not implemented yet")
+            deny_tables=(), mask_columns=(), allow_tables=None, authorizer=None):
+    """Install the mode's policy on a freshly opened raw connection; returns the Policy.
+
+    Every mode gets an authorizer (``rw`` too: it refuses ``load_extension()``
+    unless allowed). The policy is set on ``raw.policy``; a connection that already
+    has one refuses a second (modes are never loosened on an open connection).
+    The open flags are not consulted: installing ``ro`` on a read-write handle makes
+    it read-only by the authorizer alone (what the tests check).
+    """
+    from sqlnb.authorizer import Policy
+
+    policy = Policy(mode, allow_load_extension=allow_load_extension, deny_tables=deny_tables,
+                    mask_columns=mask_columns, allow_tables=allow_tables, authorizer=authorizer,
+                    engine=engine)
+    if mode != "rw" or policy.has_table_policies:
+        policy.bind_schema(_table_list(raw))
+    if engine == "system":
+        raw.install_policy(policy)
+    else:
+        mod = _engines.load(engine)
+        policy.table = mod.install_policy(raw, policy.c_spec())
+    raw.policy = policy
+    return policy
+
+
+def _table_list(raw) -> list:
+    """``PRAGMA table_list`` rows (schema, name, type, ...), read before the authorizer is on.
+
+    Cores older than 3.37 (bdb) do not know the pragma and answer nothing.
+    """
+    st, _ = raw.prepare(b"PRAGMA table_list", 0)
+    if st is None:
+        return []
+    try:
+        return st.fetchmany(1 << 20)
+    finally:
+        st.finalize()

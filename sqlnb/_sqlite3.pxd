@@ -181,3 +181,7 @@ cdef extern from "sqlnb_capi.h" nogil:
     void *sqlite3_malloc(int n)
     void sqlite3_free(void *p)
     int sqlite3_complete(const char *sql)
+
+# --- read-only modes and policies (sqlnb/_auth.pxi) ---------------------------
+cdef extern from "sqlnb_capi.h" nogil:
+    int sqlite3_enable_load_extension(sqlite3 *db, int onoff)

@@ -65,6 +65,7 @@ class RawConnection:
         self.timeout = 0.0
         self.progress_callback = None
         self.policy = None
+        self._pending = None  # an exception raised inside the user's authorizer
         self.rows_seen = 0
         self._deadline = 0.0
         try:
@@ -136,6 +137,36 @@ class RawConnection:
     def set_progress_report(self, every):
         pass
 
+    def install_policy(self, policy):
+        """Install ``policy`` (sqlnb.authorizer) through the stdlib's ``set_authorizer``.
+
+        The rules are the Cython engines' (``Policy.decide``), run as a Python
+        callback; the stdlib has no C-level alternative. One policy per connection.
+        """
+        if self.policy is not None:
+            raise _errors.ProgrammingError(
+                "this connection already has a mode and policy; they are chosen when it is opened "
+                "and cannot be changed")
+        if policy.allow_load_extension:
+            if not hasattr(self._con, "enable_load_extension"):
+                raise _errors.NotSupportedError(
+                    "this Python's sqlite3 module was built without extension loading")
+            self._con.enable_load_extension(True)
+        self._con.set_authorizer(policy.python_callback(self))
+        self.policy = policy
+
+    def _failed(self, exc, sql):
+        """The exception for a failed statement: the user authorizer's first, then the policy's account."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            return pending
+        err = translate(exc, sql)
+        if err.result_code in (1, 23) and self.policy is not None:  # AUTH, or ERROR from a trigger/vtab
+            better = self.policy.explain_refusal(err)
+            if better is not None:
+                return better
+        return err
+
 
 _EMPTY = re.compile(r"(?:\s+|;|--[^\n]*(?:\n|$)|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z))*", re.S)
 
@@ -199,7 +230,7 @@ class RawStatement:
         try:
             return self.conn._con.executemany(self.sql, seq_of_parameters).rowcount
         except _sq.Error as exc:
-            raise translate(exc, self.sql) from None
+            raise self.conn._failed(exc, self.sql) from None
 
     def bind(self, params):
         self.reset()
@@ -216,6 +247,9 @@ class RawStatement:
         if self._cur is None and not self.done:
             c = self.conn
             c._deadline = (time.monotonic() + c.timeout) if c.timeout else 0.0
+            c._pending = None
+            if c.policy is not None:
+                c.policy.begin()
             try:
                 self._cur = c._con.execute(self.sql, self._params)
             except _sq.OperationalError as exc:
@@ -224,9 +258,9 @@ class RawStatement:
                                            cls=_errors.QueryTimeoutError, sql=self.sql)
                     e.timeout = c.timeout
                     raise e from None
-                raise translate(exc, self.sql) from None
+                raise c._failed(exc, self.sql) from None
             except _sq.Error as exc:
-                raise translate(exc, self.sql) from None
+                raise c._failed(exc, self.sql) from None
             finally:
                 c._deadline = 0.0
             c._last_changes = max(self._cur.rowcount, 0)
@@ -253,7 +287,7 @@ class RawStatement:
         try:
             self._row = self._cur.fetchone()
         except _sq.Error as exc:
-            raise translate(exc, self.sql) from None
+            raise self.conn._failed(exc, self.sql) from None
         if self._row is None:
             self.done = True
             return False
@@ -269,7 +303,7 @@ class RawStatement:
         try:
             rows = self._cur.fetchmany(size)
         except _sq.Error as exc:
-            raise translate(exc, self.sql) from None
+            raise self.conn._failed(exc, self.sql) from None
         if len(rows) < size:
             self.done = True
         return [tuple(r) for r in rows]

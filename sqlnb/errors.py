@@ -188,6 +188,20 @@ class FeatureNotSupportedError(NotSupportedError):
     """The engine's SQLite core lacks a feature the SQL uses."""
 
 
+class PolicyError(AuthError):
+    """A connection's policy refused a statement (SQLITE_AUTH, explained).
+
+    Refusals of the ``ro`` modes raise :class:`ReadOnlyError` instead (the one class
+    for "this database is not written to here", whichever wall caught the write).
+    Policy refusals carry ``mode``, ``action`` (e.g. ``'READ'``), ``target``
+    (e.g. ``'main.secrets.name'``) and ``reason``.
+    """
+
+
+class AccessDeniedError(PolicyError):
+    """A table policy (``deny_tables``, ``allow_tables``) or the user's authorizer refused access."""
+
+
 CODE_TO_CLASS = {
     1: SQLError,
     2: InternalError,
