@@ -164,7 +164,7 @@ class Result:
                 return pd.array(np.empty(0), dtype="Float64") if backend else np.empty(0)
             if aff == "TEXT":
                 return pd.array(np.empty(0, dtype=object), dtype=_string_dtype(backend))
-            return np.empty(0, dtype=object)
+            return pd.Series(np.empty(0, dtype=object), dtype=object)
         if backend == "pyarrow" and kind != "object" and _have_pyarrow():
             return pd.arrays.ArrowExtensionArray(_arrow_column(col, kind, n))
         if kind == "int":
@@ -181,7 +181,8 @@ class Result:
             if _have_pyarrow():
                 return pd.array(_arrow_column(col, kind, n), dtype=_string_dtype(backend))
             return pd.array(col.objects(), dtype=_string_dtype(backend))
-        return col.objects()  # blob, object, null
+        # blob, object, null: a Series keeps pandas from re-inferring (e.g. str) on construction
+        return pd.Series(col.objects(), dtype=object, copy=False)
 
     # --- Arrow -------------------------------------------------------------------
     def to_arrow(self):
@@ -498,14 +499,17 @@ def run(con, sql, params=None, *, limit=None, max_rows=None, parallel=None) -> R
         try:
             con._maybe_begin(st)
             if _EMPTY.fullmatch(sql, end) is None:  # not the last statement: run it for effect
+                positional = params is not None and not _is_mapping(params) and len(params) > 0
                 try:
                     st.bind(params if _is_mapping(params) else None)
-                except _errors.ParameterError as exc:
+                    st.run()
+                except _errors.ProgrammingError as exc:
+                    if not positional and not isinstance(exc, _errors.ParameterError):
+                        raise
                     raise _errors.ParameterError(
                         f"statement {index} ({st.sql.strip()[:60]!r}): {exc} Positional parameters are "
                         f"bound to the last statement only; pass a mapping (:name) to give values to "
                         f"earlier statements.") from exc
-                st.run()
                 continue
             st.bind(params)
             names, decl, cols, n, truncated, _ = _fetch_statement(con, st, cap)
@@ -605,10 +609,199 @@ def cursor_df(cur, *, limit=None, max_rows=None, parse_dates=None, dtype=None, d
 # ---------------------------------------------------------------------------
 # parallel fetch of a plain table scan
 # ---------------------------------------------------------------------------
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+|--[^\n]*(?:\n|\Z)|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z))
+  | (?P<str>'(?:[^']|'')*'|[xX]'[^']*')
+  | (?P<qid>"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\])
+  | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
+  | (?P<num>[0-9][A-Za-z0-9_.]*)
+  | (?P<op>.)""", re.S | re.X)
+
+# words that make a query more than "SELECT cols FROM table [WHERE ...]"
+_NOT_PLAIN = frozenset("""DISTINCT GROUP ORDER LIMIT OFFSET HAVING WINDOW UNION INTERSECT EXCEPT JOIN NATURAL
+    CROSS LEFT RIGHT FULL INNER OUTER USING INDEXED VALUES WITH RETURNING""".split())
+# bytecode that works across rows (aggregates, sorting, DISTINCT, windows, LIMIT)
+_CROSS_ROW_OPS = frozenset("""AggStep AggStep1 AggFinal AggValue AggInverse Count SorterOpen OpenEphemeral
+    OpenAutoindex OpenDup DecrJumpZero IfPos""".split())
+
+
+class ParallelRefused(_errors.ProgrammingError):
+    """``parallel=`` was asked for a query or connection it cannot split safely (the message says why)."""
+
+
+def _refuse(why):
+    raise ParallelRefused(f"parallel fetch refused: {why}. Run it without parallel=.")
+
+
+def _plain_scan_parts(sql):
+    """Split ``SELECT cols FROM table [[AS] alias] [WHERE expr]`` -> (head, ref, where) or refuse."""
+    toks = [(m.lastgroup, m.group(), m.start()) for m in _TOKEN.finditer(sql)]
+    toks = [t for t in toks if t[0] != "ws"]
+    while toks and toks[-1][1] == ";":
+        toks.pop()
+    if not toks or toks[0][0] != "word" or toks[0][1].upper() != "SELECT":
+        _refuse("only a single plain 'SELECT columns FROM table [WHERE ...]' can be split")
+    depth, i_from, i_where = 0, None, None
+    for i, (kind, text, _pos) in enumerate(toks):
+        if text == "(":
+            depth += 1
+        elif text == ")":
+            depth -= 1
+        elif depth == 0 and kind == "word":
+            up = text.upper()
+            if up in _NOT_PLAIN:
+                _refuse(f"the query uses {up} (only plain table scans can be split by rowid)")
+            if up == "FROM" and i_from is None:
+                i_from = i
+            elif up == "WHERE" and i_from is not None and i_where is None:
+                i_where = i
+        elif depth == 0 and text == ";":
+            _refuse("only one statement can be fetched in parallel")
+        elif depth == 0 and text == "," and i_from is not None and i_where is None:
+            _refuse("the query reads more than one table")
+    if i_from is None or i_from + 1 >= len(toks):
+        _refuse("the query reads no table")
+    end_from = i_where if i_where is not None else len(toks)
+    src = toks[i_from + 1:end_from]
+    if len(src) >= 3 and src[1][1] == ".":  # schema.table
+        src = [(src[0][0], src[0][1] + "." + src[2][1], src[0][2])] + src[3:]
+    if not src or src[0][0] not in ("word", "qid"):
+        _refuse("the FROM clause is not a single table")
+    table = src[0][1]
+    rest = src[1:]
+    if rest and rest[0][1].upper() == "AS":
+        rest = rest[1:]
+    if len(rest) > 1 or (rest and rest[0][0] not in ("word", "qid")):
+        _refuse("the FROM clause is not a single table")
+    ref = rest[0][1] if rest else table
+    head = sql[:toks[i_where][2]] if i_where is not None else sql[:toks[-1][2] + len(toks[-1][1])]
+    where = sql[toks[i_where][2] + 5:toks[-1][2] + len(toks[-1][1])] if i_where is not None else None
+    return head, table, ref, where
+
+
+def _query_rows(raw, sql):
+    st, _ = raw.prepare(sql.encode("utf-8", "surrogateescape"), 0)
+    try:
+        out = []
+        while st.step():
+            out.append(st.row())
+        return out
+    finally:
+        st.finalize()
+
+
 def _parallel_run(con, sql, params, cap, parallel):
-    from sqlnb import _parallel
+    import importlib
 
-    return _parallel.run(con, sql, params, cap, parallel, Result)
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        raise ValueError(f"parallel must be an int >= 1, not {parallel!r}")
+    n = parallel
+    raw = con._raw
+    if con.engine != "sqlite":
+        _refuse(f"the {con.engine!r} engine cannot step several connections at once "
+                + ("(BerkeleyDB locks the table for a reader)" if con.engine == "bdb" else "(the stdlib holds the GIL)"))
+    if cap is not None:
+        _refuse("limit/max_rows cannot be combined with parallel")
+    fname = str(raw.filename)
+    if fname in ("", ":memory:") or "mode=memory" in fname or (fname.startswith("file:") and ":memory:" in fname):
+        _refuse("an in-memory database cannot be opened by other connections")
+    if not raw.autocommit:
+        _refuse("a transaction is open on this connection (other connections would not see its changes)")
+    if getattr(raw, "policy", None) is not None:
+        _refuse("this connection has a policy (mode or masks) that the extra read connections would not apply")
+    head, table, ref, where = _plain_scan_parts(sql)
+    plan = _query_rows(raw, "EXPLAIN QUERY PLAN " + sql)
+    if len(plan) != 1 or not re.fullmatch(r"SCAN \S+|SEARCH \S+ USING INTEGER PRIMARY KEY \(.*\)",
+                                          str(plan[0][-1])):
+        _refuse("SQLite's plan for it is not one full scan of a table in rowid order "
+                f"(plan: {'; '.join(str(r[-1]) for r in plan)})")
+    ops = {r[1] for r in _query_rows(raw, "EXPLAIN " + sql)} & _CROSS_ROW_OPS
+    if ops:
+        _refuse(f"the query combines rows (aggregate, DISTINCT, ORDER BY, window or LIMIT: {', '.join(sorted(ops))})")
+    try:
+        lo, hi = _query_rows(raw, f"SELECT min(_rowid_), max(_rowid_) FROM {table}")[0]
+    except _errors.Error as exc:
+        _refuse(f"table {table} has no rowid to split by ({exc})")
+    st0 = None
+    try:
+        st0, _ = con._prepare(sql.encode("utf-8", "surrogateescape"), 0)
+        names, decl = st0.column_names(), st0.decltypes()
+    finally:
+        if st0 is not None:
+            st0.finalize()
+    if lo is None:  # empty table
+        return run(con, sql, params)
+    bounds = [lo + (hi - lo + 1) * k // n for k in range(n)] + [hi + 1]
+    bounds = sorted(set(bounds))
+    named = _is_mapping(params)
+    cond = (f"{ref}._rowid_ >= :__sqlnb_lo AND {ref}._rowid_ < :__sqlnb_hi" if named
+            else f"{ref}._rowid_ >= ? AND {ref}._rowid_ < ?")
+    part_sql = f"{head} WHERE ({where}\n) AND {cond}" if where is not None else f"{head} WHERE {cond}"
+    plan = _query_rows(raw, "EXPLAIN QUERY PLAN " + part_sql)
+    if len(plan) != 1 or "USING INTEGER PRIMARY KEY" not in str(plan[0][-1]):
+        _refuse(f"a rowid range of {table} is not read in rowid order (plan: {plan[0][-1] if plan else '?'})")
+    mod = importlib.import_module(type(raw).__module__)
+    flags = 0x1 | (raw.flags & 0x40)  # SQLITE_OPEN_READONLY | SQLITE_OPEN_URI as the main connection
+    workers, stmts = [], []
+    try:
+        for k in range(len(bounds) - 1):
+            w = mod.RawConnection(raw.filename, flags)
+            workers.append(w)
+            w.busy_timeout(5.0)
+            w.timeout = raw.timeout
+            st, _ = w.prepare(part_sql.encode("utf-8", "surrogateescape"), 0)
+            stmts.append(st)
+            _bind_with_range(st, params, bounds[k], bounds[k + 1])
+        fetches = [mod.Fetch() for _ in stmts]
+        errors = [None] * len(stmts)
+
+        def work(k):
+            try:
+                fetches[k].run(stmts[k])
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                errors[k] = exc
+
+        threads = [threading.Thread(target=work, args=(k,), daemon=True) for k in range(len(stmts))]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.05)
+                    raw.rows_seen = sum(w.rows_seen for w in workers)
+        except BaseException:
+            for w in workers:
+                w.interrupt()
+            for t in threads:
+                t.join()
+            raise
+        for exc in errors:
+            if exc is not None:
+                raise exc
+        first = fetches[0]
+        for f in fetches[1:]:
+            first.append(f)
+        cols = first.columns()
+        raw.rows_seen = cols[0].nrows if cols else 0
+    finally:
+        for st in stmts:
+            st.finalize()
+        for w in workers:
+            w.close()
+    nrows = cols[0].nrows if cols else 0
+    return Result(columns=names, decltypes=decl, raw_columns=cols, nrows=nrows, statement=sql,
+                  engine=con.engine)
 
 
-
+def _bind_with_range(st, params, lo, hi):
+    """Bind the user's parameters plus the two rowid bounds."""
+    if _is_mapping(params):
+        st.bind({**{k: params[k] for k in params.keys()}, "__sqlnb_lo": lo, "__sqlnb_hi": hi})
+        return
+    values = list(params) if params is not None else []
+    want = len(st.param_names()) - 2
+    if len(values) != want:
+        raise _errors.ParameterError(
+            f"Incorrect number of bindings supplied. The current statement uses {want}, "
+            f"and there are {len(values)} supplied.")
+    st.bind(values + [lo, hi])
