@@ -31,6 +31,7 @@ cdef enum:
     _DATA0 = 65536           # initial TEXT/BLOB data capacity (bytes)
     _COUNT_EVERY = 1023      # publish rows_seen every 1024 rows
     _OOM = -1                # _fetch_loop's "out of memory" status
+    _STOPPED = -2            # _fetch_loop: the progress check asked to stop
 
 
 cdef struct _col:
@@ -211,15 +212,22 @@ cdef int _read_row(_fstate *fs, sqlite3_stmt *st) noexcept nogil:
 
 
 cdef int _fetch_loop(_fstate *fs, sqlite3 *db, sqlite3_stmt *st, int64_t limit,
-                     bint have_current, long long *counter) noexcept nogil:
+                     bint have_current, long long *counter, progress_state *ps) noexcept nogil:
     """Step and collect until done, an error, or ``limit`` rows (limit < 0: no limit).
 
     Returns SQLITE_DONE; SQLITE_ROW when it stopped at ``limit`` with the statement
-    on a further, unread row; _OOM; or SQLite's error code. The connection's mutex
-    is held for the whole loop (sqlite3_step takes it recursively), so the column
-    values read between steps are protected and cost no locking of their own.
+    on a further, unread row; _OOM; _STOPPED when the connection's progress check
+    (signals, time limit, callback) asked to stop; or SQLite's error code. The
+    connection's mutex is held for the whole loop (sqlite3_step takes it
+    recursively), so the column values read between steps are protected and cost
+    no locking of their own; it is let go around the progress check.
+
+    The progress check runs every 1024 rows here as well as inside sqlite3_step:
+    an old core (BerkeleyDB's 3.7) counts progress ops per step call only, so a
+    query with cheap rows would otherwise never see Ctrl-C.
     """
     cdef int rc = SQLITE_DONE
+    cdef int stop
     cdef sqlite3_mutex *mx = sqlite3_db_mutex(db)
     sqlite3_mutex_enter(mx)
     if have_current:
@@ -241,6 +249,12 @@ cdef int _fetch_loop(_fstate *fs, sqlite3 *db, sqlite3_stmt *st, int64_t limit,
             break
         if (fs.n & _COUNT_EVERY) == 0:
             counter[0] = <long long>fs.n
+            sqlite3_mutex_leave(mx)
+            stop = _progress_cb(<void*>ps)
+            sqlite3_mutex_enter(mx)
+            if stop:
+                rc = _STOPPED
+                break
     counter[0] = <long long>fs.n
     sqlite3_mutex_leave(mx)
     return rc
@@ -567,7 +581,7 @@ cdef class Fetch:
         conn._begin_run()
         conn.rows_seen = 0
         with nogil:
-            rc = _fetch_loop(&self.fs, db, st, lim, cur, &conn.rows_seen)
+            rc = _fetch_loop(&self.fs, db, st, lim, cur, &conn.rows_seen, &conn._pstate)
         if rc == SQLITE_ROW:
             return "more"
         stmt.done = True
@@ -577,6 +591,13 @@ cdef class Fetch:
             sqlite3_reset(st)
             self._clear()
             raise MemoryError(f"out of memory after {conn.rows_seen} rows of the result")
+        if rc == _STOPPED:
+            rc = SQLITE_INTERRUPT
+            if conn._pending is None and conn._pstate.abort_reason != 2:
+                conn._pstate.abort_reason = 0
+                sqlite3_reset(st)
+                self._clear()
+                raise _errors.make_error(SQLITE_INTERRUPT, "interrupted", sql=stmt.sql)
         exc = conn._run_error(rc, stmt.sql)
         sqlite3_reset(st)
         if isinstance(exc, _errors.Error) and (rc & 0xFF) == SQLITE_ERROR:

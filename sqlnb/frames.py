@@ -406,9 +406,16 @@ class _TextFactory:
 def _system_columns(st, first_rows, limit, raw, factory):
     """Rows of a system-engine statement -> (columns, more?) with at most ``limit`` rows."""
     rows = list(first_rows)
-    chunk = 65536
+    chunk = 8192
     more = False
+    limit_s = getattr(raw, "timeout", 0) or 0
+    deadline = time.monotonic() + limit_s if limit_s else None
     while True:
+        if deadline is not None and time.monotonic() > deadline:
+            exc = _errors.make_error(9, f"statement exceeded its time limit of {limit_s:g} s (timeout)",
+                                     cls=_errors.QueryTimeoutError, sql=getattr(st, "sql", None))
+            exc.timeout = limit_s
+            raise exc
         if limit is not None and len(rows) >= limit:
             extra = st.fetchmany(1)
             more = bool(extra)

@@ -81,5 +81,7 @@ def check_column(series: pd.Series, values: list, label: str = "") -> None:
 def check_frame(df: pd.DataFrame, names: list, rows: list, label: str = "") -> None:
     assert list(df.columns) == list(names), (label, list(df.columns), names)
     assert len(df) == len(rows), label
+    if not rows:  # dtypes of empty results come from declared types (test_fetch.py checks those)
+        return
     for i in range(len(names)):
         check_column(df.iloc[:, i], [r[i] for r in rows], f"{label} column {i} ({names[i]})")
