@@ -212,6 +212,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--only", default="", help="comma-separated methods (default: all)")
     ap.add_argument("--queries", default="", help="comma-separated queries (default: all)")
+    ap.add_argument("--out", default="fetch", help="name of the table file in build/bench (default fetch)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--query", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
@@ -238,8 +239,8 @@ def main(argv=None) -> int:
                 print(f"[bench_fetch]   {r['error']}", file=sys.stderr, flush=True)
     md = table(results, args.runs, args.quick, db)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "fetch.md").write_text(md)
-    (OUT / "fetch.json").write_text(json.dumps(results, indent=1))
+    (OUT / f"{args.out}.md").write_text(md)
+    (OUT / f"{args.out}.json").write_text(json.dumps(results, indent=1))
     print(md)
     return 0
 

@@ -138,7 +138,7 @@ class Result:
                   for c, k, d in zip(self.raw_columns, self.kinds, self.decltypes)]
         if arrays:
             df = pd.DataFrame(dict(enumerate(arrays)), copy=False)
-            df.columns = pd.Index(self.columns, dtype=object)
+            df.columns = pd.Index(self.columns)
         else:
             df = pd.DataFrame()
         df.attrs["sqlnb_decltypes"] = list(self.decltypes)
