@@ -78,10 +78,17 @@ def build_limit() -> Path:
 # ---------------------------------------------------------------------------
 # one method in its own process
 # ---------------------------------------------------------------------------
-def _peak_rss_mb() -> float:
-    import resource
+def _proc_status_mb(key: str) -> float:
+    """VmHWM (peak) or VmRSS of this process, from /proc (getrusage's ru_maxrss survives exec:
+    a worker would report its parent's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def _peak_rss_mb() -> float:
+    return _proc_status_mb("VmHWM")
 
 
 def worker(method: str, query: str, db: str, runs: int) -> dict:
@@ -138,7 +145,11 @@ def worker(method: str, query: str, db: str, runs: int) -> dict:
             return pd.DataFrame.from_records(rows, columns=names)
     else:
         raise SystemExit(f"unknown method {method}")
-    base = _peak_rss_mb()
+    try:
+        import pyarrow  # noqa: F401 - imported before the baseline, like pandas
+    except ImportError:
+        pass
+    base = _proc_status_mb("VmRSS")
     times, nbytes, nrows = [], 0, 0
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -189,20 +200,25 @@ def table(results: dict, runs: int, quick: bool, db: Path) -> str:
         ours = res.get("sqlnb", {})
         s_med = statistics.median(ours["times"]) if "times" in ours else float("nan")
         lines += [f"### `{q}`" + (" (window query)" if q == "window" else ""), "",
-                  "| method | median s | × C limit | × sqlnb | peak RSS MB | result MB |",
-                  "|---|---:|---:|---:|---:|---:|"]
+                  "| method | median s | × C limit | × sqlnb | peak RSS MB | fetch RSS / result | result MB |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for m, r in res.items():
             label = METHODS[m][0]
             if "error" in r:
-                lines.append(f"| {label} | failed: {r['error']} | | | | |")
+                lines.append(f"| {label} | failed: {r['error']} | | | | | |")
                 continue
             med = statistics.median(r["times"])
+            grow = ((r["peak_rss_mb"] - r["base_rss_mb"]) / r["result_mb"]
+                    if r["result_mb"] == r["result_mb"] and r["result_mb"] > 0 else float("nan"))
+            result_mb = f"{r['result_mb']:.0f}" if r["result_mb"] == r["result_mb"] else "–"
             lines.append(f"| {label} | {med:.3f} | {med / c_med:.2f} | {med / s_med:.2f} | "
-                         f"{r['peak_rss_mb']:.0f} | {r['result_mb']:.0f} |")
+                         f"{r['peak_rss_mb']:.0f} | {'–' if grow != grow else f'{grow:.2f}'} | {result_mb} |")
         lines.append("")
     lines.append("`× C limit`: median over the C columnar limit's median (1.00 = the physical limit); "
                  "`× sqlnb`: over sqlnb query_df's median (above 1 = slower than sqlnb). "
-                 "Peak RSS is the whole process's (interpreter and imports included).")
+                 "Peak RSS is the whole process's (interpreter and imports included); "
+                 "`fetch RSS / result` is (peak RSS − RSS before the first fetch) over the result's "
+                 "own memory (`DataFrame.memory_usage(deep=True)` / `Table.nbytes`).")
     return "\n".join(lines) + "\n"
 
 
@@ -213,6 +229,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated methods (default: all)")
     ap.add_argument("--queries", default="", help="comma-separated queries (default: all)")
     ap.add_argument("--out", default="fetch", help="name of the table file in build/bench (default fetch)")
+    ap.add_argument("--from-json", action="store_true", help="only re-render the table from build/bench/<out>.json")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--query", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
@@ -221,6 +238,11 @@ def main(argv=None) -> int:
         print(json.dumps(worker(args.worker, args.query, args.db, args.runs)))
         return 0
     db = datagen.default_db(quick=args.quick)
+    if args.from_json:
+        md = table(json.loads((OUT / f"{args.out}.json").read_text()), args.runs, args.quick, db)
+        (OUT / f"{args.out}.md").write_text(md)
+        print(md)
+        return 0
     exe = build_limit()
     methods = [m for m in (args.only.split(",") if args.only else METHODS) if m]
     queries = [q for q in (args.queries.split(",") if args.queries else QUERIES) if q]

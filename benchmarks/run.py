@@ -29,6 +29,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", default="", help="comma-separated topics (bench_<topic>.py)")
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite benchmarks/README.md")
+    ap.add_argument("--collect-only", action="store_true",
+                    help="run nothing: collect the tables already in build/bench")
     args, passthrough = ap.parse_known_args(argv)
     scripts = sorted(HERE.glob("bench_*.py"))
     if args.only:
@@ -40,6 +42,10 @@ def main(argv=None) -> int:
     for script in scripts:
         topic = script.stem[len("bench_"):]
         md = OUT / f"{topic}.md"
+        if args.collect_only:
+            if md.exists():
+                sections.append(md.read_text().rstrip() + "\n")
+            continue
         md.unlink(missing_ok=True)
         print(f"[bench] {script.name} {' '.join(passthrough)}", file=sys.stderr, flush=True)
         t0 = time.monotonic()
