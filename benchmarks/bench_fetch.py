@@ -10,7 +10,8 @@ sqlnb's. Nothing here asserts a time.
 
     python benchmarks/bench_fetch.py [--quick] [--runs N] [--only METHOD,...]
 
-Writes the Markdown table to build/bench/fetch.md (and prints it).
+Writes the Markdown table to build/bench/fetch.md, or <--out>.md (and prints it); run.py collects
+fetch.md and any fetch-*.md.
 """
 from __future__ import annotations
 

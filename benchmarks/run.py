@@ -43,8 +43,9 @@ def main(argv=None) -> int:
         topic = script.stem[len("bench_"):]
         md = OUT / f"{topic}.md"
         if args.collect_only:
-            if md.exists():
-                sections.append(md.read_text().rstrip() + "\n")
+            for extra in [md] + sorted(OUT.glob(f"{topic}-*.md")):
+                if extra.exists():
+                    sections.append(extra.read_text().rstrip() + "\n")
             continue
         md.unlink(missing_ok=True)
         print(f"[bench] {script.name} {' '.join(passthrough)}", file=sys.stderr, flush=True)
@@ -56,6 +57,7 @@ def main(argv=None) -> int:
             sections.append(f"## {topic}\n\n`{script.name}` failed (exit {rc}); no table.\n")
         else:
             sections.append(md.read_text().rstrip() + f"\n\n_({script.name}, {took:.0f} s)_\n")
+            sections += [x.read_text().rstrip() + "\n" for x in sorted(OUT.glob(f"{topic}-*.md"))]
     head = (f"_Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
             f"{os.cpu_count()} CPUs, Python {platform.python_version()}, args: {' '.join(passthrough) or '(full)'}_\n")
     report = head + "\n" + "\n".join(sections)
