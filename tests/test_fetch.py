@@ -255,7 +255,7 @@ def test_duplicate_column_names_like_read_sql(con):
     con.execute("INSERT INTO d1 VALUES (1, 'a')")
     con.execute("INSERT INTO d2 VALUES (1, 2.5)")
     con.commit()
-    sql = "SELECT * FROM d1 JOIN d2 USING (id)" if False else "SELECT d1.*, d2.* FROM d1, d2"
+    sql = "SELECT d1.*, d2.* FROM d1, d2"
     df = con.query_df(sql)
     ref = sqlite3.connect(":memory:")
     want = pd.read_sql("SELECT 1 AS id, 'a' AS v, 1 AS id, 2.5 AS v", ref)
