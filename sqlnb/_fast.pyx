@@ -169,7 +169,7 @@ cdef class RawConnection:
     cdef public object progress_callback   # called (no args) every report_every s while stepping
     cdef public double timeout         # per-statement time limit in seconds (0 = none)
     cdef object _pending               # exception captured by a callback
-    cdef public object rows_seen       # updated by fetch loops for progress displays
+    cdef public long long rows_seen    # rows fetched so far; a C field the GIL-free fetch loop updates
     cdef public object policy          # the authorizer policy object (sqlnb.authorizer), if any
     cdef object _auth                  # the compiled authorizer table (_auth.pxi) the C callback reads
     cdef object __weakref__

@@ -1,1 +1,676 @@
-# Columnar fetch (sqlnb/_fetch.pxi): included by _fast.pyx. See issue "The fast path".
+# Columnar fetch (sqlnb/_fetch.pxi): included by _fast.pyx, so it sees the C
+# fields of RawConnection/RawStatement. The type *rules* live in sqlnb/frames.py;
+# this file only moves values from sqlite3_step into column buffers, fast.
+#
+# Per column, while stepping (GIL released, db mutex held):
+#   tags  one byte per row: the value's storage class (SQLite's codes 1..5)
+#   slot  8 bytes per row: the int64 or the double (allocated at the first number)
+#   offs  int64 Arrow offsets, n+1 of them (allocated at the first TEXT/BLOB)
+#   data  TEXT/BLOB bytes back to back (Arrow data buffer)
+# plus a count per storage class and a "some TEXT is not valid UTF-8" flag.
+# Buffers grow geometrically (realloc of large blocks is a page remap, not a
+# copy) and are cut to size at the end. Each becomes a _Buf that numpy and
+# pyarrow wrap without copying, so a DataFrame column *is* the fetch buffer.
+# On any error (SQL error, out of memory, KeyboardInterrupt) nothing leaks: the
+# buffers belong to a Python object (Fetch, then RawColumn) freed by refcount.
+
+from libc.stdlib cimport malloc, calloc, realloc, free
+from libc.string cimport memcpy, memset
+from libc.stdint cimport uint64_t, uint8_t
+from libc.math cimport NAN
+from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES, PyBUF_WRITABLE
+
+cdef enum:
+    # SQLite's fundamental datatype codes (stable ABI values of sqlite3.h)
+    _T_INT = 1
+    _T_FLOAT = 2
+    _T_TEXT = 3
+    _T_BLOB = 4
+    _T_NULL = 5
+    _ROWS0 = 1024            # initial row capacity
+    _DATA0 = 65536           # initial TEXT/BLOB data capacity (bytes)
+    _COUNT_EVERY = 1023      # publish rows_seen every 1024 rows
+    _OOM = -1                # _fetch_loop's "out of memory" status
+    _STOPPED = -2            # _fetch_loop: the progress check asked to stop
+
+
+cdef struct _col:
+    unsigned char *tags
+    int64_t *slot
+    int64_t *offs
+    char *data
+    size_t data_len
+    size_t data_cap
+    int64_t counts[6]        # rows per storage class (index = SQLite code)
+    int bad_utf8
+
+
+cdef struct _fstate:
+    int ncol
+    _col *cols
+    size_t n                 # rows stored
+    size_t cap               # row capacity of tags/slot/offs
+
+
+# ---------------------------------------------------------------------------
+# GIL-free helpers
+# ---------------------------------------------------------------------------
+cdef bint _utf8_valid(const unsigned char *s, size_t n) noexcept nogil:
+    """Strict UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF)."""
+    cdef size_t i = 0
+    cdef uint64_t w
+    cdef unsigned char c, c1
+    while i < n:
+        while i + 8 <= n:
+            memcpy(&w, s + i, 8)
+            if w & <uint64_t>0x8080808080808080ULL:
+                break
+            i += 8
+        if i >= n:
+            break
+        c = s[i]
+        if c < 0x80:
+            i += 1
+        elif c < 0xC2:
+            return False
+        elif c < 0xE0:
+            if i + 1 >= n or (s[i + 1] & 0xC0) != 0x80:
+                return False
+            i += 2
+        elif c < 0xF0:
+            if i + 2 >= n:
+                return False
+            c1 = s[i + 1]
+            if (c1 & 0xC0) != 0x80 or (s[i + 2] & 0xC0) != 0x80:
+                return False
+            if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 >= 0xA0):
+                return False
+            i += 3
+        elif c < 0xF5:
+            if i + 3 >= n:
+                return False
+            c1 = s[i + 1]
+            if (c1 & 0xC0) != 0x80 or (s[i + 2] & 0xC0) != 0x80 or (s[i + 3] & 0xC0) != 0x80:
+                return False
+            if (c == 0xF0 and c1 < 0x90) or (c == 0xF4 and c1 >= 0x90):
+                return False
+            i += 4
+        else:
+            return False
+    return True
+
+
+cdef void _free_col(_col *c) noexcept nogil:
+    free(c.tags)
+    free(c.slot)
+    free(c.offs)
+    free(c.data)
+    memset(c, 0, sizeof(_col))
+
+
+cdef int _grow_rows(_fstate *fs, size_t want) noexcept nogil:
+    """Make room for ``want`` rows in every column's per-row buffers. 0 or _OOM."""
+    cdef size_t cap = fs.cap if fs.cap else _ROWS0
+    cdef int i
+    cdef void *p
+    cdef _col *c
+    while cap < want:
+        cap *= 2
+    if cap == fs.cap:
+        return 0
+    for i in range(fs.ncol):
+        c = &fs.cols[i]
+        p = realloc(c.tags, cap)
+        if p == NULL:
+            return _OOM
+        c.tags = <unsigned char*>p
+        if c.slot != NULL:
+            p = realloc(c.slot, cap * 8)
+            if p == NULL:
+                return _OOM
+            c.slot = <int64_t*>p
+        if c.offs != NULL:
+            p = realloc(c.offs, (cap + 1) * 8)
+            if p == NULL:
+                return _OOM
+            c.offs = <int64_t*>p
+    fs.cap = cap
+    return 0
+
+
+cdef int _need_slot(_fstate *fs, _col *c) noexcept nogil:
+    c.slot = <int64_t*>calloc(fs.cap, 8)
+    return 0 if c.slot != NULL else _OOM
+
+
+cdef int _need_offs(_fstate *fs, _col *c) noexcept nogil:
+    # every earlier row had no TEXT/BLOB bytes, so zeros are their offsets
+    c.offs = <int64_t*>calloc(fs.cap + 1, 8)
+    return 0 if c.offs != NULL else _OOM
+
+
+cdef int _need_data(_col *c, size_t extra) noexcept nogil:
+    cdef size_t cap = c.data_cap if c.data_cap else _DATA0
+    cdef void *p
+    while cap < c.data_len + extra:
+        cap *= 2
+    p = realloc(c.data, cap)
+    if p == NULL:
+        return _OOM
+    c.data = <char*>p
+    c.data_cap = cap
+    return 0
+
+
+cdef int _read_row(_fstate *fs, sqlite3_stmt *st) noexcept nogil:
+    """Append the statement's current row to the columns. 0 or _OOM."""
+    cdef size_t row = fs.n
+    cdef int i, t
+    cdef int nb
+    cdef _col *c
+    cdef sqlite3_value *v
+    cdef const unsigned char *p
+    cdef double d
+    if row >= fs.cap and _grow_rows(fs, row + 1) != 0:
+        return _OOM
+    for i in range(fs.ncol):
+        c = &fs.cols[i]
+        v = sqlite3_column_value(st, i)
+        t = sqlite3_value_type(v)
+        c.tags[row] = <unsigned char>t
+        c.counts[t] += 1
+        if t == _T_INT:
+            if c.slot == NULL and _need_slot(fs, c) != 0:
+                return _OOM
+            c.slot[row] = sqlite3_value_int64(v)
+        elif t == _T_FLOAT:
+            if c.slot == NULL and _need_slot(fs, c) != 0:
+                return _OOM
+            d = sqlite3_value_double(v)
+            memcpy(&c.slot[row], &d, 8)
+        elif t == _T_TEXT or t == _T_BLOB:
+            if t == _T_TEXT:
+                p = sqlite3_value_text(v)
+            else:
+                p = <const unsigned char*>sqlite3_value_blob(v)
+            nb = sqlite3_value_bytes(v)
+            if p == NULL and nb > 0:
+                return _OOM          # SQLite could not produce the value
+            if c.offs == NULL and _need_offs(fs, c) != 0:
+                return _OOM
+            if nb > 0:
+                if c.data_len + <size_t>nb > c.data_cap and _need_data(c, <size_t>nb) != 0:
+                    return _OOM
+                memcpy(c.data + c.data_len, p, <size_t>nb)
+                if t == _T_TEXT and not c.bad_utf8 and not _utf8_valid(p, <size_t>nb):
+                    c.bad_utf8 = 1
+                c.data_len += <size_t>nb
+        if c.offs != NULL:
+            c.offs[row + 1] = <int64_t>c.data_len
+    fs.n = row + 1
+    return 0
+
+
+cdef int _fetch_loop(_fstate *fs, sqlite3 *db, sqlite3_stmt *st, int64_t limit,
+                     bint have_current, long long *counter, progress_state *ps) noexcept nogil:
+    """Step and collect until done, an error, or ``limit`` rows (limit < 0: no limit).
+
+    Returns SQLITE_DONE; SQLITE_ROW when it stopped at ``limit`` with the statement
+    on a further, unread row; _OOM; _STOPPED when the connection's progress check
+    (signals, time limit, callback) asked to stop; or SQLite's error code. The
+    connection's mutex is held for the whole loop (sqlite3_step takes it
+    recursively), so the column values read between steps are protected and cost
+    no locking of their own; it is let go around the progress check.
+
+    The progress check runs every 1024 rows here as well as inside sqlite3_step:
+    an old core (BerkeleyDB's 3.7) counts progress ops per step call only, so a
+    query with cheap rows would otherwise never see Ctrl-C.
+    """
+    cdef int rc = SQLITE_DONE
+    cdef int stop
+    cdef sqlite3_mutex *mx = sqlite3_db_mutex(db)
+    sqlite3_mutex_enter(mx)
+    if have_current:
+        if limit == 0:
+            sqlite3_mutex_leave(mx)
+            return SQLITE_ROW
+        if _read_row(fs, st) != 0:
+            sqlite3_mutex_leave(mx)
+            return _OOM
+    while True:
+        if limit >= 0 and fs.n >= <size_t>limit:
+            rc = sqlite3_step(st)    # is there more? (the row stays unread)
+            break
+        rc = sqlite3_step(st)
+        if rc != SQLITE_ROW:
+            break
+        if _read_row(fs, st) != 0:
+            rc = _OOM
+            break
+        if (fs.n & _COUNT_EVERY) == 0:
+            counter[0] = <long long>fs.n
+            sqlite3_mutex_leave(mx)
+            stop = _progress_cb(<void*>ps)
+            sqlite3_mutex_enter(mx)
+            if stop:
+                rc = _STOPPED
+                break
+    counter[0] = <long long>fs.n
+    sqlite3_mutex_leave(mx)
+    return rc
+
+
+cdef int _append(_fstate *a, _fstate *b) noexcept nogil:
+    """Move b's rows after a's (same columns). b is emptied. 0 or _OOM."""
+    cdef size_t na = a.n, nb = b.n, i
+    cdef int j
+    cdef _col *x
+    cdef _col *y
+    cdef int64_t base
+    if nb == 0:
+        return 0
+    if _grow_rows(a, na + nb) != 0:
+        return _OOM
+    for j in range(a.ncol):
+        x = &a.cols[j]
+        y = &b.cols[j]
+        memcpy(x.tags + na, y.tags, nb)
+        if y.slot != NULL:
+            if x.slot == NULL and _need_slot(a, x) != 0:
+                return _OOM
+            memcpy(x.slot + na, y.slot, nb * 8)
+        if y.offs != NULL or x.offs != NULL:
+            if x.offs == NULL and _need_offs(a, x) != 0:
+                return _OOM
+            base = <int64_t>x.data_len
+            if y.offs != NULL:
+                for i in range(nb):
+                    x.offs[na + i + 1] = base + y.offs[i + 1]
+                if y.data_len:
+                    if x.data_len + y.data_len > x.data_cap and _need_data(x, y.data_len) != 0:
+                        return _OOM
+                    memcpy(x.data + x.data_len, y.data, y.data_len)
+                    x.data_len += y.data_len
+            else:
+                for i in range(nb):
+                    x.offs[na + i + 1] = base
+        for i in range(6):
+            x.counts[i] += y.counts[i]
+        x.bad_utf8 = x.bad_utf8 or y.bad_utf8
+        _free_col(y)
+    a.n = na + nb
+    b.n = 0
+    b.cap = 0
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# owned buffers, wrapped by numpy/pyarrow without copying
+# ---------------------------------------------------------------------------
+cdef char *_FMT_B = "B"
+
+
+cdef class _Buf:
+    """One malloc'd block, freed with this object; exposes the buffer protocol."""
+    cdef char *ptr
+    cdef Py_ssize_t size
+    cdef Py_ssize_t _shape[1]
+    cdef Py_ssize_t _strides[1]
+
+    def __dealloc__(self):
+        free(self.ptr)
+        self.ptr = NULL
+
+    def __len__(self):
+        return self.size
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        self._shape[0] = self.size
+        self._strides[0] = 1
+        view.buf = self.ptr
+        view.obj = self
+        view.len = self.size
+        view.readonly = 0
+        view.itemsize = 1
+        view.format = _FMT_B if (flags & PyBUF_FORMAT) else NULL
+        view.ndim = 1
+        view.shape = self._shape if (flags & PyBUF_ND) else NULL
+        view.strides = self._strides if (flags & PyBUF_STRIDES) == PyBUF_STRIDES else NULL
+        view.suboffsets = NULL
+        view.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer *view):
+        pass
+
+
+cdef _Buf _own(void *ptr, size_t size):
+    """Wrap (and take ownership of) ``ptr``, cut to ``size`` bytes; NULL becomes an empty block."""
+    cdef _Buf b = _Buf.__new__(_Buf)
+    cdef void *p = ptr
+    if p == NULL:
+        p = malloc(1)
+    elif size > 0:
+        p = realloc(ptr, size)
+        if p == NULL:       # shrinking cannot really fail; keep the larger block if it does
+            p = ptr
+    if p == NULL:
+        raise MemoryError()
+    b.ptr = <char*>p
+    b.size = <Py_ssize_t>size
+    return b
+
+
+# ---------------------------------------------------------------------------
+# one fetched column
+# ---------------------------------------------------------------------------
+cdef class RawColumn:
+    """The values of one result column as fetched: buffers plus what was seen.
+
+    ``seen`` is a bitmask of ``1 << storage class`` (SQLite's codes: 1 INTEGER,
+    2 REAL, 3 TEXT, 4 BLOB, 5 NULL). sqlnb.frames turns it into pandas/Arrow.
+    """
+    cdef readonly Py_ssize_t nrows
+    cdef readonly int seen
+    cdef readonly bint bad_utf8
+    cdef readonly Py_ssize_t null_count
+    cdef readonly object counts
+    cdef _Buf _tags
+    cdef _Buf _slot
+    cdef _Buf _offs
+    cdef _Buf _data
+    cdef bint _ints_as_double     # INTEGER slots already converted to doubles in place
+
+    def ints_exact(self):
+        """True when every INTEGER value of the column is exactly representable as a double."""
+        cdef Py_ssize_t i, n = self.nrows
+        cdef unsigned char *tags = <unsigned char*>self._tags.ptr
+        cdef int64_t *slot
+        cdef int64_t v
+        cdef double d
+        cdef bint ok = True
+        if self._slot is None or self._ints_as_double:
+            return True
+        slot = <int64_t*>self._slot.ptr
+        with nogil:
+            for i in range(n):
+                if tags[i] == _T_INT:
+                    v = slot[i]
+                    d = <double>v
+                    if not (d < 9223372036854775808.0 and <int64_t>d == v):
+                        ok = False
+                        break
+        return ok
+
+    def int64(self):
+        """The values as an int64 ndarray sharing the fetch buffer (NULL rows hold 0)."""
+        import numpy as np
+
+        cdef Py_ssize_t i, n = self.nrows
+        cdef unsigned char *tags = <unsigned char*>self._tags.ptr
+        cdef int64_t *slot
+        if self._slot is None:
+            return np.zeros(n, dtype=np.int64)
+        slot = <int64_t*>self._slot.ptr
+        if self.null_count:
+            with nogil:
+                for i in range(n):
+                    if tags[i] == _T_NULL:
+                        slot[i] = 0
+        return np.frombuffer(self._slot, dtype=np.int64, count=n)
+
+    def float64(self):
+        """The values as a float64 ndarray sharing the fetch buffer: INTEGER converted, NULL as NaN."""
+        import numpy as np
+
+        cdef Py_ssize_t i, n = self.nrows
+        cdef unsigned char *tags = <unsigned char*>self._tags.ptr
+        cdef int64_t *slot
+        cdef double *dbl
+        cdef bint conv = not self._ints_as_double and (self.seen & (1 << _T_INT))
+        if self._slot is None:
+            return np.full(n, np.nan)
+        slot = <int64_t*>self._slot.ptr
+        dbl = <double*>self._slot.ptr
+        if conv or self.null_count:
+            with nogil:
+                for i in range(n):
+                    if tags[i] == _T_NULL:
+                        dbl[i] = NAN
+                    elif conv and tags[i] == _T_INT:
+                        dbl[i] = <double>slot[i]
+            self._ints_as_double = True
+        return np.frombuffer(self._slot, dtype=np.float64, count=n)
+
+    def null_mask(self):
+        """A new bool ndarray, True where the value is NULL."""
+        import numpy as np
+
+        cdef Py_ssize_t i, n = self.nrows
+        cdef unsigned char *tags = <unsigned char*>self._tags.ptr
+        cdef _Buf out = _own(malloc(n if n else 1), n)
+        cdef unsigned char *m = <unsigned char*>out.ptr
+        with nogil:
+            for i in range(n):
+                m[i] = tags[i] == _T_NULL
+        return np.frombuffer(out, dtype=np.bool_, count=n)
+
+    def validity(self):
+        """An Arrow validity bitmap (bit set = value present), or None when nothing is NULL."""
+        cdef Py_ssize_t i, n = self.nrows
+        cdef Py_ssize_t nbytes = (n + 7) // 8
+        cdef unsigned char *tags = <unsigned char*>self._tags.ptr
+        cdef _Buf out
+        cdef uint8_t *bits
+        if self.null_count == 0:
+            return None
+        out = _own(calloc(nbytes if nbytes else 1, 1), nbytes)
+        bits = <uint8_t*>out.ptr
+        with nogil:
+            for i in range(n):
+                if tags[i] != _T_NULL:
+                    bits[i >> 3] |= <uint8_t>(1 << (i & 7))
+        return out
+
+    def offsets(self):
+        """The n+1 int64 Arrow offsets into ``data()`` (a buffer object)."""
+        if self._offs is None:
+            self._offs = _own(calloc(self.nrows + 1, 8), (self.nrows + 1) * 8)
+        return self._offs
+
+    def data(self):
+        """The TEXT/BLOB bytes back to back (a buffer object)."""
+        if self._data is None:
+            self._data = _own(NULL, 0)
+        return self._data
+
+    def objects(self):
+        """An object ndarray of exactly the values the stdlib sqlite3 returns.
+
+        INTEGER -> int, REAL -> float, TEXT -> str (invalid UTF-8 decoded with
+        ``surrogateescape``, as sqlnb's cursors do), BLOB -> bytes, NULL -> None.
+        """
+        import numpy as np
+
+        cdef Py_ssize_t i, n = self.nrows
+        cdef unsigned char *tags = <unsigned char*>self._tags.ptr
+        cdef int64_t *slot = <int64_t*>self._slot.ptr if self._slot is not None else NULL
+        cdef double *dbl = <double*>slot
+        cdef int64_t *offs = <int64_t*>self._offs.ptr if self._offs is not None else NULL
+        cdef char *data = self._data.ptr if self._data is not None else NULL
+        cdef int t
+        out = np.empty(n, dtype=object)
+        cdef object[:] view = out
+        for i in range(n):
+            t = tags[i]
+            if t == _T_INT:
+                view[i] = int(dbl[i]) if self._ints_as_double else slot[i]
+            elif t == _T_FLOAT:
+                view[i] = dbl[i]
+            elif t == _T_TEXT:
+                view[i] = PyUnicode_DecodeUTF8(data + offs[i], offs[i + 1] - offs[i], "surrogateescape")
+            elif t == _T_BLOB:
+                view[i] = PyBytes_FromStringAndSize(data + offs[i], offs[i + 1] - offs[i])
+            else:
+                view[i] = None
+        return out
+
+
+# ---------------------------------------------------------------------------
+# the fetch
+# ---------------------------------------------------------------------------
+cdef class Fetch:
+    """Column buffers being filled from one statement (or several, appended in order).
+
+    ``run(stmt, limit=-1, include_current=False)`` steps ``stmt`` with the GIL
+    released; ``append(other)`` moves another Fetch's rows after these (parallel
+    fetch); ``columns()`` hands the buffers over as RawColumn objects.
+    """
+    cdef _fstate fs
+    cdef readonly list names
+
+    def __cinit__(self):
+        memset(&self.fs, 0, sizeof(_fstate))
+
+    def __dealloc__(self):
+        self._clear()
+
+    cdef void _clear(self) noexcept:
+        cdef int i
+        if self.fs.cols != NULL:
+            for i in range(self.fs.ncol):
+                _free_col(&self.fs.cols[i])
+            free(self.fs.cols)
+        memset(&self.fs, 0, sizeof(_fstate))
+
+    @property
+    def nrows(self):
+        return self.fs.n
+
+    cdef int _setup(self, int ncol) except -1:
+        if self.fs.cols != NULL:
+            if ncol != self.fs.ncol:
+                raise ValueError(f"this Fetch holds {self.fs.ncol} columns, the statement has {ncol}")
+            return 0
+        self.fs.cols = <_col*>calloc(ncol if ncol > 0 else 1, sizeof(_col))
+        if self.fs.cols == NULL:
+            raise MemoryError()
+        self.fs.ncol = ncol
+        if _grow_rows(&self.fs, _ROWS0) != 0:
+            self._clear()
+            raise MemoryError()
+        return 0
+
+    def run(self, RawStatement stmt, Py_ssize_t limit=-1, bint include_current=False):
+        """Collect the rows of ``stmt`` (bound and not yet stepped, or on an unread row
+        when ``include_current``). Returns "done", or "more" when ``limit`` stopped it
+        with the statement on a further, unread row. Raises the step's error after
+        resetting the statement (the connection stays usable)."""
+        stmt._check()
+        cdef RawConnection conn = stmt.conn
+        cdef sqlite3 *db = conn.db
+        cdef sqlite3_stmt *st = stmt.st
+        cdef int ncol = sqlite3_column_count(st)
+        cdef int rc
+        cdef int64_t lim = limit
+        cdef bint cur = include_current
+        if self.names is None:
+            self.names = stmt.column_names()
+        self._setup(ncol)
+        if stmt.done and not cur:
+            return "done"
+        conn._begin_run()
+        conn.rows_seen = 0
+        with nogil:
+            rc = _fetch_loop(&self.fs, db, st, lim, cur, &conn.rows_seen, &conn._pstate)
+        if rc == SQLITE_ROW:
+            return "more"
+        stmt.done = True
+        if rc == SQLITE_DONE:
+            return "done"
+        if rc == _OOM:
+            sqlite3_reset(st)
+            self._clear()
+            raise MemoryError(f"out of memory after {conn.rows_seen} rows of the result")
+        if rc == _STOPPED:
+            rc = SQLITE_INTERRUPT
+            if conn._pending is None and conn._pstate.abort_reason != 2:
+                conn._pstate.abort_reason = 0
+                sqlite3_reset(st)
+                self._clear()
+                raise _errors.make_error(SQLITE_INTERRUPT, "interrupted", sql=stmt.sql)
+        exc = conn._run_error(rc, stmt.sql)
+        sqlite3_reset(st)
+        if isinstance(exc, _errors.Error) and (rc & 0xFF) == SQLITE_ERROR:
+            # the old (3.7) core reports the real error only after reset
+            exc2 = _error_for(sqlite3_errcode(db), db, stmt.sql)
+            if str(exc2) and str(exc2) != "not an error":
+                exc = exc2
+        self._clear()
+        raise exc
+
+    def append(self, Fetch other not None):
+        """Move ``other``'s rows after this Fetch's rows (same columns); ``other`` is emptied."""
+        cdef int rc
+        if other.fs.cols == NULL:
+            return
+        if self.fs.cols == NULL:
+            self.names = other.names
+            self._setup(other.fs.ncol)
+        if other.fs.ncol != self.fs.ncol:
+            raise ValueError("cannot append a fetch with a different number of columns")
+        with nogil:
+            rc = _append(&self.fs, &other.fs)
+        if rc != 0:
+            raise MemoryError("out of memory while joining the parts of a parallel fetch")
+
+    def columns(self):
+        """Hand the buffers over as a list of RawColumn (this Fetch is left empty)."""
+        cdef int i, k
+        cdef _col *c
+        cdef RawColumn rc
+        cdef size_t n = self.fs.n
+        out = []
+        for i in range(self.fs.ncol):
+            c = &self.fs.cols[i]
+            rc = RawColumn.__new__(RawColumn)
+            rc.nrows = <Py_ssize_t>n
+            rc.seen = 0
+            for k in range(1, 6):
+                if c.counts[k]:
+                    rc.seen |= 1 << k
+            rc.counts = {k: c.counts[k] for k in range(1, 6)}
+            rc.null_count = <Py_ssize_t>c.counts[_T_NULL]
+            rc.bad_utf8 = c.bad_utf8
+            rc._tags = _own(c.tags, n)
+            c.tags = NULL
+            if c.slot != NULL:
+                rc._slot = _own(c.slot, n * 8)
+                c.slot = NULL
+            if c.offs != NULL:
+                rc._offs = _own(c.offs, (n + 1) * 8)
+                c.offs = NULL
+            if c.data != NULL:
+                rc._data = _own(c.data, c.data_len)
+                c.data = NULL
+            out.append(rc)
+        self._clear()
+        return out
+
+
+def fetch_columns(RawStatement stmt, Py_ssize_t limit=-1, bint include_current=False):
+    """Fetch ``stmt``'s rows into columns: ``(names, [RawColumn, ...], status)``.
+
+    ``status`` is "done" or "more" (stopped at ``limit``; the statement is on an
+    unread row). See Fetch.run.
+    """
+    f = Fetch()
+    status = f.run(stmt, limit, include_current)
+    return f.names, f.columns(), status
+
+
+def utf8_valid(data):
+    """True when ``data`` (bytes-like) is strict UTF-8: the check the fetcher applies to TEXT."""
+    cdef const unsigned char[:] mv = memoryview(data).cast("B")
+    if mv.shape[0] == 0:
+        return True
+    return _utf8_valid(&mv[0], mv.shape[0])

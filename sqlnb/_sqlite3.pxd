@@ -182,6 +182,19 @@ cdef extern from "sqlnb_capi.h" nogil:
     void sqlite3_free(void *p)
     int sqlite3_complete(const char *sql)
 
+    # --- columnar fetch (sqlnb/_fetch.pxi) -----------------------------------
+    ctypedef struct sqlite3_mutex
+    sqlite3_mutex *sqlite3_db_mutex(sqlite3 *db)
+    void sqlite3_mutex_enter(sqlite3_mutex *m)
+    void sqlite3_mutex_leave(sqlite3_mutex *m)
+    sqlite3_value *sqlite3_column_value(sqlite3_stmt *pStmt, int i)
+    int sqlite3_value_type(sqlite3_value *v)
+    sqlite3_int64 sqlite3_value_int64(sqlite3_value *v)
+    double sqlite3_value_double(sqlite3_value *v)
+    const unsigned char *sqlite3_value_text(sqlite3_value *v)
+    const void *sqlite3_value_blob(sqlite3_value *v)
+    int sqlite3_value_bytes(sqlite3_value *v)
+
 # --- read-only modes and policies (sqlnb/_auth.pxi) ---------------------------
 cdef extern from "sqlnb_capi.h" nogil:
     int sqlite3_enable_load_extension(sqlite3 *db, int onoff)

@@ -1,31 +1,814 @@
-"""Results as pandas DataFrames and Arrow tables.
+"""Results as pandas DataFrames and Arrow tables, straight from SQLite's column buffers.
 
-(Interim implementation through the cursor; the columnar fetcher replaces it.)
+``query_df(con, sql)`` runs every statement of ``sql`` in order and returns the
+last one's rows. On the compiled engines the rows never become Python tuples:
+the Cython fetcher (``sqlnb/_fetch.pxi``) steps with the GIL released and fills
+one buffer per column, and the DataFrame's arrays *are* those buffers. TEXT
+columns become pandas' Arrow-backed string dtype with no per-row ``str``.
+
+The type of each column is decided from the values actually seen (SQLite
+columns have no fixed type); the rules are in docs/types.md and in
+:func:`column_kind`. The ``system`` engine (stdlib) fetches through the stdlib
+cursor and applies the very same rules, so every engine returns equal frames.
 """
 from __future__ import annotations
 
+import re
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
 
-def _run_last(con, sql, params):
-    cur = con.cursor()
-    cur.execute(sql, params)
-    return cur
+from sqlnb import errors as _errors
+
+# SQLite's storage classes (sqlite3.h codes)
+INTEGER, REAL, TEXT, BLOB, NULL = 1, 2, 3, 4, 5
+_BIT = {c: 1 << c for c in (INTEGER, REAL, TEXT, BLOB, NULL)}
+_NULL_BIT = _BIT[NULL]
+
+DTYPE_BACKENDS = (None, "numpy_nullable", "pyarrow")
+
+_EMPTY = re.compile(r"(?:\s+|;|--[^\n]*(?:\n|\Z)|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z))*", re.S)
 
 
-def cursor_df(cur, *, limit=None):
+class TruncatedWarning(UserWarning):
+    """A result had more rows than ``max_rows``; only the first ``max_rows`` were fetched."""
+
+
+# ---------------------------------------------------------------------------
+# the type rules (one place, used for every engine)
+# ---------------------------------------------------------------------------
+def column_kind(col) -> str:
+    """What a fetched column becomes: "int", "float", "text", "blob", "object" or "null".
+
+    * only INTEGER (and NULL) -> "int" (``int64``, or ``Int64`` with NULLs)
+    * only REAL -> "float"; INTEGER with REAL -> "float" only when every integer
+      converts to a double exactly, else "object"
+    * only TEXT -> "text" (Arrow-backed strings), unless some value is not valid
+      UTF-8: then "object" (``str`` decoded with ``surrogateescape``)
+    * only BLOB -> "blob" (``bytes``)
+    * anything mixed -> "object" (exactly the stdlib's values); all NULL -> "null"
+    """
+    seen = col.seen & ~_NULL_BIT
+    if seen == 0:
+        return "null"
+    if seen == _BIT[INTEGER]:
+        return "int"
+    if seen == _BIT[REAL]:
+        return "float"
+    if seen == _BIT[INTEGER] | _BIT[REAL]:
+        return "float" if col.ints_exact() else "object"
+    if seen == _BIT[TEXT]:
+        return "object" if col.bad_utf8 else "text"
+    if seen == _BIT[BLOB]:
+        return "blob"
+    return "object"
+
+
+def affinity(decltype: str | None) -> str:
+    """SQLite's column affinity for a declared type (the five rules of datatype3.html, 3.1)."""
+    d = (decltype or "").upper()
+    if "INT" in d:
+        return "INTEGER"
+    if "CHAR" in d or "CLOB" in d or "TEXT" in d:
+        return "TEXT"
+    if "BLOB" in d or not d:
+        return "BLOB"
+    if "REAL" in d or "FLOA" in d or "DOUB" in d:
+        return "REAL"
+    return "NUMERIC"
+
+
+def _have_pyarrow() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _string_dtype(backend):
+    """pandas' string dtype: the default ``str`` (NaN for missing) or, for numpy_nullable, NA semantics."""
+    import numpy as np
+    import pandas as pd
+
+    storage = "pyarrow" if _have_pyarrow() else "python"
+    if backend == "numpy_nullable":
+        return pd.StringDtype(storage)
+    try:
+        return pd.StringDtype(storage, na_value=np.nan)
+    except TypeError:  # pandas < 2.3: no NaN-semantics string dtype
+        return pd.StringDtype(storage)
+
+
+# ---------------------------------------------------------------------------
+# a fetched result
+# ---------------------------------------------------------------------------
+@dataclass
+class Result:
+    """The last statement's result: column buffers plus what the magics want to show.
+
+    ``to_pandas()`` / ``to_arrow()`` build the frame or table from the buffers
+    (without copying numbers or text); ``columns`` may repeat names.
+    """
+
+    columns: list
+    decltypes: list
+    raw_columns: list = field(repr=False)
+    nrows: int = 0
+    truncated: bool = False
+    rowcount: int = -1
+    statement: str = ""
+    elapsed: float = 0.0
+    engine: str = ""
+
+    @property
+    def kinds(self) -> list:
+        """:func:`column_kind` of every column ("empty" when there are no rows)."""
+        return [column_kind(c) if self.nrows else "empty" for c in self.raw_columns]
+
+    # --- pandas ------------------------------------------------------------------
+    def to_pandas(self, *, parse_dates=None, dtype=None, dtype_backend=None):
+        """The result as a DataFrame (see :func:`query_df` for the options)."""
+        import pandas as pd
+
+        if dtype_backend not in DTYPE_BACKENDS:
+            raise ValueError(f"dtype_backend must be one of {DTYPE_BACKENDS}, not {dtype_backend!r}")
+        arrays = [self._pandas_column(c, k, d, dtype_backend)
+                  for c, k, d in zip(self.raw_columns, self.kinds, self.decltypes)]
+        if arrays:
+            df = pd.DataFrame(dict(enumerate(arrays)), copy=False)
+            df.columns = pd.Index(self.columns)
+        else:
+            df = pd.DataFrame()
+        df.attrs["sqlnb_decltypes"] = list(self.decltypes)
+        df.attrs["sqlnb_truncated"] = self.truncated
+        if parse_dates is not None and parse_dates is not False:
+            df = _parse_dates(df, parse_dates, self.decltypes)
+        if dtype is not None:
+            df = _apply_dtype(df, dtype)
+        return df
+
+    def _pandas_column(self, col, kind, decltype, backend):
+        import numpy as np
+        import pandas as pd
+
+        n = self.nrows
+        if kind == "empty":
+            aff = affinity(decltype)
+            if backend == "pyarrow" and _have_pyarrow():
+                return pd.arrays.ArrowExtensionArray(_empty_arrow(aff))
+            if aff == "INTEGER":
+                return pd.array(np.empty(0, np.int64), dtype="Int64") if backend else np.empty(0, np.int64)
+            if aff == "REAL":
+                return pd.array(np.empty(0), dtype="Float64") if backend else np.empty(0)
+            if aff == "TEXT":
+                return pd.array(np.empty(0, dtype=object), dtype=_string_dtype(backend))
+            return pd.Series(np.empty(0, dtype=object), dtype=object)
+        if backend == "pyarrow" and kind != "object" and _have_pyarrow():
+            return pd.arrays.ArrowExtensionArray(_arrow_column(col, kind, n))
+        if kind == "int":
+            values = col.int64()
+            if col.null_count or backend == "numpy_nullable":
+                return pd.arrays.IntegerArray(values, col.null_mask())
+            return values
+        if kind == "float":
+            values = col.float64()
+            if backend == "numpy_nullable":
+                return pd.arrays.FloatingArray(values, col.null_mask())
+            return values
+        if kind == "text":
+            if _have_pyarrow():
+                return pd.array(_arrow_column(col, kind, n), dtype=_string_dtype(backend))
+            return pd.array(col.objects(), dtype=_string_dtype(backend))
+        # blob, object, null: a Series keeps pandas from re-inferring (e.g. str) on construction
+        return pd.Series(col.objects(), dtype=object, copy=False)
+
+    # --- Arrow -------------------------------------------------------------------
+    def to_arrow(self):
+        """The result as a ``pyarrow.Table``.
+
+        int64 / float64 / large_string / large_binary columns with Arrow nulls;
+        an all-NULL column is of type ``null``; a column mixing storage classes
+        is a dense union of the classes present (nothing is converted or lost);
+        TEXT that is not valid UTF-8 becomes ``large_binary`` (the stored bytes).
+        Declared types are in the schema metadata (``sqlnb.decltypes``, JSON).
+        """
+        import json
+
+        import pyarrow as pa
+
+        arrays = []
+        for col, kind, decl in zip(self.raw_columns, self.kinds, self.decltypes):
+            if kind == "empty":
+                arrays.append(_empty_arrow(affinity(decl)))
+            elif kind == "object":
+                arrays.append(_arrow_object_column(col))
+            else:
+                arrays.append(_arrow_column(col, kind, self.nrows))
+        meta = {b"sqlnb.decltypes": json.dumps(list(self.decltypes)).encode()}
+        fields = [pa.field(name, arr.type) for name, arr in zip(self.columns, arrays)]
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
+
+
+def _empty_arrow(aff):
+    import pyarrow as pa
+
+    t = {"INTEGER": pa.int64(), "REAL": pa.float64(), "TEXT": pa.large_string()}.get(aff, pa.null())
+    return pa.array([], type=t)
+
+
+def _arrow_column(col, kind, n):
+    """A pyarrow Array over the fetch buffers (no copy) for a column of a single kind."""
+    import pyarrow as pa
+
+    if isinstance(col, _PyColumn):
+        return col.arrow(kind)
+    if kind == "null":
+        return pa.nulls(n)
+    validity = col.validity()
+    vbuf = pa.py_buffer(validity) if validity is not None else None
+    if kind == "int":
+        return pa.Array.from_buffers(pa.int64(), n, [vbuf, pa.py_buffer(col.int64())], col.null_count)
+    if kind == "float":
+        return pa.Array.from_buffers(pa.float64(), n, [vbuf, pa.py_buffer(col.float64())], col.null_count)
+    typ = pa.large_string() if kind == "text" and not col.bad_utf8 else pa.large_binary()
+    return pa.Array.from_buffers(typ, n, [vbuf, pa.py_buffer(col.offsets()), pa.py_buffer(col.data())],
+                                 col.null_count)
+
+
+def _arrow_object_column(col):
+    """A column of several storage classes, or TEXT that is not UTF-8, as Arrow without loss."""
+    import numpy as np
+    import pyarrow as pa
+
+    values = col.objects()
+    seen = col.seen & ~_NULL_BIT
+    if seen == _BIT[TEXT]:  # text with invalid UTF-8: the stored bytes
+        return pa.array([None if v is None else v.encode("utf-8", "surrogateescape") for v in values],
+                        type=pa.large_binary())
+    classes = [c for c in (INTEGER, REAL, TEXT, BLOB) if seen & _BIT[c]]
+    types = {INTEGER: pa.int64(), REAL: pa.float64(), TEXT: pa.large_string(), BLOB: pa.large_binary()}
+    names = {INTEGER: "integer", REAL: "real", TEXT: "text", BLOB: "blob"}
+    code_of = {int: INTEGER, float: REAL, str: TEXT, bytes: BLOB}
+    buckets = {c: [] for c in classes}
+    type_ids = np.empty(len(values), dtype=np.int8)
+    offsets = np.empty(len(values), dtype=np.int32)
+    child_index = {c: i for i, c in enumerate(classes)}
+    has_null = col.null_count > 0
+    null_child = len(classes)
+    nulls = 0
+    for i, v in enumerate(values):
+        if v is None:
+            type_ids[i] = null_child
+            offsets[i] = nulls
+            nulls += 1
+            continue
+        c = code_of[type(v)]
+        if c == TEXT and col.bad_utf8:
+            v = v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        type_ids[i] = child_index[c]
+        offsets[i] = len(buckets[c])
+        buckets[c].append(v)
+    children = [pa.array(buckets[c], type=types[c]) for c in classes]
+    field_names = [names[c] for c in classes]
+    if has_null:
+        children.append(pa.nulls(nulls))
+        field_names.append("null")
+    return pa.UnionArray.from_dense(pa.array(type_ids, pa.int8()), pa.array(offsets, pa.int32()),
+                                    children, field_names)
+
+
+def _parse_dates(df, parse_dates, decltypes):
+    import pandas as pd
+
+    names = list(df.columns)
+    if parse_dates is True:
+        wanted = {n: None for n, d in zip(names, decltypes)
+                  if d and re.search(r"DATE|TIMESTAMP", d, re.I)}
+    elif isinstance(parse_dates, str):
+        wanted = {parse_dates: None}
+    elif isinstance(parse_dates, dict):
+        wanted = dict(parse_dates)
+    else:
+        wanted = {n: None for n in parse_dates}
+    for name, fmt in wanted.items():
+        if name not in names:
+            raise ValueError(f"parse_dates names column {name!r}, which is not in the result "
+                             f"(columns: {', '.join(map(str, names))})")
+        idx = [i for i, n in enumerate(names) if n == name]
+        for i in idx:
+            s = df.iloc[:, i]
+            try:
+                if isinstance(fmt, dict):
+                    out = pd.to_datetime(s, **fmt)
+                elif s.dtype.kind in "iuf" or str(s.dtype) in ("Int64", "Float64"):
+                    out = pd.to_datetime(s, unit="s")
+                else:
+                    out = pd.to_datetime(s, format=fmt or "ISO8601")
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise ValueError(f"parse_dates: column {name!r} could not be parsed as dates: {exc}") from exc
+            df.isetitem(i, out)
+    return df
+
+
+def _apply_dtype(df, dtype):
+    if isinstance(dtype, dict):
+        missing = [k for k in dtype if k not in df.columns]
+        if missing:
+            raise ValueError(f"dtype names column(s) {', '.join(map(repr, missing))} not in the result "
+                             f"(columns: {', '.join(map(str, df.columns))})")
+        for name, dt in dtype.items():
+            for i in [i for i, n in enumerate(df.columns) if n == name]:
+                df.isetitem(i, df.iloc[:, i].astype(dt))
+        return df
+    return df.astype(dtype)
+
+
+# ---------------------------------------------------------------------------
+# the stdlib (system engine) path: the same rules over Python values
+# ---------------------------------------------------------------------------
+class _PyColumn:
+    """One column of Python values with RawColumn's interface (system engine)."""
+
+    _CODE = {int: INTEGER, float: REAL, str: TEXT, bytes: BLOB, type(None): NULL}
+
+    def __init__(self, values: list, check_utf8: bool):
+        self.values = values
+        self.nrows = len(values)
+        counts = dict.fromkeys((INTEGER, REAL, TEXT, BLOB, NULL), 0)
+        for v in values:
+            counts[self._CODE[type(v)]] += 1
+        self.counts = counts
+        self.seen = sum(_BIT[c] for c, k in counts.items() if k)
+        self.null_count = counts[NULL]
+        self.bad_utf8 = bool(check_utf8 and counts[TEXT] and any(
+            type(v) is str and not _encodable(v) for v in values))
+
+    def ints_exact(self):
+        return all(float(v) == v for v in self.values if type(v) is int)
+
+    def int64(self):
+        import numpy as np
+
+        return np.array([0 if v is None else v for v in self.values], dtype=np.int64)
+
+    def float64(self):
+        import numpy as np
+
+        return np.array([np.nan if v is None else float(v) for v in self.values], dtype=np.float64)
+
+    def null_mask(self):
+        import numpy as np
+
+        return np.array([v is None for v in self.values], dtype=bool)
+
+    def objects(self):
+        import numpy as np
+
+        out = np.empty(self.nrows, dtype=object)
+        out[:] = self.values
+        return out
+
+    def arrow(self, kind):
+        import pyarrow as pa
+
+        if kind == "null":
+            return pa.nulls(self.nrows)
+        if kind == "float":
+            return pa.array([None if v is None else float(v) for v in self.values], type=pa.float64())
+        typ = {"int": pa.int64(), "text": pa.large_string(), "blob": pa.large_binary()}[kind]
+        return pa.array(self.values, type=typ)
+
+
+def _encodable(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class _TextFactory:
+    """The system engine's text_factory while fetching: strict UTF-8, else surrogateescape (and note it)."""
+
+    def __init__(self):
+        self.bad = False
+
+    def __call__(self, b: bytes) -> str:
+        try:
+            return str(b, "utf-8")
+        except UnicodeDecodeError:
+            self.bad = True
+            return b.decode("utf-8", "surrogateescape")
+
+
+def _system_columns(st, first_rows, limit, raw, factory):
+    """Rows of a system-engine statement -> (columns, more?) with at most ``limit`` rows."""
+    rows = list(first_rows)
+    chunk = 8192
+    more = False
+    limit_s = getattr(raw, "timeout", 0) or 0
+    deadline = time.monotonic() + limit_s if limit_s else None
+    while True:
+        if deadline is not None and time.monotonic() > deadline:
+            exc = _errors.make_error(9, f"statement exceeded its time limit of {limit_s:g} s (timeout)",
+                                     cls=_errors.QueryTimeoutError, sql=getattr(st, "sql", None))
+            exc.timeout = limit_s
+            raise exc
+        if limit is not None and len(rows) >= limit:
+            extra = st.fetchmany(1)
+            more = bool(extra)
+            if more:
+                rows.extend(extra)  # kept for the caller (cursor) as the next unread row
+            break
+        want = chunk if limit is None else min(chunk, limit - len(rows))
+        got = st.fetchmany(want)
+        rows.extend(got)
+        raw.rows_seen = len(rows)
+        if len(got) < want:
+            break
+    unread = rows.pop() if more else None
+    ncol = st.column_count
+    cols = [_PyColumn([r[i] for r in rows], factory.bad) for i in range(ncol)]
+    return cols, len(rows), unread
+
+
+# ---------------------------------------------------------------------------
+# running statements
+# ---------------------------------------------------------------------------
+def _native_fetcher(st):
+    """The compiled module's fetch_columns for a statement, or None (system engine)."""
+    import sys
+
+    mod = sys.modules.get(type(st).__module__)
+    return getattr(mod, "fetch_columns", None)
+
+
+def _cap(limit, max_rows):
+    for name, v in (("limit", limit), ("max_rows", max_rows)):
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            raise ValueError(f"{name} must be a non-negative int or None, not {v!r}")
+    caps = [v for v in (limit, max_rows) if v is not None]
+    return min(caps) if caps else None
+
+
+def _warn_truncated(res, limit, max_rows):
+    if res.truncated and max_rows is not None and (limit is None or max_rows < limit):
+        warnings.warn(f"the result has more than max_rows={max_rows} rows; only the first "
+                      f"{max_rows} were fetched (pass limit= to cap silently)", TruncatedWarning, stacklevel=3)
+
+
+def _fetch_statement(con, st, cap, *, include_current=False, first_rows=()):
+    """Fetch a bound statement's rows: (names, decltypes, columns, nrows, truncated, unread_row)."""
+    fetch = _native_fetcher(st)
+    raw = con._raw
+    if fetch is not None:
+        names, cols, status = fetch(st, -1 if cap is None else cap, include_current)
+        n = cols[0].nrows if cols else 0
+        unread = st.row() if status == "more" else None
+        return names, st.decltypes(), cols, n, status == "more", unread
+    factory = _TextFactory()
+    old = raw._con.text_factory
+    raw._con.text_factory = factory
+    try:
+        names = st.column_names()
+        cols, n, unread = _system_columns(st, first_rows, cap, raw, factory)
+    finally:
+        raw._con.text_factory = old
+    return names, st.decltypes(), cols, n, unread is not None, unread
+
+
+def _is_mapping(params) -> bool:
+    return params is not None and hasattr(params, "keys") and not isinstance(params, (list, tuple))
+
+
+def run(con, sql, params=None, *, limit=None, max_rows=None, parallel=None) -> Result:
+    """Run every statement of ``sql`` in order and fetch the last one's rows into a :class:`Result`.
+
+    Parameters: a mapping is offered to every statement (each takes the names it
+    uses); a sequence belongs to the last statement.
+    """
+    if not isinstance(sql, str):
+        raise TypeError(f"SQL must be str, not {type(sql).__name__}")
+    cap = _cap(limit, max_rows)
+    con._check()
+    t0 = time.perf_counter()
+    if parallel not in (None, 0, 1, False):
+        res = _parallel_run(con, sql, params, cap, parallel)
+        res.elapsed = time.perf_counter() - t0
+        _warn_truncated(res, limit, max_rows)
+        return res
+    res = None
+    index = 0
+    for st, _start, end in con.statements(sql):
+        index += 1
+        try:
+            con._maybe_begin(st)
+            if _EMPTY.fullmatch(sql, end) is None:  # not the last statement: run it for effect
+                positional = params is not None and not _is_mapping(params) and len(params) > 0
+                try:
+                    st.bind(params if _is_mapping(params) else None)
+                    st.run()
+                except _errors.ProgrammingError as exc:
+                    if not positional and not isinstance(exc, _errors.ParameterError):
+                        raise
+                    raise _errors.ParameterError(
+                        f"statement {index} ({st.sql.strip()[:60]!r}): {exc} Positional parameters are "
+                        f"bound to the last statement only; pass a mapping (:name) to give values to "
+                        f"earlier statements.") from exc
+                continue
+            st.bind(params)
+            names, decl, cols, n, truncated, _ = _fetch_statement(con, st, cap)
+            rowcount = -1
+            if not names:
+                rowcount = con._raw.changes()
+            res = Result(columns=names, decltypes=list(decl) if names else [], raw_columns=cols, nrows=n,
+                         truncated=truncated, rowcount=rowcount, statement=st.sql, engine=con.engine)
+        finally:
+            st.finalize()
+    if res is None:
+        res = Result(columns=[], decltypes=[], raw_columns=[], engine=con.engine)
+    res.elapsed = time.perf_counter() - t0
+    _warn_truncated(res, limit, max_rows)
+    return res
+
+
+def query_df(con, sql, params=None, *, limit=None, max_rows=None, parse_dates=None, dtype=None,
+             dtype_backend=None, parallel=None):
+    """Run ``sql`` (one or more statements) and return the last statement's rows as a DataFrame.
+
+    :param params: bound by SQLite (``?``, ``:name``); a mapping reaches every
+        statement, a sequence the last one.
+    :param limit: fetch at most this many rows (like appending ``LIMIT``).
+    :param max_rows: a safety cap: at most this many rows, with a
+        :class:`TruncatedWarning` when the result had more.
+    :param parse_dates: column name(s) to convert with ``pandas.to_datetime``
+        (ISO-8601 text, or unix seconds for numbers); a dict maps names to a
+        format (or to ``to_datetime`` keyword arguments); ``True`` converts the
+        columns declared DATE/DATETIME/TIMESTAMP.
+    :param dtype: a dtype, or a mapping of column name to dtype, applied last.
+    :param dtype_backend: None (sqlnb's rules: numpy int64/float64, ``Int64``
+        with NULLs, pandas' Arrow-backed ``str``), ``"numpy_nullable"`` (every
+        number column nullable) or ``"pyarrow"`` (``ArrowDtype`` columns).
+    :param parallel: N > 1 fetches a plain table scan over N read connections
+        (see docs/types.md, "Parallel fetch"); anything else is refused clearly.
+
+    ``df.attrs["sqlnb_decltypes"]`` lists the declared types (None for
+    expressions); ``df.attrs["sqlnb_truncated"]`` tells whether rows were left.
+    """
+    res = run(con, sql, params, limit=limit, max_rows=max_rows, parallel=parallel)
+    return res.to_pandas(parse_dates=parse_dates, dtype=dtype, dtype_backend=dtype_backend)
+
+
+def query_arrow(con, sql, params=None, *, limit=None, max_rows=None, parallel=None):
+    """Run ``sql`` and return the last statement's rows as a ``pyarrow.Table`` (see Result.to_arrow)."""
+    return run(con, sql, params, limit=limit, max_rows=max_rows, parallel=parallel).to_arrow()
+
+
+def cursor_result(cur, *, limit=None, max_rows=None) -> Result:
+    """The remaining rows of a cursor's current result as a :class:`Result`.
+
+    With ``limit``, the rows after the first ``limit`` stay in the cursor.
+    """
+    cap = _cap(limit, max_rows)
+    cur._check()
+    t0 = time.perf_counter()
+    con = cur.connection
+    names = [d[0] for d in cur.description] if cur.description else []
+    decl = [d[1] for d in cur.description] if cur.description else []
+    st, pending = cur._st, cur._pending_row
+    if st is None:
+        cols = [_PyColumn([pending[i]] if pending is not None else [], False) for i in range(len(names))]
+        cur._pending_row = None
+        res = Result(columns=names, decltypes=decl, raw_columns=cols, nrows=1 if pending is not None else 0,
+                     engine=con.engine)
+    else:
+        cur._pending_row = None
+        if _native_fetcher(st) is not None:
+            _names, _decl, cols, n, truncated, unread = _fetch_statement(
+                con, st, cap, include_current=pending is not None)
+        else:
+            first = [pending] if pending is not None else []
+            _names, _decl, cols, n, truncated, unread = _fetch_statement(con, st, cap, first_rows=first)
+        if truncated:
+            cur._pending_row = unread
+        else:
+            cur._finish()
+        res = Result(columns=names, decltypes=decl, raw_columns=cols, nrows=n, truncated=truncated,
+                     statement=getattr(st, "sql", ""), engine=con.engine)
+    res.elapsed = time.perf_counter() - t0
+    _warn_truncated(res, limit, max_rows)
+    return res
+
+
+def cursor_df(cur, *, limit=None, max_rows=None, parse_dates=None, dtype=None, dtype_backend=None):
+    """The remaining rows of the cursor's current result as a DataFrame (options as in :func:`query_df`)."""
     import pandas as pd
 
     if cur.description is None:
+        cur._check()
         return pd.DataFrame()
-    rows = cur.fetchall() if limit is None else cur.fetchmany(limit)
-    cols = [d[0] for d in cur.description] if cur.description else []
-    return pd.DataFrame.from_records(rows, columns=cols)
+    res = cursor_result(cur, limit=limit, max_rows=max_rows)
+    return res.to_pandas(parse_dates=parse_dates, dtype=dtype, dtype_backend=dtype_backend)
 
 
-def query_df(con, sql, params=None, *, limit=None):
-    return cursor_df(_run_last(con, sql, params), limit=limit)
+# ---------------------------------------------------------------------------
+# parallel fetch of a plain table scan
+# ---------------------------------------------------------------------------
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+|--[^\n]*(?:\n|\Z)|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z))
+  | (?P<str>'(?:[^']|'')*'|[xX]'[^']*')
+  | (?P<qid>"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\])
+  | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
+  | (?P<num>[0-9][A-Za-z0-9_.]*)
+  | (?P<op>.)""", re.S | re.X)
+
+# words that make a query more than "SELECT cols FROM table [WHERE ...]"
+_NOT_PLAIN = frozenset("""DISTINCT GROUP ORDER LIMIT OFFSET HAVING WINDOW UNION INTERSECT EXCEPT JOIN NATURAL
+    CROSS LEFT RIGHT FULL INNER OUTER USING INDEXED VALUES WITH RETURNING""".split())
+# bytecode that works across rows (aggregates, sorting, DISTINCT, windows, LIMIT)
+_CROSS_ROW_OPS = frozenset("""AggStep AggStep1 AggFinal AggValue AggInverse Count SorterOpen OpenEphemeral
+    OpenAutoindex OpenDup DecrJumpZero IfPos""".split())
 
 
-def query_arrow(con, sql, params=None, *, limit=None):
-    import pyarrow as pa
+class ParallelRefused(_errors.ProgrammingError):
+    """``parallel=`` was asked for a query or connection it cannot split safely (the message says why)."""
 
-    return pa.Table.from_pandas(query_df(con, sql, params, limit=limit), preserve_index=False)
+
+def _refuse(why):
+    raise ParallelRefused(f"parallel fetch refused: {why}. Run it without parallel=.")
+
+
+def _plain_scan_parts(sql):
+    """Split ``SELECT cols FROM table [[AS] alias] [WHERE expr]`` -> (head, ref, where) or refuse."""
+    toks = [(m.lastgroup, m.group(), m.start()) for m in _TOKEN.finditer(sql)]
+    toks = [t for t in toks if t[0] != "ws"]
+    while toks and toks[-1][1] == ";":
+        toks.pop()
+    if not toks or toks[0][0] != "word" or toks[0][1].upper() != "SELECT":
+        _refuse("only a single plain 'SELECT columns FROM table [WHERE ...]' can be split")
+    depth, i_from, i_where = 0, None, None
+    for i, (kind, text, _pos) in enumerate(toks):
+        if text == "(":
+            depth += 1
+        elif text == ")":
+            depth -= 1
+        elif depth == 0 and kind == "word":
+            up = text.upper()
+            if up in _NOT_PLAIN:
+                _refuse(f"the query uses {up} (only plain table scans can be split by rowid)")
+            if up == "FROM" and i_from is None:
+                i_from = i
+            elif up == "WHERE" and i_from is not None and i_where is None:
+                i_where = i
+        elif depth == 0 and text == ";":
+            _refuse("only one statement can be fetched in parallel")
+        elif depth == 0 and text == "," and i_from is not None and i_where is None:
+            _refuse("the query reads more than one table")
+    if i_from is None or i_from + 1 >= len(toks):
+        _refuse("the query reads no table")
+    end_from = i_where if i_where is not None else len(toks)
+    src = toks[i_from + 1:end_from]
+    if len(src) >= 3 and src[1][1] == ".":  # schema.table
+        src = [(src[0][0], src[0][1] + "." + src[2][1], src[0][2])] + src[3:]
+    if not src or src[0][0] not in ("word", "qid"):
+        _refuse("the FROM clause is not a single table")
+    table = src[0][1]
+    rest = src[1:]
+    if rest and rest[0][1].upper() == "AS":
+        rest = rest[1:]
+    if len(rest) > 1 or (rest and rest[0][0] not in ("word", "qid")):
+        _refuse("the FROM clause is not a single table")
+    ref = rest[0][1] if rest else table
+    head = sql[:toks[i_where][2]] if i_where is not None else sql[:toks[-1][2] + len(toks[-1][1])]
+    where = sql[toks[i_where][2] + 5:toks[-1][2] + len(toks[-1][1])] if i_where is not None else None
+    return head, table, ref, where
+
+
+def _query_rows(raw, sql):
+    st, _ = raw.prepare(sql.encode("utf-8", "surrogateescape"), 0)
+    try:
+        out = []
+        while st.step():
+            out.append(st.row())
+        return out
+    finally:
+        st.finalize()
+
+
+def _parallel_run(con, sql, params, cap, parallel):
+    import importlib
+
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        raise ValueError(f"parallel must be an int >= 1, not {parallel!r}")
+    n = parallel
+    raw = con._raw
+    if con.engine != "sqlite":
+        _refuse(f"the {con.engine!r} engine cannot step several connections at once "
+                + ("(BerkeleyDB locks the table for a reader)" if con.engine == "bdb" else "(the stdlib holds the GIL)"))
+    if cap is not None:
+        _refuse("limit/max_rows cannot be combined with parallel")
+    fname = str(raw.filename)
+    if fname in ("", ":memory:") or "mode=memory" in fname or (fname.startswith("file:") and ":memory:" in fname):
+        _refuse("an in-memory database cannot be opened by other connections")
+    if not raw.autocommit:
+        _refuse("a transaction is open on this connection (other connections would not see its changes)")
+    if getattr(raw, "policy", None) is not None:
+        _refuse("this connection has a policy (mode or masks) that the extra read connections would not apply")
+    head, table, ref, where = _plain_scan_parts(sql)
+    plan = _query_rows(raw, "EXPLAIN QUERY PLAN " + sql)
+    if len(plan) != 1 or not re.fullmatch(r"SCAN \S+|SEARCH \S+ USING INTEGER PRIMARY KEY \(.*\)",
+                                          str(plan[0][-1])):
+        _refuse("SQLite's plan for it is not one full scan of a table in rowid order "
+                f"(plan: {'; '.join(str(r[-1]) for r in plan)})")
+    ops = {r[1] for r in _query_rows(raw, "EXPLAIN " + sql)} & _CROSS_ROW_OPS
+    if ops:
+        _refuse(f"the query combines rows (aggregate, DISTINCT, ORDER BY, window or LIMIT: {', '.join(sorted(ops))})")
+    try:
+        lo, hi = _query_rows(raw, f"SELECT min(_rowid_), max(_rowid_) FROM {table}")[0]
+    except _errors.Error as exc:
+        _refuse(f"table {table} has no rowid to split by ({exc})")
+    st0 = None
+    try:
+        st0, _ = con._prepare(sql.encode("utf-8", "surrogateescape"), 0)
+        names, decl = st0.column_names(), st0.decltypes()
+    finally:
+        if st0 is not None:
+            st0.finalize()
+    if lo is None:  # empty table
+        return run(con, sql, params)
+    bounds = [lo + (hi - lo + 1) * k // n for k in range(n)] + [hi + 1]
+    bounds = sorted(set(bounds))
+    named = _is_mapping(params)
+    cond = (f"{ref}._rowid_ >= :__sqlnb_lo AND {ref}._rowid_ < :__sqlnb_hi" if named
+            else f"{ref}._rowid_ >= ? AND {ref}._rowid_ < ?")
+    part_sql = f"{head} WHERE ({where}\n) AND {cond}" if where is not None else f"{head} WHERE {cond}"
+    plan = _query_rows(raw, "EXPLAIN QUERY PLAN " + part_sql)
+    if len(plan) != 1 or "USING INTEGER PRIMARY KEY" not in str(plan[0][-1]):
+        _refuse(f"a rowid range of {table} is not read in rowid order (plan: {plan[0][-1] if plan else '?'})")
+    mod = importlib.import_module(type(raw).__module__)
+    flags = 0x1 | (raw.flags & 0x40)  # SQLITE_OPEN_READONLY | SQLITE_OPEN_URI as the main connection
+    workers, stmts = [], []
+    try:
+        for k in range(len(bounds) - 1):
+            w = mod.RawConnection(raw.filename, flags)
+            workers.append(w)
+            w.busy_timeout(5.0)
+            w.timeout = raw.timeout
+            st, _ = w.prepare(part_sql.encode("utf-8", "surrogateescape"), 0)
+            stmts.append(st)
+            _bind_with_range(st, params, bounds[k], bounds[k + 1])
+        fetches = [mod.Fetch() for _ in stmts]
+        errors = [None] * len(stmts)
+
+        def work(k):
+            try:
+                fetches[k].run(stmts[k])
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                errors[k] = exc
+
+        threads = [threading.Thread(target=work, args=(k,), daemon=True) for k in range(len(stmts))]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.05)
+                    raw.rows_seen = sum(w.rows_seen for w in workers)
+        except BaseException:
+            for w in workers:
+                w.interrupt()
+            for t in threads:
+                t.join()
+            raise
+        for exc in errors:
+            if exc is not None:
+                raise exc
+        first = fetches[0]
+        for f in fetches[1:]:
+            first.append(f)
+        cols = first.columns()
+        raw.rows_seen = cols[0].nrows if cols else 0
+    finally:
+        for st in stmts:
+            st.finalize()
+        for w in workers:
+            w.close()
+    nrows = cols[0].nrows if cols else 0
+    return Result(columns=names, decltypes=decl, raw_columns=cols, nrows=nrows, statement=sql,
+                  engine=con.engine)
+
+
+def _bind_with_range(st, params, lo, hi):
+    """Bind the user's parameters plus the two rowid bounds."""
+    if _is_mapping(params):
+        st.bind({**{k: params[k] for k in params.keys()}, "__sqlnb_lo": lo, "__sqlnb_hi": hi})
+        return
+    values = list(params) if params is not None else []
+    want = len(st.param_names()) - 2
+    if len(values) != want:
+        raise _errors.ParameterError(
+            f"Incorrect number of bindings supplied. The current statement uses {want}, "
+            f"and there are {len(values)} supplied.")
+    st.bind(values + [lo, hi])

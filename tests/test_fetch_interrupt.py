@@ -1,0 +1,119 @@
+"""Stopping a long fetch: interrupt() from another thread, Ctrl-C (SIGINT), time limits.
+Each must leave the connection usable and free the buffers."""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import pytest
+
+import sqlnb
+from sqlnb import errors
+
+# a slow statement that produces rows all along (text too, so every buffer kind is in use);
+# a cross join rather than a recursive CTE so the bdb engine's 3.7 core runs it too
+SLOW = ("SELECT a.x, a.x * 0.5 AS h, a.s || b.s AS s, CASE WHEN b.x % 7 THEN b.x END AS n "
+        "FROM nums a, nums b, nums c")
+
+
+def connect(path, engine, **kw):
+    con = sqlnb.connect(str(path), engine=engine, **kw)
+    con.execute("CREATE TABLE nums (x INTEGER, s TEXT)")
+    con.executemany("INSERT INTO nums VALUES (?, ?)", [(i, f"r{i}") for i in range(1000)])
+    con.commit()
+    return con
+
+
+def _signal_later(delay, func, *args):
+    t = threading.Timer(delay, func, args=args)
+    t.start()
+    return t
+
+
+def _usable(con):
+    df = con.query_df("SELECT 41 + 1 AS v")
+    assert df["v"].tolist() == [42]
+    con.execute("CREATE TABLE IF NOT EXISTS after (x)")
+    con.execute("INSERT INTO after VALUES (1)")
+    con.commit()
+    assert con.execute("SELECT count(*) FROM after").fetchone()[0] >= 1
+
+
+@pytest.mark.timeout(60)
+def test_interrupt_from_another_thread(engine, tmp_path):
+    con = connect(tmp_path / "i.db", engine, check_same_thread=False)
+    timer = _signal_later(0.5, con.interrupt)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(errors.OperationalError) as info:
+            con.query_df(SLOW)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - t0 < 30
+    assert info.value.result_code == 9 or "interrupt" in str(info.value).lower()
+    _usable(con)
+    con.close()
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_mid_fetch_raises_keyboardinterrupt(engine, tmp_path):
+    """SIGINT (the notebook's interrupt button) stops the step loop through the progress handler."""
+    con = connect(tmp_path / "k.db", engine)
+    timer = _signal_later(0.5, signal.pthread_kill, threading.get_ident(), signal.SIGINT)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            con.query_df(SLOW)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - t0 < 30
+    _usable(con)
+    con.close()
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_during_cursor_fetch_df(tmp_path):
+    con = connect(tmp_path / "kc.db", "sqlite")
+    cur = con.execute(SLOW)
+    timer = _signal_later(0.5, signal.pthread_kill, threading.get_ident(), signal.SIGINT)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cur.fetch_df()
+    finally:
+        timer.cancel()
+    _usable(con)
+
+
+@pytest.mark.timeout(60)
+def test_statement_timeout_stops_fetch(engine, tmp_path):
+    con = connect(tmp_path / "t.db", engine, statement_timeout=0.5)
+    with pytest.raises(errors.QueryTimeoutError):
+        con.query_df(SLOW)
+    con.statement_timeout = None
+    _usable(con)
+    con.close()
+
+
+@pytest.mark.timeout(120)
+def test_repeated_interrupts_do_not_leak(tmp_path):
+    """Many interrupted fetches: peak memory stays bounded (buffers are freed each time)."""
+    psutil = pytest.importorskip("psutil")
+    con = connect(tmp_path / "leak.db", "sqlite", check_same_thread=False)
+    proc = psutil.Process()
+
+    def once():
+        t = _signal_later(0.3, con.interrupt)
+        try:
+            with pytest.raises(errors.OperationalError):
+                con.query_df(SLOW)
+        finally:
+            t.cancel()
+
+    once()
+    base = proc.memory_info().rss
+    for _ in range(8):
+        once()
+    grown = proc.memory_info().rss - base
+    assert grown < 60 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over 8 interrupted fetches"
+    _usable(con)
