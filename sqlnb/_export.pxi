@@ -194,6 +194,7 @@ cdef class ExportColumns:
     cdef list _keep
     cdef list _names
     cdef object _null_check         # callable(v) -> True when an object value is missing (None/NaN/NA/NaT)
+    cdef int _interrupts0           # the connection's interrupt counter when the export started
 
     def __cinit__(self, Py_ssize_t nrows, null_check=None):
         self.nrows = nrows
@@ -362,7 +363,8 @@ cdef class ExportColumns:
             return check_rc(rc, stmt.conn.db, stmt.sql)
         name = self._names[j]
         if not isinstance(v, (int, float, str, bytes, bytearray, memoryview)) \
-                and not _is_integer_scalar(v) and not _is_float_scalar(v):
+                and not _is_integer_scalar(v) and not _is_float_scalar(v) \
+                and getattr(type(v), "__index__", None) is None:
             raise _errors.BindError(
                 f"column {name!r}, row {i}: a value of type '{type(v).__name__}' cannot be stored "
                 f"in SQLite (storable: None, bool, int, float, str, bytes); convert the column "
@@ -390,6 +392,8 @@ cdef class ExportColumns:
         cdef int failed = 0          # 1 bind, 2 step
         cdef Py_ssize_t i = start
         cdef Py_ssize_t done = 0
+        cdef progress_state *ps = &conn._pstate
+        cdef int i0
         if sqlite3_bind_parameter_count(st) != nb:
             raise _errors.ParameterError(
                 f"the INSERT takes {sqlite3_bind_parameter_count(st)} parameters, {nb} columns were given")
@@ -397,6 +401,10 @@ cdef class ExportColumns:
             raise ValueError("row range out of bounds")
         if first:
             conn._begin_run()
+            # SQLite forgets an interrupt that lands between two rows (no statement running
+            # then); RawConnection.interrupt() also bumps this counter, polled per row
+            self._interrupts0 = ps.interrupts
+        i0 = self._interrupts0
         sqlite3_reset(st)
         if not self.needs_gil:
             with nogil:
@@ -414,6 +422,9 @@ cdef class ExportColumns:
                         break
                     sqlite3_reset(st)
                     i += 1
+                    if ps.interrupts != i0:
+                        failed = 3
+                        break
         else:
             while i < stop:
                 for j in range(nb):
@@ -439,12 +450,20 @@ cdef class ExportColumns:
                     break
                 sqlite3_reset(st)
                 i += 1
+                if ps.interrupts != i0:
+                    failed = 3
+                    break
         done = i - start
         if failed == 0:
             # drop the pointers into the frame's buffers before they can go away
             sqlite3_clear_bindings(st)
             return done
         name = self._names[j] if failed == 1 else None
+        if failed == 3:
+            sqlite3_clear_bindings(st)
+            exc = _errors.make_error(SQLITE_INTERRUPT, "interrupted", sql=stmt.sql)
+            exc.add_note(f"Connection.interrupt() stopped the export after {i} rows")
+            raise exc
         if failed == 1:
             sqlite3_reset(st)
             sqlite3_clear_bindings(st)

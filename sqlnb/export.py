@@ -13,6 +13,7 @@ lines, JSON or Arrow IPC (Feather) with pandas' and pyarrow's own writers.
 """
 from __future__ import annotations
 
+import operator
 import os
 import re
 import sys
@@ -573,6 +574,8 @@ def _py_values(c: _Col, start: int, stop: int) -> list:
             out.append(int(v))
         elif isinstance(v, np.floating):
             out.append(float(v))
+        elif getattr(type(v), "__index__", None) is not None:
+            out.append(operator.index(v))
         else:
             raise _errors.BindError(
                 f"column {c.name!r}, row {k}: a value of type '{type(v).__name__}' cannot be stored "
@@ -615,18 +618,39 @@ def _insert_system(raw, insert_sql: str, cols: list[_Col], n: int, chunk_rows: i
 
     from sqlnb import _system
 
-    done = 0
-    while done < n:
-        stop = min(n, done + chunk_rows)
-        columns = [_py_values(c, done, stop) for c in cols]
-        try:
-            raw._con.executemany(insert_sql, zip(*columns))
-        except sqlite3.Error as exc:
-            err = _system.translate(exc, insert_sql)
-            err.add_note(f"while inserting rows {done}..{stop - 1} (0-based positions in the frame)")
-            raise err from None
-        done = stop
-        raw.rows_seen = done
+    # SQLite forgets an interrupt that lands between two rows; note every interrupt() during
+    # the export (the instance attribute shadows the method until the export ends)
+    interrupted = []
+    original = raw.interrupt
+
+    def interrupt():
+        interrupted.append(True)
+        original()
+
+    def rows(columns):
+        for row in zip(*columns):
+            if interrupted:
+                raise _errors.make_error(9, "interrupted", sql=insert_sql)
+            yield row
+
+    raw.interrupt = interrupt
+    try:
+        done = 0
+        while done < n:
+            stop = min(n, done + chunk_rows)
+            columns = [_py_values(c, done, stop) for c in cols]
+            try:
+                raw._con.executemany(insert_sql, rows(columns))
+            except sqlite3.Error as exc:
+                err = _system.translate(exc, insert_sql)
+                err.add_note(f"while inserting rows {done}..{stop - 1} (0-based positions in the frame)")
+                raise err from None
+            if interrupted:
+                raise _errors.make_error(9, "interrupted", sql=insert_sql)
+            done = stop
+            raw.rows_seen = done
+    finally:
+        del raw.interrupt
 
 
 # ---------------------------------------------------------------------------
