@@ -404,6 +404,11 @@ cdef class ExportColumns:
             # SQLite forgets an interrupt that lands between two rows (no statement running
             # then); RawConnection.interrupt() also bumps this counter, polled per row
             self._interrupts0 = ps.interrupts
+        elif ps.deadline > 0 and _now() >= ps.deadline:
+            # the progress handler checks the clock inside a step; an old core (bdb's 3.7)
+            # never calls it for statements as short as one INSERT, so check between chunks too
+            ps.abort_reason = 2
+            raise conn._run_error(SQLITE_INTERRUPT, stmt.sql)
         i0 = self._interrupts0
         sqlite3_reset(st)
         if not self.needs_gil:

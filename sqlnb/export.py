@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -634,6 +635,9 @@ def _insert_system(raw, insert_sql: str, cols: list[_Col], n: int, chunk_rows: i
             yield row
 
     raw.interrupt = interrupt
+    # the connection's statement time limit bounds the whole insert (the stdlib engine's
+    # progress handler aborts the running statement once this deadline has passed)
+    raw._deadline = (time.monotonic() + raw.timeout) if raw.timeout else 0.0
     try:
         done = 0
         while done < n:
@@ -642,6 +646,9 @@ def _insert_system(raw, insert_sql: str, cols: list[_Col], n: int, chunk_rows: i
             try:
                 raw._con.executemany(insert_sql, rows(columns))
             except sqlite3.Error as exc:
+                if raw._deadline and time.monotonic() > raw._deadline:
+                    err = _timeout_error(raw, insert_sql)
+                    raise err from None
                 err = _system.translate(exc, insert_sql)
                 err.add_note(f"while inserting rows {done}..{stop - 1} (0-based positions in the frame)")
                 raise err from None
@@ -649,8 +656,18 @@ def _insert_system(raw, insert_sql: str, cols: list[_Col], n: int, chunk_rows: i
                 raise _errors.make_error(9, "interrupted", sql=insert_sql)
             done = stop
             raw.rows_seen = done
+            if raw._deadline and time.monotonic() > raw._deadline and done < n:
+                raise _timeout_error(raw, insert_sql)
     finally:
         del raw.interrupt
+        raw._deadline = 0.0
+
+
+def _timeout_error(raw, sql):
+    exc = _errors.make_error(9, f"statement exceeded its time limit of {raw.timeout:g} s (timeout)",
+                             cls=_errors.QueryTimeoutError, sql=sql)
+    exc.timeout = raw.timeout
+    return exc
 
 
 # ---------------------------------------------------------------------------
@@ -761,7 +778,7 @@ def _undo(raw, own: bool, exc: BaseException) -> None:
 # write_result
 # ---------------------------------------------------------------------------
 FORMATS = {
-    "csv": (".csv",),
+    "csv": (".csv", ".tsv"),
     "parquet": (".parquet", ".pq"),
     "jsonl": (".jsonl", ".ndjson"),
     "json": (".json",),

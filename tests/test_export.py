@@ -599,6 +599,18 @@ def test_interrupt_from_another_thread(con):
     assert integrity(con) == [("ok",)]
 
 
+@pytest.mark.timeout(120)
+def test_statement_timeout_bounds_the_export(con):
+    con.to_table(pd.DataFrame({"a": [-1]}), "t")
+    con.statement_timeout = 0.2
+    n = 300_000 if con.engine == "bdb" else 3_000_000
+    with pytest.raises(sqlnb.errors.QueryTimeoutError):
+        con.to_table(pd.DataFrame({"a": np.arange(n)}), "t", if_exists="append", chunk_rows=5000)
+    con.statement_timeout = None
+    assert con.execute("SELECT a FROM t").fetchall() == [(-1,)]
+    assert integrity(con) == [("ok",)]
+
+
 def test_large_export_matches(con):
     n = 50_000 if con.engine == "bdb" else 200_000
     rng = np.random.default_rng(3)
@@ -633,13 +645,14 @@ def result_df():
 
 @pytest.mark.parametrize("ext,fmt", [(".csv", "csv"), (".parquet", "parquet"), (".jsonl", "jsonl"),
                                      (".feather", "feather"), (".arrow", "feather"), (".json", "json"),
-                                     (".csv.gz", "csv"), (".pq", "parquet"), (".ndjson", "jsonl")])
+                                     (".csv.gz", "csv"), (".pq", "parquet"), (".ndjson", "jsonl"),
+                                     (".tsv", "csv")])
 def test_write_result_formats_read_back(tmp_path, result_df, ext, fmt):
     path = tmp_path / f"out{ext}"
     assert export.format_for(path) == fmt
     assert export.write_result(result_df, path) == path
     if fmt == "csv":
-        back = pd.read_csv(path, dtype={"s": "str", "n": "Int64"})
+        back = pd.read_csv(path, dtype={"s": "str", "n": "Int64"}, sep="\t" if ext == ".tsv" else ",")
     elif fmt == "parquet":
         back = pd.read_parquet(path)
     elif fmt == "jsonl":
