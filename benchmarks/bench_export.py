@@ -175,7 +175,11 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                     help=f"comma-separated subset of: {', '.join(ALL_METHODS)}")
     ap.add_argument("--child", nargs=3, metavar=("METHOD", "PARQUET", "DB"), help=argparse.SUPPRESS)
+    ap.add_argument("--prepare", type=int, metavar="N", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.prepare:
+        prepare_data(args.prepare)
+        return 0
     if args.child:
         print(json.dumps(child(*args.child)))
         return 0
@@ -188,6 +192,9 @@ def main(argv=None) -> int:
     bad = [m for m in methods if m not in ALL_METHODS]
     if bad:
         ap.error(f"unknown methods {bad}; choose from {ALL_METHODS}")
+    # generate the data in a separate process: Linux keeps a process's peak RSS across
+    # fork+exec, so a parent that had built the frame would inflate every child's figure
+    subprocess.run([sys.executable, __file__, "--prepare", str(n)], check=True)
     parquet, cols = prepare_data(n)
     exe = build_c_loop() if "c-loop" in methods else None
     results: dict[str, list[dict]] = {m: [] for m in methods}

@@ -645,6 +645,8 @@ def _insert_system(raw, insert_sql: str, cols: list[_Col], n: int, chunk_rows: i
             columns = [_py_values(c, done, stop) for c in cols]
             try:
                 raw._con.executemany(insert_sql, rows(columns))
+            except UnicodeEncodeError as exc:
+                raise _surrogate_error(cols, columns, done, exc) from None
             except sqlite3.Error as exc:
                 if raw._deadline and time.monotonic() > raw._deadline:
                     err = _timeout_error(raw, insert_sql)
@@ -661,6 +663,20 @@ def _insert_system(raw, insert_sql: str, cols: list[_Col], n: int, chunk_rows: i
     finally:
         del raw.interrupt
         raw._deadline = 0.0
+
+
+def _surrogate_error(cols, columns, start, exc):
+    for c, values in zip(cols, columns):
+        for k, v in enumerate(values):
+            if isinstance(v, str):
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError:
+                    return _errors.BindError(
+                        f"column {c.name!r}, row {start + k}: text with lone surrogates cannot be stored "
+                        f"by the system engine (the stdlib encodes UTF-8 strictly; the sqlite and bdb "
+                        f"engines store them as surrogateescape bytes)")
+    return exc
 
 
 def _timeout_error(raw, sql):

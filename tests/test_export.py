@@ -697,3 +697,30 @@ def test_write_result_errors_leave_files_alone(tmp_path, result_df):
     assert target.read_bytes() == b"previous contents"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.parquet"]
     assert export.format_for("x.out", format="arrow") == "feather"
+
+
+def test_edge_shapes(con):
+    con.to_table(pd.Series([1, 2], name="s"), "series")
+    assert con.execute("SELECT s FROM series").fetchall() == [(1,), (2,)]
+    mi = pd.MultiIndex.from_tuples([(1, "x"), (2, "y")])
+    con.to_table(pd.DataFrame({"v": [1.5, 2.5]}, index=mi), "multi", index=True)
+    assert [r[1] for r in con.execute('PRAGMA table_info("multi")')] == ["level_0", "level_1", "v"]
+    assert con.execute("SELECT * FROM multi").fetchall() == [(1, "x", 1.5), (2, "y", 2.5)]
+    cat = pd.Categorical(pd.to_datetime(["2024-01-01", None, "2024-01-01 12:00"], format="ISO8601"))
+    con.to_table(pd.DataFrame({"d": cat, 0: [1, 2, 3]}), "cats")
+    assert con.execute('SELECT d, "0" FROM cats').fetchall() == [
+        ("2024-01-01 00:00:00", 1), (None, 2), ("2024-01-01 12:00:00", 3)]
+    ts = pd.Series([pd.Timestamp("2024-01-01"), None], dtype=object)
+    con.to_table(pd.DataFrame({"o": ts}), "objts")
+    assert stored(con, "objts", "o") == [("text", "2024-01-01 00:00:00"), ("null", None)]
+
+
+def test_lone_surrogates(con):
+    df = pd.DataFrame({"s": pd.Series(["ok", "a\udcff", None], dtype=object)})
+    if con.engine == "system":
+        with pytest.raises(BindError, match=r"column 's', row 1: text with lone surrogates"):
+            con.to_table(df, "t")
+        assert table_names(con) == []
+    else:  # bound with surrogateescape, as RawStatement.bind does: the original bytes come back
+        con.to_table(df, "t")
+        assert con.execute("SELECT hex(s) FROM t ORDER BY rowid").fetchall() == [("6F6B",), ("61FF",), ("",)]
