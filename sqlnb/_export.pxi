@@ -362,12 +362,12 @@ cdef class ExportColumns:
             rc = sqlite3_bind_null(stmt.st, p)
             return check_rc(rc, stmt.conn.db, stmt.sql)
         name = self._names[j]
-        if not isinstance(v, (int, float, str, bytes, bytearray, memoryview)) \
+        if not isinstance(v, (int, float, str, bytes, bytearray, memoryview, _dt.date, _dt.time)) \
                 and not _is_integer_scalar(v) and not _is_float_scalar(v) \
                 and getattr(type(v), "__index__", None) is None:
             raise _errors.BindError(
                 f"column {name!r}, row {i}: a value of type '{type(v).__name__}' cannot be stored "
-                f"in SQLite (storable: None, bool, int, float, str, bytes); convert the column "
+                f"in SQLite (storable: None, bool, int, float, str, bytes, date, time, datetime); convert the column "
                 f"first, e.g. df[{name!r}].astype(str)")
         try:
             return stmt._bind_one(p, v, f"column {name!r}")

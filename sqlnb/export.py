@@ -13,6 +13,7 @@ lines, JSON or Arrow IPC (Feather) with pandas' and pyarrow's own writers.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import operator
 import os
 import re
@@ -577,11 +578,13 @@ def _py_values(c: _Col, start: int, stop: int) -> list:
             out.append(float(v))
         elif getattr(type(v), "__index__", None) is not None:
             out.append(operator.index(v))
+        elif isinstance(v, (_dt.date, _dt.time)):  # ISO-8601 text, as every engine binds them
+            out.append(v.isoformat(" ") if isinstance(v, _dt.datetime) else v.isoformat())
         else:
             raise _errors.BindError(
                 f"column {c.name!r}, row {k}: a value of type '{type(v).__name__}' cannot be stored "
-                f"in SQLite (storable: None, bool, int, float, str, bytes); convert the column "
-                f"first, e.g. df[{c.name!r}].astype(str)")
+                f"in SQLite (storable: None, bool, int, float, str, bytes, date, time, datetime); "
+                f"convert the column first, e.g. df[{c.name!r}].astype(str)")
         if type(out[-1]) is int and not (_INT64_MIN <= out[-1] <= _INT64_MAX):
             raise OverflowError(f"column {c.name!r}, row {k}: Python int {out[-1]} does not fit "
                                 f"SQLite's 64-bit INTEGER")
