@@ -121,6 +121,7 @@ cdef struct progress_state:
     double report_every
     int abort_reason         # 0 none, 1 signal (KeyboardInterrupt pending), 2 timeout, 3 callback asked
     int check_signals
+    int interrupts           # bumped by RawConnection.interrupt(): loops of many short statements poll it
     void *owner              # the RawConnection (borrowed: it owns this struct)
 
 
@@ -315,6 +316,7 @@ cdef class RawConnection:
 
     def interrupt(self):
         """Ask a running statement to stop (safe from any thread)."""
+        self._pstate.interrupts += 1
         if self.db != NULL:
             sqlite3_interrupt(self.db)
 

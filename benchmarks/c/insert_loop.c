@@ -1,0 +1,96 @@
+/*
+ * insert_loop.c: the floor for bench_export.py. A plain C prepared-INSERT loop
+ * over columnar arrays, linked against the same SQLite amalgamation object as
+ * sqlnb: one transaction, one prepared statement, bind + step + reset per row.
+ *
+ * Input: a directory written by bench_export.py holding the mixed frame's
+ * columns as raw little-endian files:
+ *   id.i64 user_id.i64 amount.f64 flag.i64 flag.null (1 byte per row, 1 = NULL)
+ *   ts.off/ts.dat category.off/category.dat note.off/note.dat (int64 offsets, n+1; UTF-8 bytes)
+ * Loading the files is not timed; opening the database, BEGIN, CREATE TABLE,
+ * the loop, COMMIT and close are.
+ *
+ * Usage: insert_loop DB DATA_DIR NROWS   -> prints {"seconds": s, "rss_mb": m}
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "sqlite3.h"
+
+static void *load(const char *dir, const char *name, size_t want) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) { perror(path); exit(2); }
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (want && (size_t)size < want) { fprintf(stderr, "%s: %ld bytes, want %zu\n", path, size, want); exit(2); }
+    void *p = malloc(size ? (size_t)size : 1);
+    if (!p || fread(p, 1, (size_t)size, f) != (size_t)size) { fprintf(stderr, "read %s failed\n", path); exit(2); }
+    fclose(f);
+    return p;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void check(int rc, sqlite3 *db, const char *what) {
+    if (rc != SQLITE_OK && rc != SQLITE_DONE) {
+        fprintf(stderr, "%s: %s\n", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        exit(1);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4) { fprintf(stderr, "usage: %s DB DATA_DIR NROWS\n", argv[0]); return 2; }
+    const char *dbpath = argv[1], *dir = argv[2];
+    int64_t n = atoll(argv[3]);
+    const int64_t *id = load(dir, "id.i64", n * 8), *user = load(dir, "user_id.i64", n * 8);
+    const double *amount = load(dir, "amount.f64", n * 8);
+    const int64_t *flag = load(dir, "flag.i64", n * 8);
+    const uint8_t *flag_null = load(dir, "flag.null", n);
+    const int64_t *ts_off = load(dir, "ts.off", (n + 1) * 8), *cat_off = load(dir, "category.off", (n + 1) * 8);
+    const int64_t *note_off = load(dir, "note.off", (n + 1) * 8);
+    const char *ts = load(dir, "ts.dat", 0), *cat = load(dir, "category.dat", 0), *note = load(dir, "note.dat", 0);
+
+    double t0 = now();
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    check(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL), db, "open");
+    check(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), db, "begin");
+    check(sqlite3_exec(db, "CREATE TABLE main.\"mixed\" (\"id\" INTEGER, \"ts\" TEXT, \"user_id\" INTEGER, "
+                           "\"category\" TEXT, \"amount\" REAL, \"note\" TEXT, \"flag\" INTEGER)",
+                       NULL, NULL, NULL), db, "create");
+    check(sqlite3_prepare_v2(db, "INSERT INTO main.\"mixed\" (\"id\", \"ts\", \"user_id\", \"category\", "
+                                 "\"amount\", \"note\", \"flag\") VALUES (?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL),
+          db, "prepare");
+    for (int64_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(st, 1, id[i]);
+        sqlite3_bind_text(st, 2, ts + ts_off[i], (int)(ts_off[i + 1] - ts_off[i]), SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, user[i]);
+        sqlite3_bind_text(st, 4, cat + cat_off[i], (int)(cat_off[i + 1] - cat_off[i]), SQLITE_STATIC);
+        if (amount[i] != amount[i]) sqlite3_bind_null(st, 5); else sqlite3_bind_double(st, 5, amount[i]);
+        sqlite3_bind_text(st, 6, note + note_off[i], (int)(note_off[i + 1] - note_off[i]), SQLITE_STATIC);
+        if (flag_null[i]) sqlite3_bind_null(st, 7); else sqlite3_bind_int64(st, 7, flag[i]);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE) check(rc, db, "step");
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    check(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), db, "commit");
+    check(sqlite3_close(db), NULL, "close");
+    double t1 = now();
+
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("{\"seconds\": %.6f, \"rss_mb\": %.1f}\n", t1 - t0, ru.ru_maxrss / 1024.0);
+    return 0;
+}
