@@ -102,6 +102,7 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str = "rw",
     if url_engine == "lsm":
         from sqlnb import lsm as _lsm  # the lsm:// opener mounts a file on an in-memory SQLite
 
+        mode = opts.pop("mode", mode)  # ?mode=ro in the URL wins, as for the other schemes
         return _lsm.connect_lsm(path, mode=mode, timeout=timeout, statement_timeout=statement_timeout,
                                 isolation_level=isolation_level, check_same_thread=check_same_thread,
                                 url=database, **{**opts, **lsm_options})
