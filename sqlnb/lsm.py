@@ -527,23 +527,28 @@ class LsmTable:
         return self.scan(reverse=True, limit=n)
 
     # --- writes
+    def _lock(self):
+        """Take lsm's writer lock now (lsm1's xBegin) without writing: an INSERT of a command row,
+        which lsm1 accepts and ignores. Like BEGIN IMMEDIATE, so a busy file is found before any
+        data (possibly a one-shot iterator) is consumed."""
+        self.con.execute(f"INSERT INTO {self._target} (lsm1_command) VALUES ('sqlnb: take the write lock')")
+
     def _write(self, run):
         """Run ``run()`` in a transaction of ours, or inside the caller's open one.
 
-        When lsm refuses because another process is writing the file, retry
-        until ``self.timeout`` and then raise BusyError naming that process.
+        The writer lock is taken first; while another process holds it, retry
+        (in our own transaction only) until ``self.timeout``, then raise
+        BusyError naming that process. ``run`` itself is called exactly once.
         """
         con = self.con
         ours = not con.in_transaction
         deadline = time.monotonic() + (self.timeout or 0)
         while True:
+            if ours:
+                con.execute("BEGIN")
             try:
-                if ours:
-                    con.execute("BEGIN")
-                result = run()
-                if ours:
-                    con.execute("COMMIT")
-                return result
+                self._lock()
+                break
             except _errors.SQLError as exc:
                 if ours and con.in_transaction:
                     con.execute("ROLLBACK")
@@ -565,6 +570,15 @@ class LsmTable:
                 if ours and not con.closed and con.in_transaction:
                     con.execute("ROLLBACK")
                 raise
+        try:
+            result = run()
+            if ours:
+                con.execute("COMMIT")
+            return result
+        except BaseException:
+            if ours and not con.closed and con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
 
     def _row(self, key, vals):
         if len(vals) != len(self.values):
