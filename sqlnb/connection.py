@@ -70,8 +70,10 @@ def redact(url: str) -> str:
         creds, host = netloc.rsplit("@", 1)
         user = creds.split(":", 1)[0]
         netloc = f"{user}:***@{host}"
+    secret = ("password", "pwd", "token", "secret") if parts.scheme.lower() == "lsm" else (
+        "password", "pwd", "key", "token", "secret")  # lsm:// ?key= names the key column
     query = "&".join(
-        (k + "=***") if k.lower() in ("password", "pwd", "key", "token", "secret") else p
+        (k + "=***") if k.lower() in secret else p
         for p in parts.query.split("&") if p
         for k in [p.split("=", 1)[0]])
     out = f"{parts.scheme}://{netloc}{parts.path}"
