@@ -121,11 +121,6 @@ def writer_pid(path) -> int | None:
     return None
 
 
-def _held_here(path: str) -> bool:
-    """Whether this process already holds lsm locks on ``path`` (it is mounted here)."""
-    return any(pid == os.getpid() for pid, *_ in (_proc_locks(path) or ()))
-
-
 def check_lsm_file(path, *, must_exist: bool = False) -> str:
     """Check that ``path`` can be mounted as an LSM database; return it absolute.
 
@@ -152,8 +147,11 @@ def check_lsm_file(path, *, must_exist: bool = False) -> str:
         raise _errors.CantOpenError(f"{p!r} is a directory, not an lsm file")
     if not stat.S_ISREG(st.st_mode):
         raise _errors.CantOpenError(f"{p!r} is not a regular file, so not an lsm file")
-    if st.st_size == 0 or _held_here(p):
-        return p  # empty LSM database / already mounted (and so checked) in this process
+    locks = _proc_locks(p)
+    if st.st_size == 0 or any(_META_RW <= start and end < _META_PAGE for _, _, start, end in locks or ()):
+        # an empty LSM database, or one that lsm has open right now (its lock bytes are held, by
+        # this process or another); reading it here could also drop this process's locks
+        return p
     try:
         with open(p, "rb") as fh:
             head = fh.read(2 * _META_PAGE)

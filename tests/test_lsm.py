@@ -22,7 +22,7 @@ import sqlnb
 from sqlnb import errors
 from sqlnb import lsm as L
 
-from conftest import need_engine
+from tests.conftest import need_engine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,7 +36,8 @@ def _sqlite_engine():
 def db(tmp_path):
     c = sqlnb.connect(str(tmp_path / "host.db"), engine="sqlite")
     yield c
-    c.close()
+    if not c.closed:
+        c.close()
 
 
 def sha(path) -> str:
