@@ -237,3 +237,25 @@ def test_statement_timeout_and_isolation_are_passed_on(tmp_path):
     con.execute("INSERT INTO kv VALUES ('a', 1)")
     assert not con.in_transaction  # autocommit
     con.close()
+
+
+@pytest.mark.notebook
+@pytest.mark.timeout(600)
+def test_lsm1_notebook_executes_headless(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    nb = nbformat.read(os.path.join(root, "notebooks", "05-lsm1.ipynb"), as_version=4)
+    assert any("lsm:///" in c.source and "sqlnb.connect(url)" in c.source for c in nb.cells if c.cell_type == "code")
+    env_before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, env_before) if p)
+    try:
+        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        if env_before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = env_before
+    errors_ = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors_
+    assert os.listdir(tmp_path) == []  # the notebook wrote only under its own temp dir, and removed it
