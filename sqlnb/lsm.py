@@ -541,6 +541,7 @@ class LsmTable:
         con = self.con
         ours = not con.in_transaction
         deadline = time.monotonic() + (self.timeout or 0)
+        unexplained = 0
         while True:
             if ours:
                 con.execute("BEGIN")
@@ -551,6 +552,10 @@ class LsmTable:
                 if ours and con.in_transaction:
                     con.execute("ROLLBACK")
                 pid = writer_pid(self.file)
+                if pid is None and ours and unexplained < 2:
+                    unexplained += 1  # the other process may have released the lock just now
+                    time.sleep(0.01)
+                    continue
                 if pid is None:
                     raise _errors.OperationalError(
                         f"lsm1 refused the write to {self.name!r} ({self.file}): {exc}; if another "
@@ -632,25 +637,40 @@ class LsmTable:
         sql = self._insert_sql()
 
         def run():
-            cur = self.con.cursor()
+            # one prepared statement, bound and stepped per row (executemany without its
+            # per-row implicit-transaction and change-count bookkeeping: we are in our transaction)
+            st, _ = self.con._prepare(sql.encode("utf-8"), 0)
+            count = 0
             try:
-                cur.executemany(sql, rows)
-                return cur.rowcount
+                bind, step = st.bind, st.run
+                for row in rows:
+                    bind(row)
+                    step()
+                    count += 1
             finally:
-                cur.close()
+                st.finalize()
+            return count
         return self._write(run)
 
     def _iter_rows(self, data):
-        nv = len(self.values)
-        check = _check_key
+        width = len(self.values) + 1
         kt = self.key_type
+        exact = {"UINT": int, "TEXT": str, "BLOB": bytes}[kt]
+        top = UINT_MAX
         for i, item in enumerate(data):
-            if isinstance(item, (str, bytes)) or not hasattr(item, "__len__"):
-                raise _errors.ParameterError(f"row {i}: expected a (key, value...) tuple, got {item!r}")
-            if len(item) != nv + 1:
-                raise _errors.ParameterError(
-                    f"row {i}: {len(item)} item(s); {self.name!r} takes a key and {nv} value(s) {list(self.values)}")
-            yield (check(kt, item[0], f"row {i}: key"), *item[1:])
+            if type(item) is not tuple or len(item) != width:
+                if isinstance(item, (str, bytes)) or not hasattr(item, "__len__"):
+                    raise _errors.ParameterError(f"row {i}: expected a (key, value...) tuple, got {item!r}")
+                if len(item) != width:
+                    raise _errors.ParameterError(
+                        f"row {i}: {len(item)} item(s); {self.name!r} takes a key and {width - 1} value(s) "
+                        f"{list(self.values)}")
+                item = tuple(item)
+            k = item[0]
+            if type(k) is exact and (kt != "UINT" or 0 <= k <= top):
+                yield item  # the common case, checked inline
+            else:
+                yield (_check_key(kt, k, f"row {i}: key"), *item[1:])
 
     def _frame_rows(self, df, key, columns):
         names = list(df.columns)
@@ -784,6 +804,13 @@ def table(con, name: str, file=None, *, key: str | None = None, key_type: str | 
                     f"{path!r} was created by sqlnb with {field}={side[field]!r} (see {sidecar_path(path)}); "
                     f"asked for {given[field]!r}. Reading it with another schema gives garbage.")
     base = side or {"key": "key", "key_type": "TEXT", "values": ("value",)}
+    if (existed and side is None and os.path.getsize(path) > 0
+            and (given["key_type"] is None or given["values"] is None)):
+        warnings.warn(
+            f"{path} has no sqlnb sidecar, so its schema is unknown; assuming key_type="
+            f"{given['key_type'] or 'TEXT'} and values={list(given['values'] or ('value',))}. "
+            "Pass key_type= and values= (or open it with sqlnb.connect('lsm:///...') to see the raw keys).",
+            UserWarning, stacklevel=2)
     key_, kt, vals = (_ident(given["key"] or base["key"], "key"), given["key_type"] or base["key_type"],
                       given["values"] or tuple(base["values"]))
     if not existed and getattr(con, "mode", "rw") != "rw":

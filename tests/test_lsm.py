@@ -481,3 +481,19 @@ def test_write_waits_for_a_short_lock(tmp_path):
     assert p.returncode == 0, err
     assert t.count() == 100 and t.value("k99") == 99
     c.close()
+
+
+def test_foreign_file_without_sidecar_warns(tmp_path):
+    path = tmp_path / "foreign.lsm"
+    c = sqlnb.connect(":memory:")
+    c.execute(f"CREATE VIRTUAL TABLE f USING lsm1('{path}', k, UINT, a, b)")
+    c.execute("INSERT INTO f VALUES (1, 'x', 2)")
+    c.commit()
+    c.close()
+    c = sqlnb.connect(":memory:")
+    with pytest.warns(UserWarning, match="no sqlnb sidecar"):
+        L.table(c, "guess", path)
+    t = L.table(c, "right", path, key_type="UINT", values=["a", "b"])  # no warning needed
+    assert t.value(1) == ("x", 2)
+    c.close()
+    assert not os.path.exists(str(path) + L.SIDECAR_SUFFIX)
