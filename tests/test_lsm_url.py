@@ -36,14 +36,14 @@ def url(path, query="") -> str:
 def _modes_ready() -> bool:
     from sqlnb import _modes
 
-    c = sqlnb.connect(":memory:")
+    raw = _modes.open_raw("sqlite", ":memory:")
     try:
-        _modes.install(c.raw, "sqlite", mode="ro")
+        _modes.install(raw, "sqlite", mode="ro")
         return True
     except NotImplementedError:
         return False
     finally:
-        c.close()
+        raw.close()
 
 
 needs_modes = pytest.mark.xfail(not _modes_ready(), raises=NotImplementedError, strict=False,
