@@ -136,7 +136,7 @@ def check_lsm_file(path, *, must_exist: bool = False) -> str:
         st = os.stat(p)
     except FileNotFoundError:
         if must_exist:
-            raise _errors.CantOpenError(f"no such lsm file: {p!r} (read-only modes never create one)") from None
+            raise _errors.CantOpenError(f"no such lsm file: {p!r} (not created: read-only mode or create=False)") from None
         parent = os.path.dirname(p)
         if not os.path.isdir(parent):
             raise _errors.CantOpenError(f"cannot create lsm file {p!r}: directory {parent!r} does not exist") from None
