@@ -70,8 +70,10 @@ def redact(url: str) -> str:
         creds, host = netloc.rsplit("@", 1)
         user = creds.split(":", 1)[0]
         netloc = f"{user}:***@{host}"
+    secret = ("password", "pwd", "token", "secret") if parts.scheme.lower() == "lsm" else (
+        "password", "pwd", "key", "token", "secret")  # lsm:// ?key= names the key column
     query = "&".join(
-        (k + "=***") if k.lower() in ("password", "pwd", "key", "token", "secret") else p
+        (k + "=***") if k.lower() in secret else p
         for p in parts.query.split("&") if p
         for k in [p.split("=", 1)[0]])
     out = f"{parts.scheme}://{netloc}{parts.path}"
@@ -102,6 +104,7 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str = "rw",
     if url_engine == "lsm":
         from sqlnb import lsm as _lsm  # the lsm:// opener mounts a file on an in-memory SQLite
 
+        mode = opts.pop("mode", mode)  # ?mode=ro in the URL wins, as for the other schemes
         return _lsm.connect_lsm(path, mode=mode, timeout=timeout, statement_timeout=statement_timeout,
                                 isolation_level=isolation_level, check_same_thread=check_same_thread,
                                 url=database, **{**opts, **lsm_options})
