@@ -36,6 +36,24 @@ class Session:
     def open(self, target: str, *, alias: str | None = None, engine: str | None = None,
              mode: str = "rw", timeout: float = 5.0, statement_timeout: float | None = None):
         """Open ``target`` (path or URL, passed unchanged to ``sqlnb.connect``) and make it current."""
+        self._check_alias(alias)
+        con = sqlnb.connect(target, engine=engine or None, mode=mode, timeout=timeout,
+                            statement_timeout=statement_timeout or None, isolation_level=None)
+        alias = alias or self._default_alias(target)
+        self.connections[alias] = con
+        self.current = alias
+        return alias, con
+
+    def adopt(self, con, *, alias: str | None = None):
+        """Register an already open ``sqlnb.Connection`` (closing it stays the caller's choice too)."""
+        if con.closed:
+            raise _errors.ConnectionClosedError("Cannot use a closed connection.")
+        alias = self._check_alias(alias) or self._default_alias(con.database)
+        self.connections[alias] = con
+        self.current = alias
+        return alias, con
+
+    def _check_alias(self, alias):
         if alias is not None:
             if not _ALIAS.match(alias):
                 raise _errors.InterfaceError(
@@ -44,12 +62,7 @@ class Session:
                 raise _errors.InterfaceError(
                     f"alias {alias!r} is already open ({self.connections[alias].url}); "
                     f"close it first with --close {alias}")
-        con = sqlnb.connect(target, engine=engine or None, mode=mode, timeout=timeout,
-                            statement_timeout=statement_timeout or None, isolation_level=None)
-        alias = alias or self._default_alias(target)
-        self.connections[alias] = con
-        self.current = alias
-        return alias, con
+        return alias
 
     def get(self, alias: str | None = None) -> sqlnb.Connection:
         """The connection named ``alias`` (default: the current one)."""

@@ -6,6 +6,7 @@ exploration is :mod:`sqlnb.explore`, completion :mod:`sqlnb.completion`.
 """
 from __future__ import annotations
 
+import os
 import re
 from collections import ChainMap
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, vali
 
 from sqlnb import _cell, _session, display, explore
 from sqlnb import errors as _errors
+from sqlnb.connection import Connection
 
 _OUT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*<<(.*)$", re.S)
 _TOKEN = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|\S+")
@@ -86,6 +88,26 @@ def build_command(args, rest: str, cell: str | None) -> Command:
                     f"line, SQL in the cell body; a URL opens a connection; NAME << stores the result)")
         sql = cell
     return Command(args=args, sql=sql, target=target, out=out, quiet_out=quiet)
+
+
+_VAR = re.compile(r"^:([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+def _target_value(target: str, ns):
+    """``--connect :name`` takes the target from Python variable ``name`` (a path, URL or Connection)."""
+    m = _VAR.match(target)
+    if not m:
+        return target
+    try:
+        value = ns[m.group(1)]
+    except KeyError:
+        raise UsageError(f"--connect {target}: no Python variable named {m.group(1)!r}") from None
+    if isinstance(value, (str, Connection)):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise UsageError(f"--connect {target}: expected a path, URL or sqlnb.Connection, "
+                     f"got {type(value).__name__}")
 
 
 def _short(exc, short: bool):
@@ -160,7 +182,8 @@ class SqlMagic(Magics):
     @argument("-c", "--connect", metavar="TARGET",
               help="Open a connection: a path, :memory:, or a URL (sqlite:///path, bdb:///path, "
                    "system:///path, lsm:///file.lsm?table=..&key_type=..), and make it current. "
-                   "A lone URL or :memory: as the whole line does the same.")
+                   "A lone URL or :memory: as the whole line does the same. --connect :name takes "
+                   "the path, URL or sqlnb.Connection from Python variable name.")
     @argument("-a", "--alias", metavar="NAME",
               help="Name of the connection being opened (default: the file's stem).")
     @argument("-e", "--engine", choices=["sqlite", "bdb", "system"],
@@ -254,9 +277,17 @@ class SqlMagic(Magics):
             raise UsageError("--alias, --engine and --mode apply when opening a connection: "
                              "add --connect TARGET (or give the URL)")
         if cmd.target is not None:
-            self.session.open(cmd.target, alias=args.alias, engine=args.engine or self.default_engine or None,
-                              mode=args.mode or self.default_mode, timeout=self.busy_timeout,
-                              statement_timeout=self.timeout or None)
+            target = _target_value(cmd.target, ns)
+            if isinstance(target, Connection):
+                if args.engine or args.mode:
+                    raise UsageError("--engine and --mode are fixed when a Connection is opened; "
+                                     "an existing Connection is adopted as it is")
+                self.session.adopt(target, alias=args.alias)
+            else:
+                self.session.open(target, alias=args.alias,
+                                  engine=args.engine or self.default_engine or None,
+                                  mode=args.mode or self.default_mode, timeout=self.busy_timeout,
+                                  statement_timeout=self.timeout or None)
         if args.close:
             self.session.close(args.close)
         if args.use:
