@@ -64,7 +64,11 @@ class SqlResult(pd.DataFrame):
 
 
 def wrap(df: pd.DataFrame, info, results=None) -> SqlResult:
-    out = SqlResult(df, copy=False)
+    """``df`` as a :class:`SqlResult` sharing its data (no copy)."""
+    try:  # pandas' constructor for subclasses from a block manager: no re-inference, no copy
+        out = SqlResult._from_mgr(df._mgr, axes=df._mgr.axes)
+    except (AttributeError, TypeError):
+        out = SqlResult(df, copy=False)
     out.sqlnb = info
     out._sqlnb_results = results
     return out

@@ -597,3 +597,26 @@ def test_unload_closes_connections(ip):
     magics.unload_ipython_extension(ip)
     assert con.closed
     ip.run_line_magic("load_ext", "sqlnb")  # so the fixture can unload again
+
+
+def test_connect_from_python_variable(ip, tmp_path):
+    from pathlib import Path
+
+    from IPython.core.error import UsageError
+
+    ip.user_ns["p"] = Path(tmp_path / "fromvar.db")
+    ip.run_cell("%sql --connect :p")
+    assert magics_of(ip).session.current == "fromvar"
+    con = sqlnb.connect(":memory:")
+    con.execute("CREATE TABLE mine(x)")
+    ip.user_ns["con"] = con
+    ip.run_cell("%sql --connect :con --alias adopted")
+    assert magics_of(ip).session.get() is con
+    assert ip.run_cell("%sql --tables").result["name"].tolist() == ["mine"]
+    ip.user_ns["bad"] = 3
+    with pytest.raises(UsageError, match="got int"):
+        ip.run_cell("%sql --connect :bad")
+    with pytest.raises(UsageError, match="no Python variable named 'missing'"):
+        ip.run_cell("%sql --connect :missing")
+    with pytest.raises(UsageError, match="fixed"):
+        ip.run_cell("%sql --connect :con --mode ro --alias again")
