@@ -115,26 +115,20 @@ class _LazyNamespace(dict):
 
 
 def statement_df(con, st, limit=None):
-    """A DataFrame of an already prepared and bound ``RawStatement`` (through a ``Cursor``).
+    """A DataFrame of an already prepared and bound ``RawStatement`` (built on ``Cursor``).
 
-    ``limit`` caps the number of rows fetched. Returns ``(df, truncated)``.
-    This is the one place the magic turns a statement into a frame; the
-    columnar fetcher can take it over (it goes through ``Cursor.fetch_df``).
+    ``limit`` caps the rows fetched. The statement is left to the caller to
+    finalize (so it can ask whether rows were left). This is the one place
+    the magic turns a statement into a frame, through ``Cursor.fetch_df``
+    (the columnar fetcher can take it over).
     """
     cur = con.cursor()
     has_row = st.step()
-    names = st.column_names()
-    cur.description = tuple((n, None, None, None, None, None, None) for n in names)
+    cur.description = tuple((n, None, None, None, None, None, None) for n in st.column_names())
     if has_row:
         cur._st = st
         cur._pending_row = st.row()
-    df = cur.fetch_df(limit=limit) if limit is not None else cur.fetch_df()
-    truncated = False
-    if limit is not None and cur._st is not None:
-        # rows left over: the fetch was capped
-        truncated = bool(cur._pending_row is not None or st.step())
-    cur.close()
-    return df, truncated
+    return cur.fetch_df(limit=limit) if limit is not None else cur.fetch_df()
 
 
 def _empty_frame():
@@ -225,8 +219,10 @@ def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_error
                     info.params = tuple(f":{k}" for k in values) if isinstance(values, dict) and \
                         not isinstance(values, _LazyNamespace) else ()
                     if st.column_count:
-                        df, info.truncated = statement_df(con, st, limit)
+                        df = statement_df(con, st, limit)
                         info.has_columns = True
+                        info.truncated = bool(limit is not None and len(df) >= limit
+                                              and not st.finalized and st.step())
                     else:
                         st.run()
                         df = _empty_frame()

@@ -133,6 +133,13 @@ def test_engine_flag_on_every_engine_binds(ip, engine, tmp_path):
     r = cell(ip, "CREATE TABLE t(a, s);\nINSERT INTO t VALUES (:a, :s);\nSELECT a, s FROM t;")
     assert r.values.tolist() == [[7, "'); DROP TABLE t; --"]]
     assert len(r.results) == 3
+    r = cell(ip, "INSERT INTO t SELECT a + 1, s FROM t;\nINSERT INTO t SELECT a + 2, s FROM t;\nSELECT a FROM t ORDER BY a;",
+             line="--limit 2")
+    assert r["a"].tolist() == [7, 8] and r.sqlnb.truncated
+    res = ip.run_cell_result("%%sql\nSELECT 1;\nSELECT nocol FROM t;")
+    assert isinstance(res.error_in_exec, errors.Error)
+    assert res.error_in_exec.statement_no == 2 and res.error_in_exec.line == 2
+    assert "no such column" in res.error_in_exec._render_traceback_()[0]
 
 
 def test_lsm_url_is_passed_to_connect(ip, tmp_path):
