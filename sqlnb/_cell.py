@@ -76,8 +76,8 @@ def params_for(st, namespace, index: int) -> dict:
     parameter is positional (``?``, ``?3``), not a Python name, or undefined.
     """
     names = st.param_names()
-    if names is None:  # system engine: the stdlib finds the names itself
-        return _LazyNamespace(namespace, index)
+    if names is None:  # system engine: the stdlib does not tell, so tokenize as SQLite does
+        names = text_param_names(st.sql)
     values = {}
     for pos, name in enumerate(names, 1):
         if name is None or name.startswith("?"):
@@ -100,18 +100,29 @@ def params_for(st, namespace, index: int) -> dict:
     return values
 
 
-class _LazyNamespace(dict):
-    """For the ``system`` engine: the stdlib asks for exactly the names SQLite found."""
+# SQLite's tokenizer, as far as parameters go: string literals, quoted identifiers
+# ("x", `x`, [x]) and comments are skipped; :name, @name, $name and ?NNN are parameters.
+_PARAM_TOKENS = re.compile(
+    r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|`(?:[^`]|``)*`?|\[[^\]]*\]?|--[^\n]*|/\*.*?(?:\*/|\Z)"
+    r"|([:@$][\w$]+|\?\d*)", re.S)
 
-    def __init__(self, namespace, index):
-        super().__init__()
-        self._ns = namespace
-        self._index = index
 
-    def __missing__(self, key):
-        if key.isidentifier() and key in self._ns:
-            return self._ns[key]
-        raise KeyError(key)
+def text_param_names(sql: str) -> list:
+    """Parameter names of ``sql`` found by a tokenizer that follows SQLite's rules.
+
+    Used for the ``system`` engine, whose stdlib driver does not expose
+    ``sqlite3_bind_parameter_name``; the compiled engines ask SQLite itself.
+    """
+    out = []
+    for m in _PARAM_TOKENS.finditer(sql):
+        name = m.group(1)
+        if name is None:
+            continue
+        if name[0] == "?":
+            out.append(name if len(name) > 1 else None)
+        elif name not in out:
+            out.append(name)
+    return out
 
 
 def statement_df(con, st, limit=None):
@@ -124,7 +135,9 @@ def statement_df(con, st, limit=None):
     """
     cur = con.cursor()
     has_row = st.step()
-    cur.description = tuple((n, None, None, None, None, None, None) for n in st.column_names())
+    names = st.column_names()
+    types = st.decltypes() or [None] * len(names)
+    cur.description = tuple((n, t, None, None, None, None, None) for n, t in zip(names, types))
     if has_row:
         cur._st = st
         cur._pending_row = st.row()
@@ -216,8 +229,7 @@ def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_error
                     t0 = time.perf_counter()
                     values = params_for(st, namespace, index)
                     st.bind(values)
-                    info.params = tuple(f":{k}" for k in values) if isinstance(values, dict) and \
-                        not isinstance(values, _LazyNamespace) else ()
+                    info.params = tuple(f":{k}" for k in values)
                     if st.column_count:
                         df = statement_df(con, st, limit)
                         info.has_columns = True
