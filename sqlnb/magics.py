@@ -309,6 +309,7 @@ class SqlMagic(Magics):
                                   statement_timeout=self.timeout or None)
         if args.close:
             self.session.close(args.close)
+            print(f"closed {args.close}" + (f"; current: {self.session.current}" if self.session.current else ""))
         if args.use:
             self.session.use(args.use)
         if args.connections:

@@ -627,6 +627,9 @@ def test_connect_from_python_variable(ip, tmp_path):
         ip.run_cell("%sql --connect :missing")
     with pytest.raises(UsageError, match="fixed"):
         ip.run_cell("%sql --connect :con --mode ro --alias again")
+    ip.run_cell("%sql --close adopted")
+    assert not con.closed  # the user's own Connection is let go, not closed
+    con.close()
 
 
 PARAM_CORPUS = [
