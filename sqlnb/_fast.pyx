@@ -633,6 +633,8 @@ cdef class RawStatement:
                 r[i] = _column_value(self.st, i)
             rows.append(tuple(r))
             got += 1
+        if got and type(self.conn.rows_seen) is int:
+            self.conn.rows_seen += got  # for progress displays (sqlnb.progress)
         return rows
 
     def run(self):
