@@ -364,6 +364,9 @@ cdef class RawConnection:
         self._pstate.abort_reason = 0
         if self._pending is not None:
             exc, self._pending = self._pending, None
+            if isinstance(exc, KeyboardInterrupt):
+                # raised afresh from the step: no frames of the progress handler
+                return exc.with_traceback(None)
             return exc
         if (rc & 0xFF) == SQLITE_INTERRUPT and reason == 2:
             exc = _errors.make_error(
