@@ -10,6 +10,10 @@ authorizer-level policy beyond what the stdlib exposes.
 """
 from __future__ import annotations
 
+import datetime as _dt
+import decimal
+import numbers
+import operator
 import re
 import sqlite3 as _sq
 import time
@@ -176,12 +180,32 @@ class RawConnection:
         self._next_report = time.monotonic() + self._report_every
 
 
-_EMPTY = re.compile(r"(?:\s+|;|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.S)
+_EMPTY = re.compile(r"(?:\s+|;|--[^\n]*(?:\n|$)|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z))*", re.S)
 
 
 def _only_comments(piece: str) -> bool:
     """True when a piece holds only whitespace, comments and semicolons (no statement)."""
     return _EMPTY.fullmatch(piece) is not None
+
+
+def _adapt(v, label):
+    """The value the compiled engines would bind, for the stdlib (same types, same errors)."""
+    if v is None or isinstance(v, (int, float, str, bytes, bytearray, memoryview)):
+        return v
+    if isinstance(v, (_dt.date, _dt.time)):
+        return v.isoformat(" ") if isinstance(v, _dt.datetime) else v.isoformat()
+    kind = getattr(getattr(v, "dtype", None), "kind", "") if type(v).__module__ == "numpy" else ""
+    if kind in ("i", "u", "b"):
+        return int(v)
+    if kind == "f":
+        return float(v)
+    if isinstance(v, numbers.Integral) or getattr(type(v), "__index__", None) is not None:
+        return operator.index(v)
+    if isinstance(v, numbers.Real) and not isinstance(v, decimal.Decimal):
+        return float(v)
+    raise _errors.BindError(
+        f"parameter {label}: type '{type(v).__name__}' is not supported "
+        f"(bind None, bool, int, float, str, bytes, bytearray, memoryview, date, time or datetime)")
 
 
 class RawStatement:
@@ -213,9 +237,23 @@ class RawStatement:
     def param_names(self):
         return None  # the stdlib resolves names itself; pass a mapping
 
+    def executemany(self, seq_of_parameters) -> int:
+        """Run for every parameter set (the stdlib refuses statements that return rows)."""
+        try:
+            return self.conn._con.executemany(self.sql, seq_of_parameters).rowcount
+        except _sq.Error as exc:
+            raise translate(exc, self.sql) from None
+
     def bind(self, params):
         self.reset()
-        self._params = params if params is not None else ()
+        if params is None:
+            self._params = ()
+        elif isinstance(params, (list, tuple)):
+            self._params = tuple(_adapt(v, str(i + 1)) for i, v in enumerate(params))
+        elif hasattr(params, "keys"):
+            self._params = {k: _adapt(params[k], k) for k in params.keys()}
+        else:
+            self._params = params
 
     def _run(self):
         if self._cur is None and not self.done:
