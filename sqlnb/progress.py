@@ -116,7 +116,7 @@ class Tracker:
     def _draw(self):
         if self.handle is False:
             return
-        bundle = self._bundle("running", "\u23f3")
+        bundle = self._bundle("running", "\u25b6")
         try:
             if self.handle is None:
                 from IPython.display import display

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+import sqlnb
+
 jupyter_client = pytest.importorskip("jupyter_client")
 pytest.importorskip("ipykernel")
 
@@ -179,9 +181,9 @@ def test_interrupt_runaway_statement(kernel, engine):
 @pytest.mark.parametrize("engine_name", ["sqlite", "system"])
 def test_interrupt_long_fetch(kernel, engine_name):
     """Interrupting a fetch of endless rows stops it too, between or inside steps."""
-    from conftest import need_engine
-
-    need_engine(engine_name)
+    info = {e.name: e for e in sqlnb.engines()}[engine_name]
+    if not info.available:
+        pytest.skip(f"engine {engine_name!r} unavailable: {info.why}")
     open_in_kernel(kernel, engine_name, "fcon")
     code = (f"cur = fcon.execute({ENDLESS_ROWS!r})\n"
             f"print('STARTED', flush=True)\n"
