@@ -291,3 +291,54 @@ def test_no_progress_for_a_fast_statement(kernel):
     kinds = [m["msg_type"] for m in msgs]
     assert "display_data" not in kinds and "update_display_data" not in kinds, kinds
     assert "error" not in kinds
+
+
+# --- the same through %sql ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def magic(kernel):
+    kernel.ok("%load_ext sqlnb\n%sql --connect :memory: --alias mk")
+    return kernel
+
+
+@pytest.mark.timeout(180)
+def test_sql_magic_interrupt(magic):
+    """The stop button during ``%sql``: KeyboardInterrupt, the progress display settles, the next %sql works."""
+    code = (f"print('STARTED', flush=True)\n"
+            f"try:\n    %sql --use mk\n    %sql {RUNAWAY['sqlite']}\n"
+            f"finally:\n    _stopped_at = time.time()\n")
+    reply, msgs, took, sent = magic.interrupt_during(code, wait=1.6)
+    assert_interrupted(magic, reply, msgs, took, sent, "runaway %sql statement")
+    shown, updates = progress_messages(msgs)
+    assert len(shown) == 1 and "sql [1] WITH" in shown[0]["content"]["data"]["text/plain"]
+    assert updates[-1]["content"]["data"]["text/plain"].startswith("stopped (KeyboardInterrupt)")
+    out = magic.ok("%sql --use mk\nr = %sql SELECT 6 * 7 AS answer\nprint(int(r.answer[0]))")
+    assert out.strip().endswith("42")
+
+
+@pytest.mark.timeout(120)
+def test_sql_magic_timeout_flag_and_config(magic):
+    _, msgs = magic.run(f"%sql --use mk\n%sql --timeout 0.5 {RUNAWAY['sqlite']}")
+    errors = [m["content"] for m in msgs if m["msg_type"] == "error"]
+    assert [e["ename"] for e in errors] == ["QueryTimeoutError"], errors
+    assert "time limit of 0.5 s" in errors[0]["evalue"]
+    # --timeout was for that run only; a %config default applies to connections opened after it
+    _, msgs = magic.run("%config SqlMagic.timeout = 0.4\n%sql --connect :memory: --alias limited\n"
+                        f"%sql {RUNAWAY['sqlite']}")
+    errors = [m["content"] for m in msgs if m["msg_type"] == "error"]
+    assert [e["ename"] for e in errors] == ["QueryTimeoutError"], errors
+    assert "time limit of 0.4 s" in errors[0]["evalue"]
+    magic.ok("%config SqlMagic.timeout = 0\n%sql --close limited\n%sql --use mk")
+    assert magic.ok("r = %sql SELECT 1 AS one\nprint(int(r.one[0]))").strip().endswith("1")
+
+
+@pytest.mark.timeout(120)
+def test_sql_magic_progress_for_slow_not_fast(magic):
+    _, msgs = magic.run(f"%sql --use mk\n%sql --timeout 1.6 {RUNAWAY['sqlite']}")
+    shown, updates = progress_messages(msgs)
+    assert len(shown) == 1 and updates, [m["msg_type"] for m in msgs]
+    assert updates[-1]["content"]["data"]["text/plain"].startswith("stopped (QueryTimeoutError)")
+
+    _, msgs = magic.run("%sql --use mk\n%sql SELECT 1 AS one; SELECT 2 AS two")
+    kinds = [m["msg_type"] for m in msgs]
+    assert "error" not in kinds
+    assert progress_messages(msgs) == ([], []) and "update_display_data" not in kinds, kinds
