@@ -85,9 +85,9 @@ class Tracker:
         elapsed = time.monotonic() - self.started
         parts = [f"{elapsed:.1f} s"]
         rows = self.rows()
-        if rows is not None and (rows or state != "running"):
+        if rows:
             parts.append(f"{rows:,} rows")
-            if elapsed > 0 and rows:
+            if elapsed > 0:
                 parts.append(f"{_rate(rows / elapsed)} rows/s")
             if self.total:
                 parts.append(f"{min(100.0, 100.0 * rows / self.total):.0f}%")

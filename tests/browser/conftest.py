@@ -73,7 +73,18 @@ def _settings(user_settings: Path):
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory):
+def demo_db():
+    """The demo database (built once into build/flights.db by sqlnb.demo; reused when complete)."""
+    from sqlnb import demo
+
+    path = ROOT / "build" / "flights.db"
+    if not demo.is_complete(path):
+        demo.build_database(path, quiet=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory, demo_db):
     pytest.importorskip("jupyterlab")
     base = tmp_path_factory.mktemp("lab")
     root = base / "notebooks"
@@ -89,7 +100,8 @@ def lab(tmp_path_factory):
                JUPYTER_RUNTIME_DIR=str(base / "runtime"),
                JUPYTERLAB_SETTINGS_DIR=str(base / "user-settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
-               IPYTHONDIR=str(base / "ipython"))
+               IPYTHONDIR=str(base / "ipython"),
+               SQLNB_DEMO_DB=str(demo_db))  # the tour opens sqlnb.demo.database_path()
     env.pop("JPY_PARENT_PID", None)
     jupyter = Path(sys.executable).with_name("jupyter")
     cmd = ([str(jupyter)] if jupyter.exists() else [sys.executable, "-m", "jupyter"]) + [

@@ -25,7 +25,8 @@ def code_cells(page):
 
 
 def prompt(cell) -> str:
-    return cell.locator(".jp-InputPrompt").first.inner_text().strip()
+    # textContent, not innerText: off-screen cells are skipped by content-visibility
+    return (cell.locator(".jp-InputPrompt").first.text_content() or "").strip()
 
 
 def menu(page, top: str, label: str):
@@ -65,7 +66,7 @@ def wait_all_executed(page, timeout: float = 600.0):
 
 
 def outputs_text(cell) -> str:
-    return cell.locator(".jp-OutputArea").first.inner_text()
+    return cell.locator(".jp-OutputArea").first.text_content() or ""
 
 
 def error_outputs(page):
