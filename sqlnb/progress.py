@@ -23,7 +23,6 @@ nothing, so it costs one check per call.
 """
 from __future__ import annotations
 
-import contextlib
 import html
 import sys
 import time
@@ -34,12 +33,18 @@ EVERY = 0.25  # seconds between updates of a shown display
 __all__ = ["track", "Tracker", "in_kernel", "DELAY", "EVERY"]
 
 
+_kernel_shell = None  # found once; a process that runs a kernel stays one
+
+
 def in_kernel():
     """The IPython shell when running inside a Jupyter kernel, else None.
 
     Only a kernel shell (ipykernel's ``ZMQInteractiveShell``, which has a
     ``kernel``) can show an updatable display; a terminal IPython cannot.
     """
+    global _kernel_shell
+    if _kernel_shell is not None:
+        return _kernel_shell
     ipy = sys.modules.get("IPython")
     if ipy is None:
         return None
@@ -49,6 +54,7 @@ def in_kernel():
         return None
     if shell is None or getattr(shell, "kernel", None) is None:
         return None
+    _kernel_shell = shell
     return shell
 
 
@@ -62,6 +68,9 @@ def _rate(n: float) -> str:
 
 class Tracker:
     """The live display of one ``track`` block (created by :func:`track`)."""
+
+    __slots__ = ("raw", "label", "total", "delay", "every", "started", "handle", "updates",
+                 "_last", "_chained")
 
     def __init__(self, raw, label: str = "", total: int | None = None,
                  delay: float = DELAY, every: float = EVERY):
@@ -143,10 +152,11 @@ class Tracker:
             pass
 
 
-@contextlib.contextmanager
-def track(raw, *, label: str = "", total: int | None = None,
-          delay: float | None = None, every: float | None = None):
+class track:
     """Show a live display (elapsed, rows, rows/s) while the body runs longer than ~1 s.
+
+    ``with track(raw, label="..."):`` -- a context manager (a small class, not
+    a generator, to keep the cost per statement low).
 
     :param raw: the engine connection (``Connection.raw``) whose statements the body runs.
     :param label: a few words shown in the display (e.g. the statement's first line).
@@ -154,34 +164,52 @@ def track(raw, *, label: str = "", total: int | None = None,
     :param delay: seconds before showing anything (default ``DELAY``).
     :param every: seconds between updates (default ``EVERY``).
 
-    Yields the :class:`Tracker` (or None outside a kernel). Nested ``track``
+    ``as`` gives the :class:`Tracker` (None outside a kernel). Nested ``track``
     blocks on the same connection reuse the outer display.
     """
-    if in_kernel() is None or raw is None or not hasattr(raw, "set_progress_report"):
-        yield None
-        return
-    current = getattr(raw, "progress_callback", None)
-    if isinstance(getattr(current, "__self__", None), Tracker):
-        yield current.__self__  # an outer block is already tracking this connection
-        return
-    tracker = Tracker(raw, label, total,
-                      DELAY if delay is None else delay, EVERY if every is None else every)
-    tracker._chained = current
-    if isinstance(getattr(raw, "rows_seen", None), int):
-        raw.rows_seen = 0
-    raw.progress_callback = tracker.tick
-    raw.set_progress_report(tracker.every)
-    exc = None
-    try:
-        yield tracker
-    except BaseException as e:
-        exc = e
-        raise
-    finally:
-        raw.progress_callback = current
-        if current is None:
+
+    __slots__ = ("raw", "label", "total", "delay", "every", "tracker", "_previous")
+
+    def __init__(self, raw, *, label: str = "", total: int | None = None,
+                 delay: float | None = None, every: float | None = None):
+        self.raw = raw
+        self.label = label
+        self.total = total
+        self.delay = delay
+        self.every = every
+        self.tracker = None
+
+    def __enter__(self):
+        raw = self.raw
+        if raw is None or in_kernel() is None or not hasattr(raw, "set_progress_report"):
+            return None
+        current = getattr(raw, "progress_callback", None)
+        owner = getattr(current, "__self__", None)
+        if isinstance(owner, Tracker):
+            return owner  # an outer block is already tracking this connection
+        tracker = Tracker(raw, self.label, self.total,
+                          DELAY if self.delay is None else self.delay,
+                          EVERY if self.every is None else self.every)
+        tracker._chained = current
+        if type(getattr(raw, "rows_seen", None)) is int:
+            raw.rows_seen = 0
+        raw.progress_callback = tracker.tick
+        raw.set_progress_report(tracker.every)
+        self.tracker = tracker
+        self._previous = current
+        return tracker
+
+    def __exit__(self, exc_type, exc, tb):
+        tracker = self.tracker
+        if tracker is None:
+            return False
+        self.tracker = None
+        raw = self.raw
+        raw.progress_callback = self._previous
+        if self._previous is None:
             try:
                 raw.set_progress_report(0)
             except Exception:  # noqa: BLE001 - a closed connection keeps no schedule
                 pass
         tracker.finish(exc)
+        return False
