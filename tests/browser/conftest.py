@@ -48,14 +48,20 @@ class Lab:
         self.root, self.port, self.token, self.proc, self.log = root, port, token, proc, log
         self.base = f"http://127.0.0.1:{port}"
 
-    def url(self, path: str) -> str:
-        return f"{self.base}/{path.lstrip('/')}?token={self.token}"
+    def url(self, path: str, query: str = "") -> str:
+        return f"{self.base}/{path.lstrip('/')}?{query + '&' if query else ''}token={self.token}"
 
-    def api(self, path: str):
-        req = urllib.request.Request(f"{self.base}/api/{path}",
+    def api(self, path: str, method: str = "GET"):
+        req = urllib.request.Request(f"{self.base}/api/{path}", method=method,
                                      headers={"Authorization": f"token {self.token}"})
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return json.loads(r.read())
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = r.read()
+        return json.loads(body) if body else None
+
+    def shutdown_kernels(self):
+        """Shut down every kernel of this server (a test must not leave a statement running)."""
+        for k in self.api("kernels"):
+            self.api(f"kernels/{k['id']}", method="DELETE")
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
@@ -153,10 +159,11 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, request):
+def page(browser, lab, request):
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = ctx.new_page()
     pg.set_default_timeout(60_000)
+    pg.sqlnb_workspace = request.node.name  # each test opens its notebook in a fresh workspace
     yield pg
     SHOTS.mkdir(parents=True, exist_ok=True)
     try:
@@ -164,3 +171,4 @@ def page(browser, request):
     except Exception:  # noqa: BLE001 - a failed screenshot must not hide the test's result
         pass
     ctx.close()
+    lab.shutdown_kernels()

@@ -8,12 +8,17 @@ KERNEL_IDLE = '.jp-Notebook-ExecutionIndicator[data-status="idle"]'
 
 
 def open_notebook(page, lab, name: str, timeout_ms: int = 90_000):
-    """Open ``name`` (relative to the lab root) and wait until its kernel is idle."""
-    page.goto(lab.url(f"lab/tree/{name}"))
+    """Open ``name`` (relative to the lab root) in a fresh workspace and wait until its kernel is idle."""
+    workspace = getattr(page, "sqlnb_workspace", "sqlnb-test")
+    page.goto(lab.url(f"lab/workspaces/{workspace}/tree/{name}", "reset"))
     page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=timeout_ms)
     page.wait_for_selector(KERNEL_IDLE, timeout=timeout_ms)
     # the status bar names the kernel once a session is connected
     page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for(timeout=timeout_ms)
+    panels = page.locator(".jp-NotebookPanel")
+    assert panels.count() == 1, f"{panels.count()} notebooks open; the workspace was not fresh"
+    # make it the current notebook: menu commands act on the current one
+    code_cells(page).first.locator(".jp-InputPrompt").first.click()
 
 
 def cells(page):
