@@ -6,6 +6,7 @@ exploration is :mod:`sqlnb.explore`, completion :mod:`sqlnb.completion`.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from collections import ChainMap
@@ -41,10 +42,9 @@ def split_line(line: str, parser) -> tuple[str, str]:
     Options end at the first token that does not start with ``-``, or at a lone
     ``--``; the rest is returned untouched (it is SQL, or ``NAME <<``, or a URL).
     """
-    takes_value = {}
-    for action in parser._actions:
-        for opt in action.option_strings:
-            takes_value[opt] = action.nargs != 0
+    if not line.lstrip().startswith("-"):
+        return "", line
+    takes_value = _takes_value(parser)
     pos = 0
     for m in _TOKEN.finditer(line):
         tok = m.group(0)
@@ -61,6 +61,18 @@ def split_line(line: str, parser) -> tuple[str, str]:
             if nxt is not None:
                 pos = nxt.end()
     return line[:pos] if pos else line, line[pos:] if pos else ""
+
+
+_TAKES_VALUE: dict = {}
+
+
+def _takes_value(parser) -> dict:
+    """{option string: whether it takes a value} of ``parser`` (computed once)."""
+    key = id(parser)
+    if key not in _TAKES_VALUE:
+        _TAKES_VALUE[key] = {opt: action.nargs != 0 for action in parser._actions
+                             for opt in action.option_strings}
+    return _TAKES_VALUE[key]
 
 
 def build_command(args, rest: str, cell: str | None) -> Command:
@@ -147,6 +159,7 @@ class SqlMagic(Magics):
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
         self.session = _session.Session()
+        self._default_args = None
         self._sync_display()
 
     # --- traits ----------------------------------------------------------------------
@@ -258,7 +271,8 @@ class SqlMagic(Magics):
         parser = self.sql.parser
         opts, rest = split_line(line, parser)
         try:
-            args = parse_argstring(self.sql, opts)
+            # no options: the parser's defaults, without running argparse for every query
+            args = self._defaults() if not opts.strip() else parse_argstring(self.sql, opts)
         except UsageError:
             raise
         except ValueError as exc:  # unbalanced quotes in the options
@@ -266,6 +280,11 @@ class SqlMagic(Magics):
         cmd = build_command(args, rest, cell)
         ns = ChainMap(local_ns, self.shell.user_ns) if local_ns is not None else self.shell.user_ns
         return self.execute(cmd, ns)
+
+    def _defaults(self):
+        if self._default_args is None:
+            self._default_args = parse_argstring(self.sql, "")
+        return argparse.Namespace(**vars(self._default_args))
 
     def execute(self, cmd: Command, ns):
         """Carry out a parsed command; returns what the cell should show."""
@@ -290,6 +309,7 @@ class SqlMagic(Magics):
                                   statement_timeout=self.timeout or None)
         if args.close:
             self.session.close(args.close)
+            print(f"closed {args.close}" + (f"; current: {self.session.current}" if self.session.current else ""))
         if args.use:
             self.session.use(args.use)
         if args.connections:
@@ -350,11 +370,10 @@ class SqlMagic(Magics):
                              short_errors=self.short_errors)
         if not run.frames:
             return None
-        results = []
-        for df, info in zip(run.frames, run.infos):
-            results.append(display.wrap(df, info, results))
+        earlier = [display.wrap(df, info) for df, info in zip(run.frames[:-1], run.infos[:-1])]
+        last = display.wrap(run.frames[-1], run.infos[-1], earlier)
+        results = last.results
         self.shell.user_ns["_sqlnb_results"] = results
-        last = results[-1]
         if cmd.out:
             self.shell.user_ns[cmd.out] = last
         if args.export:
