@@ -47,9 +47,13 @@ bench: setup
 	$(BIN)/pip install -q -e ".[bench]" --no-build-isolation
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
+# JupyterLab on loopback (token login), notebooks/ as its root; kernels find the demo database
+# through $SQLNB_CACHE (exported above). LAB_PORT=0 picks a free port; LAB_ARGS passes more options.
+LAB_PORT ?= 8888
 lab: setup
 	$(PY) -m sqlnb.demo --data-only
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 memcheck: setup
 	$(PY) tools/memcheck.py

@@ -360,6 +360,11 @@ cdef class RawConnection:
         self._pstate.next_report = (_now() + every) if every > 0 else 0
 
     # --- running a statement: shared by every step loop -------------------
+    # A step loop calls ``_begin_run()`` before the FIRST step of a statement
+    # (after prepare/bind/reset): it starts the statement's time limit and the
+    # progress schedule. Later steps of the same statement (fetching more rows)
+    # call ``_resume_run()``, which keeps both, so a statement that returns rows
+    # steadily still meets its limit and keeps reporting progress.
     cdef void _begin_run(self) noexcept:
         self._pending = None
         _auth_begin(self)
@@ -368,12 +373,19 @@ cdef class RawConnection:
         if self._pstate.report_every > 0:
             self._pstate.next_report = _now() + self._pstate.report_every
 
+    cdef inline void _resume_run(self) noexcept:
+        self._pending = None
+        self._pstate.abort_reason = 0
+
     cdef object _run_error(self, int rc, object sql):
         """The exception for a failed step: pending KeyboardInterrupt/callback error first."""
         cdef int reason = self._pstate.abort_reason
         self._pstate.abort_reason = 0
         if self._pending is not None:
             exc, self._pending = self._pending, None
+            if isinstance(exc, KeyboardInterrupt):
+                # raised afresh from the step: no frames of the progress handler
+                return exc.with_traceback(None)
             return exc
         if (rc & 0xFF) == SQLITE_INTERRUPT and reason == 2:
             exc = _errors.make_error(
@@ -413,6 +425,7 @@ cdef class RawStatement:
     cdef readonly RawConnection conn
     cdef readonly str sql
     cdef readonly bint done
+    cdef bint started                  # a step ran since prepare/bind/reset (see _begin_run)
     cdef object __weakref__
 
     def __dealloc__(self):
@@ -440,6 +453,7 @@ cdef class RawStatement:
         if self.st != NULL:
             sqlite3_reset(self.st)
             self.done = False
+            self.started = False
 
     # --- introspection -----------------------------------------------------
     @property
@@ -548,6 +562,7 @@ cdef class RawStatement:
         sqlite3_reset(self.st)
         sqlite3_clear_bindings(self.st)
         self.done = False
+        self.started = False
         if params is None:
             params = ()
         if n == 0:
@@ -593,11 +608,16 @@ cdef class RawStatement:
         cdef RawConnection conn = self.conn
         if self.done:
             return 0
-        conn._begin_run()
+        if self.started:
+            conn._resume_run()
+        else:
+            conn._begin_run()
+            self.started = True
         with nogil:
             rc = sqlite3_step(self.st)
         if rc == SQLITE_ROW:
             return 1
+        self.started = False
         if rc == SQLITE_DONE:
             self.done = True
             return 0
@@ -638,6 +658,8 @@ cdef class RawStatement:
                 r[i] = _column_value(self.st, i)
             rows.append(tuple(r))
             got += 1
+        if got and type(self.conn.rows_seen) is int:
+            self.conn.rows_seen += got  # for progress displays (sqlnb.progress)
         return rows
 
     def run(self):

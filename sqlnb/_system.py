@@ -68,6 +68,9 @@ class RawConnection:
         self._pending = None  # an exception raised inside the user's authorizer
         self.rows_seen = 0
         self._deadline = 0.0
+        self._pending = None      # an exception raised inside the progress handler
+        self._report_every = 0.0
+        self._next_report = 0.0
         try:
             if readonly and not uri and filename not in (":memory:", ""):
                 import pathlib
@@ -81,7 +84,43 @@ class RawConnection:
         self._con.set_progress_handler(self._progress, 1000)
 
     def _progress(self):
-        return 1 if (self._deadline and time.monotonic() > self._deadline) else 0
+        # The stdlib swallows an exception raised in here (the notebook's
+        # interrupt arrives as KeyboardInterrupt in this handler): keep it and
+        # re-raise it from the step that was stopped (see _stopped).
+        try:
+            if self._deadline and time.monotonic() > self._deadline:
+                return 1
+            if self._report_every and self.progress_callback is not None:
+                now = time.monotonic()
+                if now >= self._next_report:
+                    self._next_report = now + self._report_every
+                    return 1 if self.progress_callback() else 0
+            return 0
+        except BaseException as exc:  # noqa: BLE001 - re-raised by _stopped
+            self._pending = exc
+            return 1
+
+    def _stopped(self, exc, sql):
+        """The exception for a failed stdlib call: a pending interrupt first, then the time limit.
+
+        A signal usually lands on the handler's first line, before its ``try``,
+        and the stdlib then drops the KeyboardInterrupt and reports only
+        "interrupted": with no limit passed and no ``interrupt()`` call, that is
+        the notebook's interrupt, raised again here.
+        """
+        pending, self._pending = self._pending, None
+        asked, self._interrupt_asked = self._interrupt_asked, False
+        if pending is not None:
+            return pending
+        if getattr(exc, "sqlite_errorcode", None) == 9:  # SQLITE_INTERRUPT
+            if self._deadline and time.monotonic() > self._deadline:
+                e = _errors.make_error(9, f"statement exceeded its time limit of {self.timeout:g} s (timeout)",
+                                       cls=_errors.QueryTimeoutError, sql=sql)
+                e.timeout = self.timeout
+                return e
+            if not asked:
+                return KeyboardInterrupt()
+        return translate(exc, sql)
 
     @property
     def closed(self):
@@ -111,7 +150,10 @@ class RawConnection:
             return None, tail
         return RawStatement(self, piece), tail
 
+    _interrupt_asked = False
+
     def interrupt(self):
+        self._interrupt_asked = True
         self._con.interrupt()
 
     def changes(self):
@@ -135,7 +177,8 @@ class RawConnection:
         self._con.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
     def set_progress_report(self, every):
-        pass
+        self._report_every = float(every) if every and every > 0 else 0.0
+        self._next_report = time.monotonic() + self._report_every
 
     def install_policy(self, policy):
         """Install ``policy`` (sqlnb.authorizer) through the stdlib's ``set_authorizer``.
@@ -157,11 +200,8 @@ class RawConnection:
 
     def _failed(self, exc, sql):
         """The exception for a failed statement: the user authorizer's first, then the policy's account."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            return pending
-        err = translate(exc, sql)
-        if err.result_code in (1, 23) and self.policy is not None:  # AUTH, or ERROR from a trigger/vtab
+        err = self._stopped(exc, sql)  # a pending interrupt / user-authorizer exception, or the time limit
+        if isinstance(err, _errors.Error) and err.result_code in (1, 23) and self.policy is not None:  # AUTH, or ERROR from a trigger/vtab
             better = self.policy.explain_refusal(err)
             if better is not None:
                 return better
@@ -252,13 +292,6 @@ class RawStatement:
                 c.policy.begin()
             try:
                 self._cur = c._con.execute(self.sql, self._params)
-            except _sq.OperationalError as exc:
-                if c._deadline and time.monotonic() > c._deadline and "interrupt" in str(exc):
-                    e = _errors.make_error(9, f"statement exceeded its time limit of {c.timeout:g} s (timeout)",
-                                           cls=_errors.QueryTimeoutError, sql=self.sql)
-                    e.timeout = c.timeout
-                    raise e from None
-                raise c._failed(exc, self.sql) from None
             except _sq.Error as exc:
                 raise c._failed(exc, self.sql) from None
             finally:
