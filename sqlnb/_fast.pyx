@@ -17,6 +17,9 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
+                               PyThread_acquire_lock, PyThread_release_lock, PyThread_get_thread_ident,
+                               WAIT_LOCK, NOWAIT_LOCK)
 from libc.stdint cimport int64_t
 from libc.string cimport strlen
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -156,6 +159,40 @@ cdef int _progress_cb(void *arg) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------
+# one caller at a time per connection
+# ---------------------------------------------------------------------------
+# SQLite serializes calls on a connection with its own mutex, but a thread
+# stepping (GIL released, mutex held) needs the GIL back in the progress handler
+# while another thread holding the GIL would block on that mutex in any
+# sqlite3_* call: a deadlock. So every entry point below takes this recursive
+# per-connection lock first, waiting for it with the GIL released. Only
+# interrupt() (which takes no mutex) and the flags stay lock-free.
+cdef int _lock(RawConnection c) except -1:
+    cdef long me
+    if c is None or c._lock == NULL:
+        return 0
+    me = PyThread_get_thread_ident()
+    if c._lock_depth > 0 and c._lock_owner == me:
+        c._lock_depth += 1
+        return 0
+    if not PyThread_acquire_lock(c._lock, NOWAIT_LOCK):
+        with nogil:
+            PyThread_acquire_lock(c._lock, WAIT_LOCK)
+    c._lock_owner = me
+    c._lock_depth = 1
+    return 0
+
+
+cdef void _unlock(RawConnection c) noexcept:
+    if c is None or c._lock == NULL or c._lock_depth <= 0:
+        return
+    c._lock_depth -= 1
+    if c._lock_depth == 0:
+        c._lock_owner = 0
+        PyThread_release_lock(c._lock)
+
+
+# ---------------------------------------------------------------------------
 # connection
 # ---------------------------------------------------------------------------
 cdef class RawConnection:
@@ -170,10 +207,16 @@ cdef class RawConnection:
     cdef object _pending               # exception captured by a callback
     cdef public object rows_seen       # updated by fetch loops for progress displays
     cdef public object policy          # the authorizer policy object (sqlnb.authorizer), if any
+    cdef PyThread_type_lock _lock      # see _lock(): one caller at a time
+    cdef long _lock_owner
+    cdef int _lock_depth
     cdef object __weakref__
 
     def __cinit__(self):
         self.db = NULL
+        self._lock = PyThread_allocate_lock()
+        if self._lock == NULL:
+            raise MemoryError()
         self._statements = weakref.WeakSet()
         self.timeout = 0.0
         self.rows_seen = 0
@@ -206,11 +249,16 @@ cdef class RawConnection:
         sqlite3_progress_handler(db, 1000, _progress_cb, <void*>&self._pstate)
 
     def __dealloc__(self):
-        if self.db != NULL:
-            sqlite3_progress_handler(self.db, 0, NULL, NULL)
-            sqlite3_set_authorizer(self.db, NULL, NULL)
-            sqlnb_close(self.db)
-            self.db = NULL
+        cdef sqlite3 *db = self.db
+        self.db = NULL
+        if db != NULL:
+            with nogil:
+                sqlite3_progress_handler(db, 0, NULL, NULL)
+                sqlite3_set_authorizer(db, NULL, NULL)
+                sqlnb_close(db)
+        if self._lock != NULL:
+            PyThread_free_lock(self._lock)
+            self._lock = NULL
 
     cdef int _check(self) except -1:
         if self.db == NULL:
@@ -233,16 +281,20 @@ cdef class RawConnection:
     def close(self):
         """Finalize every live statement, then close the handle. Idempotent."""
         cdef int rc
-        if self.db == NULL:
-            return
-        for st in list(self._statements):
-            (<RawStatement>st).finalize()
-        sqlite3_progress_handler(self.db, 0, NULL, NULL)
-        sqlite3_set_authorizer(self.db, NULL, NULL)
-        rc = sqlnb_close(self.db)
-        if rc != SQLITE_OK:
-            check_rc(rc, self.db)
-        self.db = NULL
+        _lock(self)
+        try:
+            if self.db == NULL:
+                return
+            for st in list(self._statements):
+                (<RawStatement>st).finalize()
+            sqlite3_progress_handler(self.db, 0, NULL, NULL)
+            sqlite3_set_authorizer(self.db, NULL, NULL)
+            rc = sqlnb_close(self.db)
+            if rc != SQLITE_OK:
+                check_rc(rc, self.db)
+            self.db = NULL
+        finally:
+            _unlock(self)
 
     cdef sqlite3 *handle(self) except NULL:
         self._check()
@@ -260,32 +312,36 @@ cdef class RawConnection:
         cdef const char *tail = NULL
         cdef Py_ssize_t n
         cdef int rc
-        self._check()
-        n = PyBytes_GET_SIZE(sql)
-        if offset < 0 or offset > n:
-            raise ValueError("offset out of range")
-        if n - offset > 2147483646:
-            raise _errors.TooBigError("SQL text too long")
-        base = PyBytes_AS_STRING(sql)
-        self._pending = None
-        rc = sqlite3_prepare_v2(self.db, base + offset, <int>(n - offset), &st, &tail)
-        if self._pending is not None:
-            if st != NULL:
-                sqlite3_finalize(st)
-            exc, self._pending = self._pending, None
-            raise exc
-        if rc != SQLITE_OK:
-            exc = self._policy_error(rc, sql[offset:].decode("utf-8", "replace"))
-            raise exc
-        new_offset = (tail - base) if tail != NULL else n
-        if st == NULL:
-            return None, new_offset
-        stmt = RawStatement.__new__(RawStatement)
-        (<RawStatement>stmt).st = st
-        (<RawStatement>stmt).conn = self
-        (<RawStatement>stmt).sql = sql[offset:new_offset].decode("utf-8", "surrogateescape")
-        self._statements.add(stmt)
-        return stmt, new_offset
+        _lock(self)
+        try:
+            self._check()
+            n = PyBytes_GET_SIZE(sql)
+            if offset < 0 or offset > n:
+                raise ValueError("offset out of range")
+            if n - offset > 2147483646:
+                raise _errors.TooBigError("SQL text too long")
+            base = PyBytes_AS_STRING(sql)
+            self._pending = None
+            rc = sqlite3_prepare_v2(self.db, base + offset, <int>(n - offset), &st, &tail)
+            if self._pending is not None:
+                if st != NULL:
+                    sqlite3_finalize(st)
+                exc, self._pending = self._pending, None
+                raise exc
+            if rc != SQLITE_OK:
+                exc = self._policy_error(rc, sql[offset:].decode("utf-8", "replace"))
+                raise exc
+            new_offset = (tail - base) if tail != NULL else n
+            if st == NULL:
+                return None, new_offset
+            stmt = RawStatement.__new__(RawStatement)
+            (<RawStatement>stmt).st = st
+            (<RawStatement>stmt).conn = self
+            (<RawStatement>stmt).sql = sql[offset:new_offset].decode("utf-8", "surrogateescape")
+            self._statements.add(stmt)
+            return stmt, new_offset
+        finally:
+            _unlock(self)
 
     cdef object _policy_error(self, int rc, object sql):
         # Refusals of an authorizer policy come back as SQLITE_AUTH; the policy
@@ -321,8 +377,12 @@ cdef class RawConnection:
         return bool(sqlite3_get_autocommit(self.db))
 
     def busy_timeout(self, double seconds):
-        self._check()
-        check_rc(sqlite3_busy_timeout(self.db, <int>(seconds * 1000)), self.db)
+        _lock(self)
+        try:
+            self._check()
+            check_rc(sqlite3_busy_timeout(self.db, <int>(seconds * 1000)), self.db)
+        finally:
+            _unlock(self)
 
     def db_readonly(self, name="main"):
         self._check()
@@ -333,8 +393,12 @@ cdef class RawConnection:
         return sqlite3_limit(self.db, category, value)
 
     def errmsg(self):
-        self._check()
-        return sqlite3_errmsg(self.db).decode("utf-8", "replace")
+        _lock(self)
+        try:
+            self._check()
+            return sqlite3_errmsg(self.db).decode("utf-8", "replace")
+        finally:
+            _unlock(self)
 
     def set_progress_report(self, double every):
         """Call ``progress_callback`` about every ``every`` seconds while stepping (0: never)."""
@@ -397,9 +461,12 @@ cdef class RawStatement:
     cdef object __weakref__
 
     def __dealloc__(self):
-        if self.st != NULL:
-            sqlite3_finalize(self.st)
-            self.st = NULL
+        # GIL released: another thread may be stepping on the same connection
+        cdef sqlite3_stmt *st = self.st
+        self.st = NULL
+        if st != NULL:
+            with nogil:
+                sqlite3_finalize(st)
 
     cdef int _check(self) except -1:
         if self.st == NULL or self.conn is None or self.conn.db == NULL:
@@ -408,9 +475,13 @@ cdef class RawStatement:
         return 0
 
     def finalize(self):
-        if self.st != NULL:
-            sqlite3_finalize(self.st)
-            self.st = NULL
+        _lock(self.conn)
+        try:
+            if self.st != NULL:
+                sqlite3_finalize(self.st)
+                self.st = NULL
+        finally:
+            _unlock(self.conn)
 
     @property
     def finalized(self):
@@ -418,9 +489,13 @@ cdef class RawStatement:
 
     def reset(self):
         """Reset to run again (bindings kept). Reports nothing: errors came at step."""
-        if self.st != NULL:
-            sqlite3_reset(self.st)
-            self.done = False
+        _lock(self.conn)
+        try:
+            if self.st != NULL:
+                sqlite3_reset(self.st)
+                self.done = False
+        finally:
+            _unlock(self.conn)
 
     # --- introspection -----------------------------------------------------
     @property
@@ -439,24 +514,34 @@ cdef class RawStatement:
         return sqlite3_column_count(self.st)
 
     def column_names(self):
-        self._check()
-        cdef int i, n = sqlite3_column_count(self.st)
+        cdef int i, n
         cdef const char *p
-        out = []
-        for i in range(n):
-            p = sqlite3_column_name(self.st, i)
-            out.append(p.decode("utf-8", "replace") if p != NULL else "")
-        return out
+        _lock(self.conn)
+        try:
+            self._check()
+            n = sqlite3_column_count(self.st)
+            out = []
+            for i in range(n):
+                p = sqlite3_column_name(self.st, i)
+                out.append(p.decode("utf-8", "replace") if p != NULL else "")
+            return out
+        finally:
+            _unlock(self.conn)
 
     def decltypes(self):
-        self._check()
-        cdef int i, n = sqlite3_column_count(self.st)
+        cdef int i, n
         cdef const char *p
-        out = []
-        for i in range(n):
-            p = sqlite3_column_decltype(self.st, i)
-            out.append(p.decode("utf-8", "replace") if p != NULL else None)
-        return out
+        _lock(self.conn)
+        try:
+            self._check()
+            n = sqlite3_column_count(self.st)
+            out = []
+            for i in range(n):
+                p = sqlite3_column_decltype(self.st, i)
+                out.append(p.decode("utf-8", "replace") if p != NULL else None)
+            return out
+        finally:
+            _unlock(self.conn)
 
     @property
     def param_count(self):
@@ -520,49 +605,54 @@ cdef class RawStatement:
 
     def bind(self, params):
         """Bind a sequence (``?``, ``?NNN``) or a mapping (``:name``, ``$name``, ``@name``)."""
-        self._check()
-        cdef int i, n = sqlite3_bind_parameter_count(self.st)
+        cdef int i, n
         cdef const char *p
-        sqlite3_reset(self.st)
-        sqlite3_clear_bindings(self.st)
-        self.done = False
-        if params is None:
-            params = ()
-        if n == 0:
-            if isinstance(params, (list, tuple)) and len(params) != 0:
-                raise _errors.ParameterError(
-                    f"Incorrect number of bindings supplied. The current statement uses 0, "
-                    f"and there are {len(params)} supplied.")
-            return
-        if _is_mapping(params):
-            for i in range(1, n + 1):
-                p = sqlite3_bind_parameter_name(self.st, i)
-                if p == NULL:
+        _lock(self.conn)
+        try:
+            self._check()
+            n = sqlite3_bind_parameter_count(self.st)
+            sqlite3_reset(self.st)
+            sqlite3_clear_bindings(self.st)
+            self.done = False
+            if params is None:
+                params = ()
+            if n == 0:
+                if isinstance(params, (list, tuple)) and len(params) != 0:
                     raise _errors.ParameterError(
-                        f"Binding {i} has no name, but you supplied a dictionary "
-                        f"(which has only names).")
-                name = p.decode("utf-8")
+                        f"Incorrect number of bindings supplied. The current statement uses 0, "
+                        f"and there are {len(params)} supplied.")
+                return
+            if _is_mapping(params):
+                for i in range(1, n + 1):
+                    p = sqlite3_bind_parameter_name(self.st, i)
+                    if p == NULL:
+                        raise _errors.ParameterError(
+                            f"Binding {i} has no name, but you supplied a dictionary "
+                            f"(which has only names).")
+                    name = p.decode("utf-8")
+                    try:
+                        v = params[name[1:]]
+                    except KeyError:
+                        raise _errors.ParameterError(
+                            f"You did not supply a value for binding parameter {name}.") from None
+                    self._bind_one(i, v, name)
+            else:
+                if isinstance(params, (str, bytes)):
+                    raise _errors.ParameterError("parameters must be a sequence or a mapping, not a string")
                 try:
-                    v = params[name[1:]]
-                except KeyError:
+                    seq = params if isinstance(params, (list, tuple)) else tuple(params)
+                except TypeError:
                     raise _errors.ParameterError(
-                        f"You did not supply a value for binding parameter {name}.") from None
-                self._bind_one(i, v, name)
-        else:
-            if isinstance(params, (str, bytes)):
-                raise _errors.ParameterError("parameters must be a sequence or a mapping, not a string")
-            try:
-                seq = params if isinstance(params, (list, tuple)) else tuple(params)
-            except TypeError:
-                raise _errors.ParameterError(
-                    f"parameters are of unsupported type '{type(params).__name__}'") from None
-            if len(seq) != n:
-                raise _errors.ParameterError(
-                    f"Incorrect number of bindings supplied. The current statement uses {n}, "
-                    f"and there are {len(seq)} supplied.")
-            for i in range(1, n + 1):
-                p = sqlite3_bind_parameter_name(self.st, i)
-                self._bind_one(i, seq[i - 1], p.decode("utf-8") if p != NULL else f"{i}")
+                        f"parameters are of unsupported type '{type(params).__name__}'") from None
+                if len(seq) != n:
+                    raise _errors.ParameterError(
+                        f"Incorrect number of bindings supplied. The current statement uses {n}, "
+                        f"and there are {len(seq)} supplied.")
+                for i in range(1, n + 1):
+                    p = sqlite3_bind_parameter_name(self.st, i)
+                    self._bind_one(i, seq[i - 1], p.decode("utf-8") if p != NULL else f"{i}")
+        finally:
+            _unlock(self.conn)
 
     # --- stepping ----------------------------------------------------------
     cdef int _step(self) except -1:
@@ -591,38 +681,55 @@ cdef class RawStatement:
 
     def step(self):
         """Advance one row; True while there is a row."""
-        self._check()
-        return self._step() == 1
+        _lock(self.conn)
+        try:
+            self._check()
+            return self._step() == 1
+        finally:
+            _unlock(self.conn)
 
     def row(self):
         """The current row as a tuple (after ``step()`` returned True)."""
-        self._check()
-        cdef int i, n = sqlite3_data_count(self.st)
-        out = [None] * n
-        for i in range(n):
-            out[i] = _column_value(self.st, i)
-        return tuple(out)
+        cdef int i, n
+        _lock(self.conn)
+        try:
+            self._check()
+            n = sqlite3_data_count(self.st)
+            out = [None] * n
+            for i in range(n):
+                out[i] = _column_value(self.st, i)
+            return tuple(out)
+        finally:
+            _unlock(self.conn)
 
     def fetchmany(self, Py_ssize_t size):
         """Step up to ``size`` rows and return them as a list of tuples."""
-        self._check()
         cdef int i, n
         cdef Py_ssize_t got = 0
-        rows = []
-        while got < size and self._step() == 1:
-            n = sqlite3_data_count(self.st)
-            r = [None] * n
-            for i in range(n):
-                r[i] = _column_value(self.st, i)
-            rows.append(tuple(r))
-            got += 1
-        return rows
+        _lock(self.conn)
+        try:
+            self._check()
+            rows = []
+            while got < size and self._step() == 1:
+                n = sqlite3_data_count(self.st)
+                r = [None] * n
+                for i in range(n):
+                    r[i] = _column_value(self.st, i)
+                rows.append(tuple(r))
+                got += 1
+            return rows
+        finally:
+            _unlock(self.conn)
 
     def run(self):
         """Step until done, discarding rows (for statements run for effect)."""
-        self._check()
-        while self._step() == 1:
-            pass
+        _lock(self.conn)
+        try:
+            self._check()
+            while self._step() == 1:
+                pass
+        finally:
+            _unlock(self.conn)
 
 
 cdef bint _is_mapping(object o):

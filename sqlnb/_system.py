@@ -10,8 +10,10 @@ authorizer-level policy beyond what the stdlib exposes.
 """
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3 as _sq
+import threading
 import time
 
 from sqlnb import errors as _errors
@@ -55,8 +57,23 @@ def translate(exc: _sq.Error, sql=None) -> _errors.Error:
     return _errors.make_error(1, str(exc), sql=sql, cls=_errors.DatabaseError)
 
 
+def _serialized(method):
+    """Run ``method`` holding the connection's lock (see RawConnection._lock)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        lock = self._lock if isinstance(self, RawConnection) else self.conn._lock
+        with lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 class RawConnection:
     def __init__(self, filename, flags=None, vfs=None, uri=False, readonly=False):
+        # One caller at a time: the stdlib steps with the GIL released and our
+        # progress handler needs the GIL back, while another thread fetching
+        # (GIL held) would wait on SQLite's mutex: a deadlock. threading.RLock
+        # waits with the GIL released.
+        self._lock = threading.RLock()
         self.filename = filename
         self.timeout = 0.0
         self.progress_callback = None
@@ -86,6 +103,7 @@ class RawConnection:
         except _sq.ProgrammingError:
             return True
 
+    @_serialized
     def close(self):
         self._con.close()
 
@@ -126,6 +144,7 @@ class RawConnection:
     def autocommit(self):
         return not self._con.in_transaction
 
+    @_serialized
     def busy_timeout(self, seconds):
         self._con.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
@@ -154,12 +173,14 @@ class RawStatement:
     def finalized(self):
         return self._cur is None and self.done
 
+    @_serialized
     def finalize(self):
         if self._cur is not None:
             self._cur.close()
         self._cur = None
         self.done = True
 
+    @_serialized
     def reset(self):
         self.finalize()
         self.done = False
@@ -170,10 +191,12 @@ class RawStatement:
     def param_names(self):
         return None  # the stdlib resolves names itself; pass a mapping
 
+    @_serialized
     def bind(self, params):
         self.reset()
         self._params = params if params is not None else ()
 
+    @_serialized
     def _run(self):
         if self._cur is None and not self.done:
             c = self.conn
@@ -195,10 +218,12 @@ class RawStatement:
             c._lastrowid = self._cur.lastrowid or 0
 
     @property
+    @_serialized
     def column_count(self):
         self._run()
         return len(self._cur.description) if self._cur is not None and self._cur.description else 0
 
+    @_serialized
     def column_names(self):
         self._run()
         if self._cur is None or not self._cur.description:
@@ -208,6 +233,7 @@ class RawStatement:
     def decltypes(self):
         return [None] * self.column_count
 
+    @_serialized
     def step(self):
         self._run()
         if self._cur is None:
@@ -224,6 +250,7 @@ class RawStatement:
     def row(self):
         return tuple(self._row)
 
+    @_serialized
     def fetchmany(self, size):
         self._run()
         if self._cur is None:
@@ -236,6 +263,7 @@ class RawStatement:
             self.done = True
         return [tuple(r) for r in rows]
 
+    @_serialized
     def run(self):
         self._run()
         while self.step():

@@ -26,6 +26,17 @@ _LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*([A-Za-z]+)", r
 _DML = frozenset(("INSERT", "UPDATE", "DELETE", "REPLACE"))
 
 
+def _serialized(method):
+    """Hold the connection's lock around a check-then-act sequence (implicit BEGIN,
+    commit): with ``check_same_thread=False`` two threads must not interleave them."""
+    def wrapper(self, *args, **kwargs):
+        con = self if isinstance(self, Connection) else self.connection
+        with con._lock:
+            return method(self, *args, **kwargs)
+    wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = method.__name__, method.__doc__, method
+    return wrapper
+
+
 def _first_keyword(sql: str) -> str:
     m = _LEADING.match(sql)
     return m.group(1).upper() if m else ""
@@ -157,6 +168,7 @@ class Connection:
         self.isolation_level = isolation_level
         self.check_same_thread = check_same_thread
         self._thread = threading.get_ident()
+        self._lock = threading.RLock()
         self.row_factory = None
         self.extras: dict = {}
 
@@ -233,11 +245,13 @@ class Connection:
     def executescript(self, sql_script) -> "Cursor":
         return self.cursor().executescript(sql_script)
 
+    @_serialized
     def commit(self):
         self._check()
         if not self._raw.autocommit:
             self._run_simple("COMMIT")
 
+    @_serialized
     def rollback(self):
         self._check()
         if not self._raw.autocommit:
@@ -392,6 +406,7 @@ class Cursor:
                 raise _errors.ProgrammingError("You can only execute one statement at a time.")
         return st
 
+    @_serialized
     def execute(self, sql, parameters=None):
         self._check()
         self._finish()
@@ -422,6 +437,7 @@ class Cursor:
         self.lastrowid = con._raw.last_insert_rowid()
         return self
 
+    @_serialized
     def executemany(self, sql, seq_of_parameters):
         self._check()
         self._finish()
@@ -446,6 +462,7 @@ class Cursor:
             st.finalize()
         return self
 
+    @_serialized
     def executescript(self, sql_script):
         """Run every statement of a script (COMMITting a pending transaction first, as the stdlib does)."""
         self._check()
