@@ -30,6 +30,7 @@ import weakref
 import operator
 
 from sqlnb import errors as _errors
+from sqlnb import _diagnose
 
 # ---------------------------------------------------------------------------
 # library facts
@@ -238,7 +239,7 @@ cdef class RawConnection:
         with nogil:
             rc = sqlite3_open_v2(zfn, &db, flags, zvfs)
         if rc != SQLITE_OK:
-            exc = _error_for(rc, db, None)
+            exc = self._file_error(_error_for(rc, db, None))
             if db != NULL:
                 sqlite3_close(db)
             raise exc
@@ -320,6 +321,9 @@ cdef class RawConnection:
                 raise ValueError("offset out of range")
             if n - offset > 2147483646:
                 raise _errors.TooBigError("SQL text too long")
+            if sql.find(b"\0", offset) != -1:
+                # SQLite would stop at the NUL and silently ignore the rest
+                raise _errors.ProgrammingError(_diagnose.NUL_IN_SQL)
             base = PyBytes_AS_STRING(sql)
             self._pending = None
             rc = sqlite3_prepare_v2(self.db, base + offset, <int>(n - offset), &st, &tail)
@@ -343,10 +347,15 @@ cdef class RawConnection:
         finally:
             _unlock(self)
 
+    cdef object _file_error(self, exc):
+        # file-level errors (locked, not a database, cannot open...) name the file
+        return _diagnose.annotate(exc, self.filename, readonly=bool(self.flags & SQLITE_OPEN_READONLY),
+                                  engine=FLAVOUR)
+
     cdef object _policy_error(self, int rc, object sql):
         # Refusals of an authorizer policy come back as SQLITE_AUTH; the policy
         # object knows what it refused and builds the clear error.
-        exc = _error_for(rc, self.db, sql)
+        exc = self._file_error(_error_for(rc, self.db, sql))
         if (rc & 0xFF) == SQLITE_AUTH and self.policy is not None:
             better = self.policy.explain_refusal(exc)
             if better is not None:
@@ -426,7 +435,7 @@ cdef class RawConnection:
                 cls=_errors.QueryTimeoutError, sql=sql)
             exc.timeout = self.timeout
             return exc
-        return _error_for(rc, self.db, sql)
+        return self._file_error(_error_for(rc, self.db, sql))
 
 
 # ---------------------------------------------------------------------------
@@ -674,7 +683,7 @@ cdef class RawStatement:
         sqlite3_reset(self.st)
         self.done = True
         if isinstance(exc, _errors.Error) and (rc & 0xFF) == SQLITE_ERROR:
-            exc2 = _error_for(sqlite3_errcode(conn.db), conn.db, self.sql)
+            exc2 = conn._file_error(_error_for(sqlite3_errcode(conn.db), conn.db, self.sql))
             if str(exc2) and str(exc2) != "not an error":
                 exc = exc2
         raise exc

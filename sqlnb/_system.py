@@ -10,12 +10,15 @@ authorizer-level policy beyond what the stdlib exposes.
 """
 from __future__ import annotations
 
+import collections.abc
 import functools
+import operator
 import re
 import sqlite3 as _sq
 import threading
 import time
 
+from sqlnb import _diagnose
 from sqlnb import errors as _errors
 
 FLAVOUR = "system"
@@ -57,6 +60,55 @@ def translate(exc: _sq.Error, sql=None) -> _errors.Error:
     return _errors.make_error(1, str(exc), sql=sql, cls=_errors.DatabaseError)
 
 
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _adapt(v, label):
+    """One parameter value under the Cython engines' binding rules (no stdlib adapters)."""
+    if v is None or isinstance(v, (float, str, bytes, bytearray, memoryview)):
+        return v
+    if isinstance(v, int):
+        if not _INT64_MIN <= v <= _INT64_MAX:
+            raise OverflowError(f"parameter {label}: Python int {v} does not fit SQLite's 64-bit INTEGER")
+        return int(v)
+    if type(v).__module__ == "numpy" and hasattr(v, "dtype"):
+        if v.dtype.kind in "iub":
+            return _adapt(int(v), label)
+        if v.dtype.kind == "f":
+            return float(v)
+    if getattr(type(v), "__index__", None) is not None:
+        return _adapt(operator.index(v), label)
+    raise _errors.BindError(
+        f"parameter {label}: type '{type(v).__name__}' is not supported "
+        f"(bind None, bool, int, float, str, bytes, bytearray or memoryview)")
+
+
+class _NamedParams(dict):
+    """Looks names up in the caller's mapping, adapting each value the stdlib asks for."""
+
+    def __init__(self, source):
+        super().__init__()
+        self._source = source
+
+    def __getitem__(self, name):
+        return _adapt(self._source[name], f":{name}")
+
+
+def _params(params):
+    if params is None:
+        return ()
+    if isinstance(params, (dict, collections.abc.Mapping)) or (
+            hasattr(params, "__getitem__") and hasattr(params, "keys") and not isinstance(params, (list, tuple))):
+        return _NamedParams(params)
+    if isinstance(params, (str, bytes)):
+        raise _errors.ParameterError("parameters must be a sequence or a mapping, not a string")
+    try:
+        seq = tuple(params)
+    except TypeError:
+        raise _errors.ParameterError(f"parameters are of unsupported type '{type(params).__name__}'") from None
+    return tuple(_adapt(v, str(i)) for i, v in enumerate(seq, 1))
+
+
 def _serialized(method):
     """Run ``method`` holding the connection's lock (see RawConnection._lock)."""
     @functools.wraps(method)
@@ -75,6 +127,7 @@ class RawConnection:
         # waits with the GIL released.
         self._lock = threading.RLock()
         self.filename = filename
+        self.readonly = readonly
         self.timeout = 0.0
         self.progress_callback = None
         self.policy = None
@@ -89,8 +142,11 @@ class RawConnection:
             else:
                 self._con = _sq.connect(filename, uri=uri, isolation_level=None, check_same_thread=False)
         except _sq.Error as exc:
-            raise translate(exc) from None
+            raise self._translate(exc) from None
         self._con.set_progress_handler(self._progress, 1000)
+
+    def _translate(self, exc, sql=None):
+        return _diagnose.annotate(translate(exc, sql), self.filename, readonly=self.readonly, engine="system")
 
     def _progress(self):
         return 1 if (self._deadline and time.monotonic() > self._deadline) else 0
@@ -109,6 +165,8 @@ class RawConnection:
 
     def prepare(self, sql: bytes, offset: int = 0):
         text = sql[offset:].decode("utf-8", "surrogateescape")
+        if "\0" in text:
+            raise _errors.ProgrammingError(_diagnose.NUL_IN_SQL)
         if not text.strip():
             return None, len(sql)
         end = len(text)
@@ -194,7 +252,7 @@ class RawStatement:
     @_serialized
     def bind(self, params):
         self.reset()
-        self._params = params if params is not None else ()
+        self._params = _params(params)
 
     @_serialized
     def _run(self):
@@ -209,9 +267,9 @@ class RawStatement:
                                            cls=_errors.QueryTimeoutError, sql=self.sql)
                     e.timeout = c.timeout
                     raise e from None
-                raise translate(exc, self.sql) from None
+                raise self.conn._translate(exc, self.sql) from None
             except _sq.Error as exc:
-                raise translate(exc, self.sql) from None
+                raise self.conn._translate(exc, self.sql) from None
             finally:
                 c._deadline = 0.0
             c._last_changes = max(self._cur.rowcount, 0)
@@ -241,7 +299,7 @@ class RawStatement:
         try:
             self._row = self._cur.fetchone()
         except _sq.Error as exc:
-            raise translate(exc, self.sql) from None
+            raise self.conn._translate(exc, self.sql) from None
         if self._row is None:
             self.done = True
             return False
@@ -258,7 +316,7 @@ class RawStatement:
         try:
             rows = self._cur.fetchmany(size)
         except _sq.Error as exc:
-            raise translate(exc, self.sql) from None
+            raise self.conn._translate(exc, self.sql) from None
         if len(rows) < size:
             self.done = True
         return [tuple(r) for r in rows]

@@ -8,6 +8,7 @@ differences are listed in docs/dbapi.md.
 """
 from __future__ import annotations
 
+import os
 import re
 import threading
 from pathlib import Path
@@ -108,7 +109,10 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str = "rw",
     :param statement_timeout: per-statement time limit in seconds (None: none).
     :param isolation_level: as in the stdlib; ``None`` is autocommit.
     """
-    database = str(database) if isinstance(database, Path) else database
+    if isinstance(database, (Path, os.PathLike)):
+        database = os.fspath(database)
+    if not isinstance(database, str):
+        raise TypeError(f"database must be a path (str or os.PathLike) or a URL, not {type(database).__name__}")
     url_engine, path, opts = parse_url(database)
     if url_engine == "lsm":
         from sqlnb import lsm as _lsm  # the lsm:// opener mounts a file on an in-memory SQLite
