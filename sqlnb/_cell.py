@@ -1,0 +1,252 @@
+"""Running the statements of a ``%%sql`` cell: plain functions, no IPython.
+
+* Statements are split by SQLite's own tail pointer (``Connection.statements``),
+  prepared one at a time just before they run (so ``CREATE TABLE t ...; INSERT
+  INTO t ...`` works in one cell).
+* Parameters are **always bound**: the names come from SQLite's parser
+  (``RawStatement.param_names()``), so ``':1'`` inside a JSON string, ``[:2]``
+  in a string or a comment, and comments anywhere are never parameters. Each
+  ``:name``/``$name``/``@name`` takes the value of ``name`` from the namespace.
+* Every statement's result is kept; a failing statement raises the engine's own
+  exception (class unchanged) carrying ``statement_no``/``line`` and a one-line
+  rendering that IPython shows instead of a traceback (``_render_traceback_``).
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+from sqlnb import errors as _errors
+from sqlnb import progress as _progress
+
+# whitespace and comments before a statement's first token
+_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.S)
+_FIRST_WORD = re.compile(r"[A-Za-z]+")
+
+# exceptions that are the user's (bad SQL, bad values), rendered in one line
+SHORT_ERRORS = (_errors.Error, OverflowError)
+
+
+@dataclass
+class StatementInfo:
+    """What is known about one executed statement (kept on its result frame)."""
+
+    index: int  # 1-based statement number in the cell
+    line: int  # 1-based line in the cell where the statement starts
+    sql: str  # the statement's text, stripped
+    keyword: str  # first keyword, upper case (SELECT, INSERT, WITH, PRAGMA, ...)
+    elapsed: float = 0.0  # seconds, prepare excluded, bind + run + fetch included
+    rowcount: int = -1  # rows changed by INSERT/UPDATE/DELETE, else -1
+    has_columns: bool = False  # the statement returns a result set (even an empty one)
+    limit: int | None = None  # the --limit the fetch was capped at
+    truncated: bool = False  # the fetch stopped at ``limit`` with rows left
+    engine: str = ""
+    version: str = ""
+    policy: str = ""
+    params: tuple = ()  # the parameter names bound (``:x``, ``$y``)
+
+
+@dataclass
+class CellRun:
+    """The outcome of running a cell: one (frame, info) per statement, in order."""
+
+    frames: list = field(default_factory=list)
+    infos: list = field(default_factory=list)
+
+    @property
+    def elapsed(self) -> float:
+        return sum(i.elapsed for i in self.infos)
+
+
+def _line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def statement_start(cell: str, start: int) -> int:
+    """Offset of the first token after ``start`` (skipping whitespace and comments)."""
+    m = _LEADING.match(cell, start)
+    return m.end() if m else start
+
+
+def params_for(st, namespace, index: int) -> dict:
+    """The values for a statement's parameters, looked up by name in ``namespace``.
+
+    Raises ``ParameterError`` naming the statement and the parameter when a
+    parameter is positional (``?``, ``?3``), not a Python name, or undefined.
+    """
+    names = st.param_names()
+    if names is None:  # system engine: the stdlib finds the names itself
+        return _LazyNamespace(namespace, index)
+    values = {}
+    for pos, name in enumerate(names, 1):
+        if name is None or name.startswith("?"):
+            raise _errors.ParameterError(
+                f"parameter {pos} is positional ({name or '?'}): in sqlnb cells parameters "
+                f"are named (:name, $name, @name) and take the Python variable of that name")
+        key = name[1:]
+        if key in values:
+            continue
+        if not key.isidentifier():
+            raise _errors.ParameterError(
+                f"parameter {name} is not a Python variable name (write :name with a name "
+                f"defined in Python)")
+        try:
+            values[key] = namespace[key]
+        except KeyError:
+            raise _errors.ParameterError(
+                f"parameter {name} has no value: no Python variable named {key!r} "
+                f"is defined") from None
+    return values
+
+
+class _LazyNamespace(dict):
+    """For the ``system`` engine: the stdlib asks for exactly the names SQLite found."""
+
+    def __init__(self, namespace, index):
+        super().__init__()
+        self._ns = namespace
+        self._index = index
+
+    def __missing__(self, key):
+        if key.isidentifier() and key in self._ns:
+            return self._ns[key]
+        raise KeyError(key)
+
+
+def statement_df(con, st, limit=None):
+    """A DataFrame of an already prepared and bound ``RawStatement`` (through a ``Cursor``).
+
+    ``limit`` caps the number of rows fetched. Returns ``(df, truncated)``.
+    This is the one place the magic turns a statement into a frame; the
+    columnar fetcher can take it over (it goes through ``Cursor.fetch_df``).
+    """
+    cur = con.cursor()
+    has_row = st.step()
+    names = st.column_names()
+    cur.description = tuple((n, None, None, None, None, None, None) for n in names)
+    if has_row:
+        cur._st = st
+        cur._pending_row = st.row()
+    df = cur.fetch_df(limit=limit) if limit is not None else cur.fetch_df()
+    truncated = False
+    if limit is not None and cur._st is not None:
+        # rows left over: the fetch was capped
+        truncated = bool(cur._pending_row is not None or st.step())
+    cur.close()
+    return df, truncated
+
+
+def _empty_frame():
+    import pandas as pd
+
+    return pd.DataFrame()
+
+
+def describe_error(exc, cell: str, index: int, first: int, base: int) -> str:
+    """Attach ``statement_no``, ``line`` and a one-line text to ``exc``; return the text.
+
+    ``first`` is where the statement's first token is in the cell, ``base``
+    where the text SQLite was given starts (SQLite's error offset counts from
+    there, in bytes).
+    """
+    line = _line_of(cell, first)
+    where = f"statement {index} (line {line})"
+    detail = ""
+    offset = getattr(exc, "error_offset", -1)
+    if isinstance(offset, int) and offset >= 0 and getattr(exc, "sql", None):
+        before = exc.sql.encode("utf-8", "surrogateescape")[:offset].decode("utf-8", "replace")
+        pos = base + len(before)
+        col = pos - cell.rfind("\n", 0, pos)
+        near = cell[pos:pos + 24].split("\n")[0].strip()
+        detail = f" at line {_line_of(cell, pos)}, column {col}" + (f" near {near!r}" if near else "")
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    text = f"{type(exc).__name__} in {where}{detail}: {message}"
+    exc.statement_no = index
+    exc.line = line
+    exc.sqlnb_message = text
+    if hasattr(exc, "add_note"):
+        exc.add_note(f"sqlnb: {where}")
+    return text
+
+
+def _short_renderer(text):
+    def _render_traceback_():
+        return [f"\x1b[0;31m{text}\x1b[0m"]
+
+    return _render_traceback_
+
+
+def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_errors=True,
+             label="sql") -> CellRun:
+    """Run every statement of ``cell`` on ``con`` and return all results.
+
+    :param namespace: where ``:name`` values come from (a mapping).
+    :param limit: cap each result's fetch at this many rows.
+    :param timeout: per-statement time limit (seconds) for this run only.
+    :param short_errors: failing statements raise with a one-line rendering.
+    """
+    run = CellRun()
+    engine = con.engine
+    try:
+        version = con.sqlite_version
+    except Exception:  # noqa: BLE001 - the footer must not fail a cell
+        version = ""
+    policy = con.policy_summary
+    old_timeout = con.statement_timeout
+    if timeout is not None:
+        con.statement_timeout = timeout
+    index = 0
+    text_start = 0
+    try:
+        stmts = con.statements(cell)
+        while True:
+            index += 1
+            try:
+                item = next(stmts)
+            except StopIteration:
+                break
+            except SHORT_ERRORS as exc:  # prepare failed
+                _fail(exc, cell, index, statement_start(cell, text_start), text_start, short_errors)
+                raise
+            st, start, end = item
+            text_start = end
+            first = statement_start(cell, start)
+            sql = cell[first:end].strip()
+            m = _FIRST_WORD.match(sql)
+            info = StatementInfo(index=index, line=_line_of(cell, first), sql=sql,
+                                 keyword=m.group(0).upper() if m else "", limit=limit,
+                                 engine=engine, version=version, policy=policy)
+            try:
+                with _progress.track(con.raw, label=f"{label} [{index}] {info.keyword}".strip()):
+                    t0 = time.perf_counter()
+                    values = params_for(st, namespace, index)
+                    st.bind(values)
+                    info.params = tuple(f":{k}" for k in values) if isinstance(values, dict) and \
+                        not isinstance(values, _LazyNamespace) else ()
+                    if st.column_count:
+                        df, info.truncated = statement_df(con, st, limit)
+                        info.has_columns = True
+                    else:
+                        st.run()
+                        df = _empty_frame()
+                        if info.keyword in ("INSERT", "UPDATE", "DELETE", "REPLACE", "WITH"):
+                            info.rowcount = con.raw.changes()
+                    info.elapsed = time.perf_counter() - t0
+            except SHORT_ERRORS as exc:
+                _fail(exc, cell, index, first, start, short_errors)
+                raise
+            finally:
+                st.finalize()
+            run.frames.append(df)
+            run.infos.append(info)
+    finally:
+        if timeout is not None and not con.closed:
+            con.statement_timeout = old_timeout
+    return run
+
+
+def _fail(exc, cell, index, first, base, short_errors):
+    text = describe_error(exc, cell, index, first, base)
+    if short_errors:
+        exc._render_traceback_ = _short_renderer(text)

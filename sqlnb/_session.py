@@ -1,0 +1,110 @@
+"""The magic's open connections: aliases, the current one, list, close (no IPython here)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import sqlnb
+from sqlnb import errors as _errors
+
+_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def looks_like_target(token: str) -> bool:
+    """True for a lone ``scheme://...`` URL or ``:memory:`` (the ``%sql URL`` shorthand)."""
+    return token == ":memory:" or bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S*$", token))
+
+
+class Session:
+    """Connections opened through the magic, by alias, with one current."""
+
+    def __init__(self):
+        self.connections: dict[str, sqlnb.Connection] = {}
+        self.current: str | None = None
+
+    def _default_alias(self, target: str) -> str:
+        _, path, _ = sqlnb.parse_url(target)
+        stem = "memory" if path in (":memory:", "") else Path(path).stem
+        stem = re.sub(r"\W", "_", stem) or "db"
+        if not stem[0].isalpha() and stem[0] != "_":
+            stem = "db_" + stem
+        alias, n = stem, 2
+        while alias in self.connections:
+            alias, n = f"{stem}{n}", n + 1
+        return alias
+
+    def open(self, target: str, *, alias: str | None = None, engine: str | None = None,
+             mode: str = "rw", timeout: float = 5.0, statement_timeout: float | None = None):
+        """Open ``target`` (path or URL, passed unchanged to ``sqlnb.connect``) and make it current."""
+        self._check_alias(alias)
+        con = sqlnb.connect(target, engine=engine or None, mode=mode, timeout=timeout,
+                            statement_timeout=statement_timeout or None, isolation_level=None)
+        alias = alias or self._default_alias(target)
+        self.connections[alias] = con
+        self.current = alias
+        return alias, con
+
+    def adopt(self, con, *, alias: str | None = None):
+        """Register an already open ``sqlnb.Connection`` (closing it stays the caller's choice too)."""
+        if con.closed:
+            raise _errors.ConnectionClosedError("Cannot use a closed connection.")
+        alias = self._check_alias(alias) or self._default_alias(con.database)
+        self.connections[alias] = con
+        self.current = alias
+        return alias, con
+
+    def _check_alias(self, alias):
+        if alias is not None:
+            if not _ALIAS.match(alias):
+                raise _errors.InterfaceError(
+                    f"alias {alias!r} is not a valid name (letters, digits and _, not starting with a digit)")
+            if alias in self.connections:
+                raise _errors.InterfaceError(
+                    f"alias {alias!r} is already open ({self.connections[alias].url}); "
+                    f"close it first with --close {alias}")
+        return alias
+
+    def get(self, alias: str | None = None) -> sqlnb.Connection:
+        """The connection named ``alias`` (default: the current one)."""
+        if alias is None:
+            if self.current is None:
+                raise _errors.InterfaceError(
+                    "no connection is open: open one with %sql sqlite:///path.db, "
+                    "%sql :memory: or %sql --connect PATH")
+            alias = self.current
+        try:
+            con = self.connections[alias]
+        except KeyError:
+            raise _errors.InterfaceError(
+                f"no connection named {alias!r}; open: {', '.join(self.connections) or 'none'}") from None
+        return con
+
+    def use(self, alias: str):
+        self.get(alias)
+        self.current = alias
+
+    def close(self, alias: str | None = None) -> str:
+        alias = alias or self.current
+        con = self.get(alias)
+        con.close()
+        del self.connections[alias]
+        if self.current == alias:
+            self.current = next(reversed(self.connections), None) if self.connections else None
+        return alias
+
+    def close_all(self):
+        for alias in list(self.connections):
+            self.close(alias)
+
+    def rows(self) -> list[dict]:
+        """One row per connection: alias, current, engine, version, url (redacted), mode/policy."""
+        out = []
+        for alias, con in self.connections.items():
+            try:
+                version = con.sqlite_version
+            except Exception:  # noqa: BLE001 - a listing must not fail
+                version = ""
+            out.append({"alias": alias, "current": alias == self.current, "engine": con.engine,
+                        "version": version, "url": con.url,
+                        "policy": con.policy_summary if not con.closed else "closed"})
+        return out

@@ -1,0 +1,187 @@
+"""Completion of table, column and keyword names inside ``%%sql`` cells and after ``%sql``.
+
+An IPython matcher (Matcher API v2, appended to ``shell.Completer.custom_matchers``)
+that answers only when the cursor is in SQL: the body of a ``%%sql`` cell, or
+the text after ``%sql`` on a line. It completes, for the current connection:
+
+* ``schema.`` -> that database's tables (``main``, ``temp``, attached ones);
+* ``table.`` or ``alias.`` (``FROM flights f``) -> that table's columns;
+* a bare word -> tables and views of every database, the columns of the
+  tables named in the cell (of all tables when none is named), SQL keywords.
+
+The schema is read from ``sqlite_master`` and ``PRAGMA table_info`` and cached
+until ``sqlite_master`` changes.
+"""
+from __future__ import annotations
+
+import re
+
+from sqlnb import errors as _errors
+from sqlnb import explore
+
+KEYWORDS = (
+    "ABORT ACTION ADD AFTER ALL ALTER ALWAYS ANALYZE AND AS ASC ATTACH AUTOINCREMENT BEFORE BEGIN "
+    "BETWEEN BY CASCADE CASE CAST CHECK COLLATE COLUMN COMMIT CONFLICT CONSTRAINT CREATE CROSS "
+    "CURRENT CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP DATABASE DEFAULT DEFERRABLE DEFERRED DELETE "
+    "DESC DETACH DISTINCT DO DROP EACH ELSE END ESCAPE EXCEPT EXCLUDE EXCLUSIVE EXISTS EXPLAIN FAIL "
+    "FILTER FIRST FOLLOWING FOR FOREIGN FROM FULL GENERATED GLOB GROUP GROUPS HAVING IF IGNORE "
+    "IMMEDIATE IN INDEX INDEXED INITIALLY INNER INSERT INSTEAD INTERSECT INTO IS ISNULL JOIN KEY LAST "
+    "LEFT LIKE LIMIT MATCH MATERIALIZED NATURAL NO NOT NOTHING NOTNULL NULL NULLS OF OFFSET ON OR "
+    "ORDER OTHERS OUTER OVER PARTITION PLAN PRAGMA PRECEDING PRIMARY QUERY RAISE RANGE RECURSIVE "
+    "REFERENCES REGEXP REINDEX RELEASE RENAME REPLACE RESTRICT RETURNING RIGHT ROLLBACK ROW ROWS "
+    "SAVEPOINT SELECT SET TABLE TEMP TEMPORARY THEN TIES TO TRANSACTION TRIGGER UNBOUNDED UNION UNIQUE "
+    "UPDATE USING VACUUM VALUES VIEW VIRTUAL WHEN WHERE WINDOW WITH WITHOUT"
+).split()
+
+FUNCTIONS = (
+    "abs avg changes char coalesce count cume_dist date datetime dense_rank first_value format "
+    "group_concat hex ifnull iif instr json json_array json_each json_extract json_group_array "
+    "json_group_object json_object json_tree julianday lag last_value lead length lower ltrim max "
+    "min nth_value ntile nullif percent_rank printf quote random rank replace round row_number "
+    "rtrim strftime string_agg substr sum time total trim typeof unicode upper"
+).split()
+
+_WORD = re.compile(r"(?:([A-Za-z_][\w$]*|\"[^\"]*\")\.)?([A-Za-z_][\w$]*)?$")
+_REFS = re.compile(r"\b(?:FROM|JOIN|UPDATE|INTO)\s+((?:[A-Za-z_]\w*\.)?[A-Za-z_]\w*)"
+                   r"(?:\s+(?:AS\s+)?([A-Za-z_]\w*))?", re.I)
+_NOT_ALIAS = {k.lower() for k in KEYWORDS}
+
+
+class SchemaCache:
+    """Tables and columns of a connection, re-read when ``sqlite_master`` changes."""
+
+    def __init__(self):
+        self._key = None
+        self._data = None
+
+    def get(self, con):
+        try:
+            names = explore.table_names(con)
+        except _errors.Error:
+            return {}
+        key = (id(con), tuple(names))
+        if key != self._key:
+            data = {}
+            for schema, name, _, _ in names:
+                try:
+                    cols = [r[1] for r in explore.columns_of(con, schema, name)]
+                except _errors.Error:
+                    cols = []
+                data[(schema, name)] = cols
+            self._key, self._data = key, data
+        return self._data
+
+
+def sql_context(full_text: str, line: int, column: int) -> tuple[str, str] | None:
+    """``(sql, text before the cursor)`` when the cursor is in SQL, else None."""
+    lines = full_text.split("\n")
+    if line >= len(lines):
+        return None
+    if lines[0].lstrip().startswith("%%sql") and line > 0:
+        body = "\n".join(lines[1:])
+        before = "\n".join(lines[1:line] + [lines[line][:column]])
+        return body, before
+    cur = lines[line]
+    m = re.search(r"%sql\b", cur)
+    if m and not cur.lstrip().startswith("%%") and m.end() <= column:
+        return cur[m.end():], cur[m.end():column]
+    return None
+
+
+def candidates(schema: dict, sql: str, before: str) -> tuple[str, list[tuple[str, str]]]:
+    """``(fragment, [(completion, type)])`` for the text ``before`` the cursor."""
+    m = _WORD.search(before)
+    qualifier, fragment = (m.group(1), m.group(2) or "") if m else (None, "")
+    low = fragment.lower()
+    schemas = {s for s, _ in schema}
+    out: list[tuple[str, str]] = []
+    if qualifier is not None:
+        q = qualifier.strip('"')
+        if q in schemas:
+            out = [(t, "table") for s, t in schema if s == q]
+        else:
+            table = _resolve(schema, sql, q)
+            if table is not None:
+                out = [(c, "column") for c in schema[table]]
+        return fragment, [(c, t) for c, t in out if c.lower().startswith(low)]
+    seen = set()
+    for (_, t) in schema:
+        if t not in seen:
+            seen.add(t)
+            out.append((t, "table"))
+    refs = [_resolve(schema, sql, r.group(1)) for r in _REFS.finditer(sql)]
+    refs = [r for r in refs if r is not None] or list(schema)
+    for key in refs:
+        for c in schema[key]:
+            if c not in seen:
+                seen.add(c)
+                out.append((c, "column"))
+    upper = fragment[:1].isupper() or not fragment
+    for k in KEYWORDS:
+        out.append((k if upper else k.lower(), "keyword"))
+    for f in FUNCTIONS:
+        out.append((f, "function"))
+    if not fragment:
+        return fragment, [(c, t) for c, t in out if t != "keyword"]
+    return fragment, [(c, t) for c, t in out if c.lower().startswith(low) and c != fragment]
+
+
+def _resolve(schema: dict, sql: str, name: str):
+    """The (schema, table) key a table name or alias refers to."""
+    if "." in name:
+        s, t = name.split(".", 1)
+        for key in schema:
+            if key[0] == s and key[1].lower() == t.lower():
+                return key
+    for key in schema:
+        if key[1].lower() == name.lower():
+            return key
+    for r in _REFS.finditer(sql):
+        alias = r.group(2)
+        if alias and alias.lower() == name.lower() and alias.lower() not in _NOT_ALIAS:
+            return _resolve(schema, "", r.group(1))
+    return None
+
+
+def make_matcher(get_connection, enabled=lambda: True):
+    """An IPython Matcher API v2 function completing SQL for ``get_connection()``."""
+    from IPython.core.completer import SimpleCompletion, completion_matcher
+
+    cache = SchemaCache()
+
+    @completion_matcher(identifier="sqlnb", priority=100, api_version=2)
+    def sqlnb_matcher(context):
+        empty = {"completions": [], "suppress": False}
+        if not enabled():
+            return empty
+        where = sql_context(context.full_text, context.cursor_line, context.cursor_position)
+        if where is None:
+            return empty
+        try:
+            con = get_connection()
+        except _errors.Error:
+            return empty
+        sql, before = where
+        fragment, found = candidates(cache.get(con), sql, before)
+        return {"completions": [SimpleCompletion(text=c, type=t) for c, t in found],
+                "matched_fragment": fragment, "suppress": bool(found)}
+
+    return sqlnb_matcher
+
+
+def install(shell, magics):
+    """Register the matcher on ``shell``'s completer (once)."""
+    completer = getattr(shell, "Completer", None)
+    if completer is None:
+        return
+    uninstall(shell)
+    matcher = make_matcher(lambda: magics.session.get(), lambda: magics.autocomplete)
+    completer.custom_matchers.append(matcher)
+
+
+def uninstall(shell):
+    completer = getattr(shell, "Completer", None)
+    if completer is None:
+        return
+    completer.custom_matchers[:] = [m for m in completer.custom_matchers
+                                    if getattr(m, "matcher_identifier", None) != "sqlnb"]
