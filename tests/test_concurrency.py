@@ -161,7 +161,9 @@ RAW_HAMMER = """
     ths = [threading.Thread(target=hammer, args=(k,)) for k in range(4)]
     [th.start() for th in ths]
     import time
-    time.sleep(1.5)
+    t0 = time.monotonic()
+    while ok[0] < 40 and not bad and time.monotonic() < t0 + 60:   # (slow under valgrind)
+        time.sleep(0.05)
     raw.close()          # while the others are mid-flight
     time.sleep(0.2)
     stop.set()
