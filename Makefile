@@ -25,8 +25,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade "pip>=24" "setuptools>=69" "Cython>=3.0" wheel
 
-venv: $(BIN)/python
-	@$(BIN)/pip install -q -e ".[$(EXTRAS)]" --no-build-isolation
+# Python dependencies: installed once, again only when pyproject.toml changes.
+$(VENV)/.sqlnb-deps: pyproject.toml | $(BIN)/python
+	SQLNB_NO_EXT=1 $(BIN)/pip install -q -e ".[$(EXTRAS)]" --no-build-isolation
+	@touch $@
+
+venv: $(VENV)/.sqlnb-deps
 
 # Compile our SQLite (objects cached in build/obj), lsm1 and the Cython engines in place.
 build: venv

@@ -22,7 +22,10 @@ log(f"BerkeleyDB SQL flavour: {'BUILD' if bdb_dir else 'SKIP'} ({why})")
 if bdb_dir:
     exts.append(Extension("sqlnb._fast_bdb", ["sqlnb/_fast_bdb.pyx"], include_dirs=["sqlnb", bdb_dir],
                           define_macros=[("SQLNB_FLAVOUR_BDB", "1")], **dict(common, libraries=["db_sql"])))
-if cythonize is None:
+if os.environ.get("SQLNB_NO_EXT") == "1":
+    log("SQLNB_NO_EXT=1: installing without the C engines (make venv builds them in place next)")
+    exts = []
+elif cythonize is None:
     log("WARNING: Cython is not installed: building without the C engines ('system' engine only)")
     exts = []
 else:

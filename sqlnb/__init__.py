@@ -10,6 +10,20 @@
 from sqlnb import errors
 from sqlnb.connection import Connection, Cursor, connect, parse_url, redact
 from sqlnb._engines import engines
+from sqlnb.dbapi import (
+    BINARY,
+    DATETIME,
+    NUMBER,
+    ROWID,
+    STRING,
+    Binary,
+    Date,
+    DateFromTicks,
+    Time,
+    TimeFromTicks,
+    Timestamp,
+    TimestampFromTicks,
+)
 from sqlnb.errors import (
     DatabaseError,
     DataError,
@@ -73,4 +87,6 @@ __all__ = [
     "parse_url", "redact", "errors", "apilevel", "threadsafety", "paramstyle",
     "Warning", "Error", "InterfaceError", "DatabaseError", "DataError", "OperationalError",
     "IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError",
+    "Date", "Time", "Timestamp", "DateFromTicks", "TimeFromTicks", "TimestampFromTicks", "Binary",
+    "STRING", "BINARY", "NUMBER", "DATETIME", "ROWID",
 ]

@@ -26,6 +26,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from sqlnb._sqlite3 cimport *
 
+import datetime as _dt
 import weakref
 import operator
 
@@ -604,10 +605,13 @@ cdef class RawStatement:
             return self._bind_one(i, float(v), label)
         elif getattr(type(v), "__index__", None) is not None:
             return self._bind_one(i, operator.index(v), label)
+        elif isinstance(v, (_dt.date, _dt.time)):
+            # ISO-8601 text, as the stdlib's default adapters write it
+            return self._bind_one(i, v.isoformat(" ") if isinstance(v, _dt.datetime) else v.isoformat(), label)
         else:
             raise _errors.BindError(
                 f"parameter {label}: type '{type(v).__name__}' is not supported "
-                f"(bind None, bool, int, float, str, bytes, bytearray or memoryview)")
+                f"(bind None, bool, int, float, str, bytes, bytearray, memoryview, date, time or datetime)")
         if rc != SQLITE_OK:
             check_rc(rc, self.conn.db, self.sql)
         return 0

@@ -11,7 +11,10 @@ authorizer-level policy beyond what the stdlib exposes.
 from __future__ import annotations
 
 import collections.abc
+import datetime as _dt
+import decimal
 import functools
+import numbers
 import operator
 import re
 import sqlite3 as _sq
@@ -61,26 +64,6 @@ def translate(exc: _sq.Error, sql=None) -> _errors.Error:
 
 
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-
-
-def _adapt(v, label):
-    """One parameter value under the Cython engines' binding rules (no stdlib adapters)."""
-    if v is None or isinstance(v, (float, str, bytes, bytearray, memoryview)):
-        return v
-    if isinstance(v, int):
-        if not _INT64_MIN <= v <= _INT64_MAX:
-            raise OverflowError(f"parameter {label}: Python int {v} does not fit SQLite's 64-bit INTEGER")
-        return int(v)
-    if type(v).__module__ == "numpy" and hasattr(v, "dtype"):
-        if v.dtype.kind in "iub":
-            return _adapt(int(v), label)
-        if v.dtype.kind == "f":
-            return float(v)
-    if getattr(type(v), "__index__", None) is not None:
-        return _adapt(operator.index(v), label)
-    raise _errors.BindError(
-        f"parameter {label}: type '{type(v).__name__}' is not supported "
-        f"(bind None, bool, int, float, str, bytes, bytearray or memoryview)")
 
 
 class _NamedParams(dict):
@@ -210,12 +193,34 @@ class RawConnection:
         pass
 
 
-_EMPTY = re.compile(r"(?:\s+|;|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.S)
+_EMPTY = re.compile(r"(?:\s+|;|--[^\n]*(?:\n|$)|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z))*", re.S)
 
 
 def _only_comments(piece: str) -> bool:
     """True when a piece holds only whitespace, comments and semicolons (no statement)."""
     return _EMPTY.fullmatch(piece) is not None
+
+
+def _adapt(v, label):
+    """The value the compiled engines would bind, for the stdlib (same types, same errors)."""
+    if isinstance(v, int) and not _INT64_MIN <= v <= _INT64_MAX:
+        raise OverflowError(f"parameter {label}: Python int {v} does not fit SQLite's 64-bit INTEGER")
+    if v is None or isinstance(v, (int, float, str, bytes, bytearray, memoryview)):
+        return v
+    if isinstance(v, (_dt.date, _dt.time)):
+        return v.isoformat(" ") if isinstance(v, _dt.datetime) else v.isoformat()
+    kind = getattr(getattr(v, "dtype", None), "kind", "") if type(v).__module__ == "numpy" else ""
+    if kind in ("i", "u", "b"):
+        return int(v)
+    if kind == "f":
+        return float(v)
+    if isinstance(v, numbers.Integral) or getattr(type(v), "__index__", None) is not None:
+        return operator.index(v)
+    if isinstance(v, numbers.Real) and not isinstance(v, decimal.Decimal):
+        return float(v)
+    raise _errors.BindError(
+        f"parameter {label}: type '{type(v).__name__}' is not supported "
+        f"(bind None, bool, int, float, str, bytes, bytearray, memoryview, date, time or datetime)")
 
 
 class RawStatement:
@@ -250,8 +255,18 @@ class RawStatement:
         return None  # the stdlib resolves names itself; pass a mapping
 
     @_serialized
+    def executemany(self, seq_of_parameters) -> int:
+        """Run for every parameter set (the stdlib refuses statements that return rows)."""
+        try:
+            return self.conn._con.executemany(self.sql, (_params(p) for p in seq_of_parameters)).rowcount
+        except _sq.Error as exc:
+            raise self.conn._translate(exc, self.sql) from None
+
+    @_serialized
     def bind(self, params):
         self.reset()
+        # a mapping is adapted lazily: only the names the statement uses (a namespace
+        # may hold anything else); a sequence is adapted up front
         self._params = _params(params)
 
     @_serialized

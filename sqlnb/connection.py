@@ -23,7 +23,7 @@ MODES = ("rw", "ro", "ro-scratch")
 # SQLite's open flags (stable values from sqlite3.h)
 OPEN_READONLY, OPEN_READWRITE, OPEN_CREATE, OPEN_URI = 0x1, 0x2, 0x4, 0x40
 
-_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*([A-Za-z]+)", re.S)
+_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z))*([A-Za-z]+)", re.S)
 _DML = frozenset(("INSERT", "UPDATE", "DELETE", "REPLACE"))
 
 
@@ -129,6 +129,10 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str = "rw",
         raise _errors.InterfaceError(f"unknown engine {name!r}; choose one of: {', '.join(ENGINES)}")
     if "mode" in opts and opts["mode"] in MODES:
         mode = opts["mode"]
+    if not uri and path not in (":memory:", "") and not Path(path).expanduser().resolve().parent.is_dir():
+        # every engine would fail (bdb only at the first write): say so now, naming the path
+        raise _errors.make_error(14, f"unable to open database file {path!r}: its directory does not exist",
+                                 extended_code=14)
     from sqlnb import _modes
 
     raw = _modes.open_raw(name, path, mode=mode, uri=uri)
@@ -262,9 +266,14 @@ class Connection:
             self._run_simple("ROLLBACK")
 
     def close(self):
-        """Close the connection; an open transaction is rolled back (as in the stdlib)."""
-        if self._raw is not None and not self._raw.closed:
-            self._raw.close()
+        """Close the connection; an open transaction is rolled back (as in the stdlib).
+
+        Closing an already closed connection raises :class:`ConnectionClosedError`
+        (PEP 249: any operation on a closed connection is an error; the stdlib ignores it).
+        """
+        if self._raw is None or self._raw.closed:
+            raise _errors.ConnectionClosedError("Cannot close a closed database.")
+        self._raw.close()
 
     def interrupt(self):
         """Stop the statement running on this connection (callable from another thread)."""
@@ -351,8 +360,11 @@ class Connection:
         offset = 0
         while offset < len(data):
             st, tail = self._prepare(data, offset)
-            if st is None:
-                break
+            if st is None:  # only comments/whitespace/semicolons up to tail
+                if tail <= offset:
+                    break
+                offset = tail
+                continue
             start = len(data[:offset].decode("utf-8", "surrogateescape"))
             end = start + len(data[offset:tail].decode("utf-8", "surrogateescape"))
             yield st, start, end
@@ -430,7 +442,8 @@ class Cursor:
             raise
         is_dml = _first_keyword(st.sql) in _DML
         if names:
-            self.description = tuple((n, None, None, None, None, None, None) for n in names)
+            types = st.decltypes() or [None] * len(names)
+            self.description = tuple((n, t, None, None, None, None, None) for n, t in zip(names, types))
         if has_row:
             self._st = st
             self._pending_row = st.row()
@@ -452,9 +465,14 @@ class Cursor:
             self.rowcount = -1
             return self
         try:
-            if con.engine != "system" and st.column_count:
-                raise _errors.ProgrammingError("executemany() can only execute DML statements.")
             is_dml = _first_keyword(st.sql) in _DML
+            if con.engine == "system":
+                con._maybe_begin(st)
+                n = st.executemany(seq_of_parameters)
+                self.rowcount = n if is_dml else -1
+                return self
+            if st.column_count:
+                raise _errors.ProgrammingError("executemany() can only execute DML statements.")
             self.rowcount = 0 if is_dml else -1
             for params in seq_of_parameters:
                 con._maybe_begin(st)
@@ -498,13 +516,20 @@ class Cursor:
         rf = self.row_factory
         return rf(self, row) if rf is not None else row
 
-    def fetchone(self):
+    def _check_result(self):
         self._check()
+        if self.description is None:
+            raise _errors.ProgrammingError(
+                "no result set: the last execute() did not run a statement that returns rows "
+                "(or nothing was executed yet)")
+
+    def fetchone(self):
+        self._check_result()
         row = self._next_raw()
         return None if row is None else self._wrap(row)
 
     def fetchmany(self, size=None):
-        self._check()
+        self._check_result()
         size = self.arraysize if size is None else size
         out = []
         if size <= 0:
@@ -520,7 +545,7 @@ class Cursor:
         return out
 
     def fetchall(self):
-        self._check()
+        self._check_result()
         out = []
         if self._pending_row is not None:
             out.append(self._wrap(self._pending_row))
@@ -546,6 +571,9 @@ class Cursor:
         return self
 
     def __next__(self):
+        if self.description is None:
+            self._check()
+            raise StopIteration
         row = self.fetchone()
         if row is None:
             raise StopIteration

@@ -14,6 +14,8 @@ def _run_last(con, sql, params):
 def cursor_df(cur, *, limit=None):
     import pandas as pd
 
+    if cur.description is None:
+        return pd.DataFrame()
     rows = cur.fetchall() if limit is None else cur.fetchmany(limit)
     cols = [d[0] for d in cur.description] if cur.description else []
     return pd.DataFrame.from_records(rows, columns=cols)
