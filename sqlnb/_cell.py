@@ -76,8 +76,8 @@ def params_for(st, namespace, index: int) -> dict:
     parameter is positional (``?``, ``?3``), not a Python name, or undefined.
     """
     names = st.param_names()
-    if names is None:  # system engine: the stdlib finds the names itself
-        return _LazyNamespace(namespace, index)
+    if names is None:  # system engine: the stdlib does not tell, so tokenize as SQLite does
+        names = text_param_names(st.sql)
     values = {}
     for pos, name in enumerate(names, 1):
         if name is None or name.startswith("?"):
@@ -100,41 +100,48 @@ def params_for(st, namespace, index: int) -> dict:
     return values
 
 
-class _LazyNamespace(dict):
-    """For the ``system`` engine: the stdlib asks for exactly the names SQLite found."""
+# SQLite's tokenizer, as far as parameters go: string literals, quoted identifiers
+# ("x", `x`, [x]) and comments are skipped; :name, @name, $name and ?NNN are parameters.
+_PARAM_TOKENS = re.compile(
+    r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|`(?:[^`]|``)*`?|\[[^\]]*\]?|--[^\n]*|/\*.*?(?:\*/|\Z)"
+    r"|([:@$][\w$]+|\?\d*)", re.S)
 
-    def __init__(self, namespace, index):
-        super().__init__()
-        self._ns = namespace
-        self._index = index
 
-    def __missing__(self, key):
-        if key.isidentifier() and key in self._ns:
-            return self._ns[key]
-        raise KeyError(key)
+def text_param_names(sql: str) -> list:
+    """Parameter names of ``sql`` found by a tokenizer that follows SQLite's rules.
+
+    Used for the ``system`` engine, whose stdlib driver does not expose
+    ``sqlite3_bind_parameter_name``; the compiled engines ask SQLite itself.
+    """
+    out = []
+    for m in _PARAM_TOKENS.finditer(sql):
+        name = m.group(1)
+        if name is None:
+            continue
+        if name[0] == "?":
+            out.append(name if len(name) > 1 else None)
+        elif name not in out:
+            out.append(name)
+    return out
 
 
 def statement_df(con, st, limit=None):
-    """A DataFrame of an already prepared and bound ``RawStatement`` (through a ``Cursor``).
+    """A DataFrame of an already prepared and bound ``RawStatement`` (built on ``Cursor``).
 
-    ``limit`` caps the number of rows fetched. Returns ``(df, truncated)``.
-    This is the one place the magic turns a statement into a frame; the
-    columnar fetcher can take it over (it goes through ``Cursor.fetch_df``).
+    ``limit`` caps the rows fetched. The statement is left to the caller to
+    finalize (so it can ask whether rows were left). This is the one place
+    the magic turns a statement into a frame, through ``Cursor.fetch_df``
+    (the columnar fetcher can take it over).
     """
     cur = con.cursor()
     has_row = st.step()
     names = st.column_names()
-    cur.description = tuple((n, None, None, None, None, None, None) for n in names)
+    types = st.decltypes() or [None] * len(names)
+    cur.description = tuple((n, t, None, None, None, None, None) for n, t in zip(names, types))
     if has_row:
         cur._st = st
         cur._pending_row = st.row()
-    df = cur.fetch_df(limit=limit) if limit is not None else cur.fetch_df()
-    truncated = False
-    if limit is not None and cur._st is not None:
-        # rows left over: the fetch was capped
-        truncated = bool(cur._pending_row is not None or st.step())
-    cur.close()
-    return df, truncated
+    return cur.fetch_df(limit=limit) if limit is not None else cur.fetch_df()
 
 
 def _empty_frame():
@@ -222,11 +229,12 @@ def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_error
                     t0 = time.perf_counter()
                     values = params_for(st, namespace, index)
                     st.bind(values)
-                    info.params = tuple(f":{k}" for k in values) if isinstance(values, dict) and \
-                        not isinstance(values, _LazyNamespace) else ()
+                    info.params = tuple(f":{k}" for k in values)
                     if st.column_count:
-                        df, info.truncated = statement_df(con, st, limit)
+                        df = statement_df(con, st, limit)
                         info.has_columns = True
+                        info.truncated = bool(limit is not None and len(df) >= limit
+                                              and not st.finalized and st.step())
                     else:
                         st.run()
                         df = _empty_frame()

@@ -21,6 +21,7 @@ class Session:
     def __init__(self):
         self.connections: dict[str, sqlnb.Connection] = {}
         self.current: str | None = None
+        self._adopted: set[str] = set()  # aliases of Connections the user opened (not ours to close)
 
     def _default_alias(self, target: str) -> str:
         _, path, _ = sqlnb.parse_url(target)
@@ -50,6 +51,7 @@ class Session:
             raise _errors.ConnectionClosedError("Cannot use a closed connection.")
         alias = self._check_alias(alias) or self._default_alias(con.database)
         self.connections[alias] = con
+        self._adopted.add(alias)
         self.current = alias
         return alias, con
 
@@ -84,9 +86,13 @@ class Session:
         self.current = alias
 
     def close(self, alias: str | None = None) -> str:
+        """Close ``alias`` (an adopted Connection is only let go: its owner closes it)."""
         alias = alias or self.current
         con = self.get(alias)
-        con.close()
+        if alias in self._adopted:
+            self._adopted.discard(alias)
+        else:
+            con.close()
         del self.connections[alias]
         if self.current == alias:
             self.current = next(reversed(self.connections), None) if self.connections else None

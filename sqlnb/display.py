@@ -41,7 +41,7 @@ class SqlResult(pd.DataFrame):
     ``.results`` lists every statement's result of the same cell, in order.
     """
 
-    _metadata = ["sqlnb", "_sqlnb_results"]
+    _metadata = ["sqlnb", "_sqlnb_earlier"]
 
     @property
     def _constructor(self):
@@ -49,7 +49,9 @@ class SqlResult(pd.DataFrame):
 
     @property
     def results(self) -> list:
-        return list(getattr(self, "_sqlnb_results", None) or [self])
+        # the earlier statements' results plus this one (kept without a reference cycle,
+        # so a result is freed as soon as it is dropped)
+        return [*(getattr(self, "_sqlnb_earlier", None) or ()), self]
 
     def _repr_html_(self):
         return render_html(self, getattr(self, "sqlnb", None), results=self.results)
@@ -63,14 +65,14 @@ class SqlResult(pd.DataFrame):
         return body + "\n" + footer_text(self, info, results=self.results)
 
 
-def wrap(df: pd.DataFrame, info, results=None) -> SqlResult:
-    """``df`` as a :class:`SqlResult` sharing its data (no copy)."""
+def wrap(df: pd.DataFrame, info, earlier=()) -> SqlResult:
+    """``df`` as a :class:`SqlResult` sharing its data (no copy); ``earlier``: the cell's previous results."""
     try:  # pandas' constructor for subclasses from a block manager: no re-inference, no copy
         out = SqlResult._from_mgr(df._mgr, axes=df._mgr.axes)
     except (AttributeError, TypeError):
         out = SqlResult(df, copy=False)
     out.sqlnb = info
-    out._sqlnb_results = results
+    out._sqlnb_earlier = tuple(earlier)
     return out
 
 

@@ -309,6 +309,7 @@ class SqlMagic(Magics):
                                   statement_timeout=self.timeout or None)
         if args.close:
             self.session.close(args.close)
+            print(f"closed {args.close}" + (f"; current: {self.session.current}" if self.session.current else ""))
         if args.use:
             self.session.use(args.use)
         if args.connections:
@@ -369,11 +370,10 @@ class SqlMagic(Magics):
                              short_errors=self.short_errors)
         if not run.frames:
             return None
-        results = []
-        for df, info in zip(run.frames, run.infos):
-            results.append(display.wrap(df, info, results))
+        earlier = [display.wrap(df, info) for df, info in zip(run.frames[:-1], run.infos[:-1])]
+        last = display.wrap(run.frames[-1], run.infos[-1], earlier)
+        results = last.results
         self.shell.user_ns["_sqlnb_results"] = results
-        last = results[-1]
         if cmd.out:
             self.shell.user_ns[cmd.out] = last
         if args.export:

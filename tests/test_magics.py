@@ -11,7 +11,7 @@ from IPython.utils.capture import capture_output
 
 import sqlnb
 from sqlnb import errors
-from magics_shell import close_shell, new_shell
+from tests.magics_shell import close_shell, new_shell
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_alias_without_connect_is_a_usage_error(mem):
 
 @pytest.mark.parametrize("scheme,engine", [("sqlite", "sqlite"), ("system", "system"), ("bdb", "bdb")])
 def test_engine_schemes_and_flag(ip, tmp_path, scheme, engine):
-    from conftest import need_engine
+    from tests.conftest import need_engine
 
     need_engine(engine)
     ip.user_ns["a"] = 1
@@ -133,6 +133,13 @@ def test_engine_flag_on_every_engine_binds(ip, engine, tmp_path):
     r = cell(ip, "CREATE TABLE t(a, s);\nINSERT INTO t VALUES (:a, :s);\nSELECT a, s FROM t;")
     assert r.values.tolist() == [[7, "'); DROP TABLE t; --"]]
     assert len(r.results) == 3
+    r = cell(ip, "INSERT INTO t SELECT a + 1, s FROM t;\nINSERT INTO t SELECT a + 2, s FROM t;\nSELECT a FROM t ORDER BY a;",
+             line="--limit 2")
+    assert r["a"].tolist() == [7, 8] and r.sqlnb.truncated
+    res = ip.run_cell_result("%%sql\nSELECT 1;\nSELECT nocol FROM t;")
+    assert isinstance(res.error_in_exec, errors.Error)
+    assert res.error_in_exec.statement_no == 2 and res.error_in_exec.line == 2
+    assert "no such column" in res.error_in_exec._render_traceback_()[0]
 
 
 def test_lsm_url_is_passed_to_connect(ip, tmp_path):
@@ -620,3 +627,46 @@ def test_connect_from_python_variable(ip, tmp_path):
         ip.run_cell("%sql --connect :missing")
     with pytest.raises(UsageError, match="fixed"):
         ip.run_cell("%sql --connect :con --mode ro --alias again")
+    ip.run_cell("%sql --close adopted")
+    assert not con.closed  # the user's own Connection is let go, not closed
+    con.close()
+
+
+PARAM_CORPUS = [
+    "SELECT :a, @b, $c, :a",
+    "SELECT ':x', \":y\", [:z], `:w`, :v FROM (SELECT 1 AS \":y\", 2 AS [:z], 3 AS \":w\")",
+    "SELECT json_extract('{\"k\": \":1\"}', '$.k') -- :c\n, /* :d [:2] */ :e",
+    "SELECT 'it''s :not' || :yes",
+    "SELECT ?, ?5, :n",
+    "SELECT x'00ff', :blobby",
+    "SELECT 1 /* unterminated :z",
+]
+
+
+@pytest.mark.parametrize("sql", PARAM_CORPUS)
+def test_system_engine_tokenizer_agrees_with_sqlite(sql):
+    """The system engine finds parameters with a tokenizer; it must agree with SQLite's parser."""
+    from sqlnb import _cell
+
+    con = sqlnb.connect(":memory:", engine="sqlite")
+    try:
+        (st, _, _), = list(con.statements(sql))
+        names = st.param_names()
+        found = _cell.text_param_names(sql)
+        assert [n for n in found if n is not None] == list(dict.fromkeys(n for n in names if n is not None))
+        assert (None in found) == (None in names)
+        st.finalize()
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite", "bdb", "system"])
+def test_not_parameters_on_every_engine(ip, engine_name):
+    from tests.conftest import need_engine
+
+    need_engine(engine_name)
+    ip.run_cell(f"%sql --connect :memory: --engine {engine_name}")
+    ip.user_ns["e"] = "E"
+    r = cell(ip, "-- :x\nSELECT ':1' AS a, '[:2]' AS b /* :c */, :e AS e;")
+    assert r.iloc[0].tolist() == [":1", "[:2]", "E"]
+    assert r.sqlnb.params == (":e",)

@@ -5,7 +5,7 @@ import pytest
 from IPython.core.completer import provisionalcompleter
 
 from sqlnb import errors
-from magics_shell import close_shell, new_shell
+from tests.magics_shell import close_shell, new_shell
 
 SCHEMA = """
 CREATE TABLE flights(id INTEGER PRIMARY KEY, carrier TEXT NOT NULL, dep_delay REAL DEFAULT 0,
@@ -40,7 +40,7 @@ def test_tables_lists_every_schema(ip):
 
 
 def test_tables_on_bdb(tmp_path):
-    from conftest import need_engine
+    from tests.conftest import need_engine
 
     need_engine("bdb")
     shell = new_shell()
