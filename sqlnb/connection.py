@@ -131,8 +131,10 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str = "rw",
         mode = opts["mode"]
     if not uri and path not in (":memory:", "") and not Path(path).expanduser().resolve().parent.is_dir():
         # every engine would fail (bdb only at the first write): say so now, naming the path
-        raise _errors.make_error(14, f"unable to open database file {path!r}: its directory does not exist",
+        exc = _errors.make_error(14, f"unable to open database file {path!r}: its directory does not exist",
                                  extended_code=14)
+        exc.filename = path
+        raise exc
     from sqlnb import _modes
 
     raw = _modes.open_raw(name, path, mode=mode, uri=uri)

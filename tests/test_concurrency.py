@@ -204,7 +204,8 @@ def test_connection_and_cursor_after_close(engine, tmp_path):
     assert cur.fetchone() == (0,)
     open_cur = con.cursor()
     con.close()
-    con.close()  # idempotent
+    with pytest.raises(errors.ConnectionClosedError):  # PEP 249: closing twice is an error too
+        con.close()
     assert con.closed
     calls = [
         lambda: con.execute("select 1"), lambda: con.executemany("insert into t values (?)", [(1,)]),

@@ -249,10 +249,7 @@ def test_split_line_never_raises(line):
 @pytest.fixture(scope="module")
 def shell(tmp_path_factory):
     _magics()
-    import sys
-
-    sys.path.insert(0, os.path.dirname(__file__))
-    from magics_shell import close_shell, new_shell
+    from tests.magics_shell import close_shell, new_shell
 
     cwd = os.getcwd()
     os.chdir(tmp_path_factory.mktemp("magic-fuzz"))  # any file a random line names lands here
