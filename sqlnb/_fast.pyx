@@ -17,6 +17,9 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
+                               PyThread_acquire_lock, PyThread_release_lock, PyThread_get_thread_ident,
+                               WAIT_LOCK, NOWAIT_LOCK)
 from libc.stdint cimport int64_t
 from libc.string cimport strlen
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -28,6 +31,7 @@ import weakref
 import operator
 
 from sqlnb import errors as _errors
+from sqlnb import _diagnose
 
 # ---------------------------------------------------------------------------
 # library facts
@@ -158,6 +162,40 @@ cdef int _progress_cb(void *arg) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------
+# one caller at a time per connection
+# ---------------------------------------------------------------------------
+# SQLite serializes calls on a connection with its own mutex, but a thread
+# stepping (GIL released, mutex held) needs the GIL back in the progress handler
+# while another thread holding the GIL would block on that mutex in any
+# sqlite3_* call: a deadlock. So every entry point below takes this recursive
+# per-connection lock first, waiting for it with the GIL released. Only
+# interrupt() (which takes no mutex) and the flags stay lock-free.
+cdef int _lock(RawConnection c) except -1:
+    cdef long me
+    if c is None or c._lock == NULL:
+        return 0
+    me = PyThread_get_thread_ident()
+    if c._lock_depth > 0 and c._lock_owner == me:
+        c._lock_depth += 1
+        return 0
+    if not PyThread_acquire_lock(c._lock, NOWAIT_LOCK):
+        with nogil:
+            PyThread_acquire_lock(c._lock, WAIT_LOCK)
+    c._lock_owner = me
+    c._lock_depth = 1
+    return 0
+
+
+cdef void _unlock(RawConnection c) noexcept:
+    if c is None or c._lock == NULL or c._lock_depth <= 0:
+        return
+    c._lock_depth -= 1
+    if c._lock_depth == 0:
+        c._lock_owner = 0
+        PyThread_release_lock(c._lock)
+
+
+# ---------------------------------------------------------------------------
 # connection
 # ---------------------------------------------------------------------------
 cdef class RawConnection:
@@ -173,10 +211,16 @@ cdef class RawConnection:
     cdef public long long rows_seen    # rows fetched so far; a C field the GIL-free fetch loop updates
     cdef public object policy          # the authorizer policy object (sqlnb.authorizer), if any
     cdef object _auth                  # the compiled authorizer table (_auth.pxi) the C callback reads
+    cdef PyThread_type_lock _lock      # see _lock(): one caller at a time
+    cdef long _lock_owner
+    cdef int _lock_depth
     cdef object __weakref__
 
     def __cinit__(self):
         self.db = NULL
+        self._lock = PyThread_allocate_lock()
+        if self._lock == NULL:
+            raise MemoryError()
         self._statements = weakref.WeakSet()
         self.timeout = 0.0
         self.rows_seen = 0
@@ -198,7 +242,7 @@ cdef class RawConnection:
         with nogil:
             rc = sqlite3_open_v2(zfn, &db, flags, zvfs)
         if rc != SQLITE_OK:
-            exc = _error_for(rc, db, None)
+            exc = self._file_error(_error_for(rc, db, None))
             if db != NULL:
                 sqlite3_close(db)
             raise exc
@@ -209,11 +253,16 @@ cdef class RawConnection:
         sqlite3_progress_handler(db, 1000, _progress_cb, <void*>&self._pstate)
 
     def __dealloc__(self):
-        if self.db != NULL:
-            sqlite3_progress_handler(self.db, 0, NULL, NULL)
-            sqlite3_set_authorizer(self.db, NULL, NULL)
-            sqlnb_close(self.db)
-            self.db = NULL
+        cdef sqlite3 *db = self.db
+        self.db = NULL
+        if db != NULL:
+            with nogil:
+                sqlite3_progress_handler(db, 0, NULL, NULL)
+                sqlite3_set_authorizer(db, NULL, NULL)
+                sqlnb_close(db)
+        if self._lock != NULL:
+            PyThread_free_lock(self._lock)
+            self._lock = NULL
 
     cdef int _check(self) except -1:
         if self.db == NULL:
@@ -236,16 +285,20 @@ cdef class RawConnection:
     def close(self):
         """Finalize every live statement, then close the handle. Idempotent."""
         cdef int rc
-        if self.db == NULL:
-            return
-        for st in list(self._statements):
-            (<RawStatement>st).finalize()
-        sqlite3_progress_handler(self.db, 0, NULL, NULL)
-        sqlite3_set_authorizer(self.db, NULL, NULL)
-        rc = sqlnb_close(self.db)
-        if rc != SQLITE_OK:
-            check_rc(rc, self.db)
-        self.db = NULL
+        _lock(self)
+        try:
+            if self.db == NULL:
+                return
+            for st in list(self._statements):
+                (<RawStatement>st).finalize()
+            sqlite3_progress_handler(self.db, 0, NULL, NULL)
+            sqlite3_set_authorizer(self.db, NULL, NULL)
+            rc = sqlnb_close(self.db)
+            if rc != SQLITE_OK:
+                check_rc(rc, self.db)
+            self.db = NULL
+        finally:
+            _unlock(self)
 
     def _forget(self):
         """Drop the handle and its statements WITHOUT closing them (a forked child's
@@ -271,43 +324,55 @@ cdef class RawConnection:
         cdef const char *tail = NULL
         cdef Py_ssize_t n
         cdef int rc
-        self._check()
-        n = PyBytes_GET_SIZE(sql)
-        if offset < 0 or offset > n:
-            raise ValueError("offset out of range")
-        if n - offset > 2147483646:
-            raise _errors.TooBigError("SQL text too long")
-        base = PyBytes_AS_STRING(sql)
-        self._pending = None
-        _auth_begin(self)
-        rc = sqlite3_prepare_v2(self.db, base + offset, <int>(n - offset), &st, &tail)
-        if self._pending is not None:
-            if st != NULL:
+        _lock(self)
+        try:
+            self._check()
+            n = PyBytes_GET_SIZE(sql)
+            if offset < 0 or offset > n:
+                raise ValueError("offset out of range")
+            if n - offset > 2147483646:
+                raise _errors.TooBigError("SQL text too long")
+            if sql.find(b"\0", offset) != -1:
+                # SQLite would stop at the NUL and silently ignore the rest
+                raise _errors.ProgrammingError(_diagnose.NUL_IN_SQL)
+            base = PyBytes_AS_STRING(sql)
+            self._pending = None
+            _auth_begin(self)
+            rc = sqlite3_prepare_v2(self.db, base + offset, <int>(n - offset), &st, &tail)
+            if self._pending is not None:
+                if st != NULL:
+                    sqlite3_finalize(st)
+                exc, self._pending = self._pending, None
+                raise exc
+            if rc != SQLITE_OK:
+                exc = self._policy_error(rc, sql[offset:].decode("utf-8", "replace"))
+                raise exc
+            new_offset = (tail - base) if tail != NULL else n
+            if st == NULL:
+                return None, new_offset
+            exc = _auth_after_prepare(self, sql, offset, new_offset)
+            if exc is not None:
                 sqlite3_finalize(st)
-            exc, self._pending = self._pending, None
-            raise exc
-        if rc != SQLITE_OK:
-            exc = self._policy_error(rc, sql[offset:].decode("utf-8", "replace"))
-            raise exc
-        new_offset = (tail - base) if tail != NULL else n
-        if st == NULL:
-            return None, new_offset
-        exc = _auth_after_prepare(self, sql, offset, new_offset)
-        if exc is not None:
-            sqlite3_finalize(st)
-            raise exc
-        stmt = RawStatement.__new__(RawStatement)
-        (<RawStatement>stmt).st = st
-        (<RawStatement>stmt).conn = self
-        (<RawStatement>stmt).sql = sql[offset:new_offset].decode("utf-8", "surrogateescape")
-        self._statements.add(stmt)
-        return stmt, new_offset
+                raise exc
+            stmt = RawStatement.__new__(RawStatement)
+            (<RawStatement>stmt).st = st
+            (<RawStatement>stmt).conn = self
+            (<RawStatement>stmt).sql = sql[offset:new_offset].decode("utf-8", "surrogateescape")
+            self._statements.add(stmt)
+            return stmt, new_offset
+        finally:
+            _unlock(self)
+
+    cdef object _file_error(self, exc):
+        # file-level errors (locked, not a database, cannot open...) name the file
+        return _diagnose.annotate(exc, self.filename, readonly=bool(self.flags & SQLITE_OPEN_READONLY),
+                                  engine=FLAVOUR)
 
     cdef object _policy_error(self, int rc, object sql):
         # Refusals of an authorizer policy come back as SQLITE_AUTH (or, from a
         # trigger body or a virtual table's constructor, as SQLITE_ERROR); the policy
         # object knows what it refused (if anything) and builds the clear error.
-        exc = _error_for(rc, self.db, sql)
+        exc = self._file_error(_error_for(rc, self.db, sql))
         if ((rc & 0xFF) == SQLITE_AUTH or (rc & 0xFF) == SQLITE_ERROR) and self.policy is not None:
             better = self.policy.explain_refusal(exc)
             if better is not None:
@@ -339,8 +404,12 @@ cdef class RawConnection:
         return bool(sqlite3_get_autocommit(self.db))
 
     def busy_timeout(self, double seconds):
-        self._check()
-        check_rc(sqlite3_busy_timeout(self.db, <int>(seconds * 1000)), self.db)
+        _lock(self)
+        try:
+            self._check()
+            check_rc(sqlite3_busy_timeout(self.db, <int>(seconds * 1000)), self.db)
+        finally:
+            _unlock(self)
 
     def db_readonly(self, name="main"):
         self._check()
@@ -351,8 +420,12 @@ cdef class RawConnection:
         return sqlite3_limit(self.db, category, value)
 
     def errmsg(self):
-        self._check()
-        return sqlite3_errmsg(self.db).decode("utf-8", "replace")
+        _lock(self)
+        try:
+            self._check()
+            return sqlite3_errmsg(self.db).decode("utf-8", "replace")
+        finally:
+            _unlock(self)
 
     def set_progress_report(self, double every):
         """Call ``progress_callback`` about every ``every`` seconds while stepping (0: never)."""
@@ -429,9 +502,12 @@ cdef class RawStatement:
     cdef object __weakref__
 
     def __dealloc__(self):
-        if self.st != NULL:
-            sqlite3_finalize(self.st)
-            self.st = NULL
+        # GIL released: another thread may be stepping on the same connection
+        cdef sqlite3_stmt *st = self.st
+        self.st = NULL
+        if st != NULL:
+            with nogil:
+                sqlite3_finalize(st)
 
     cdef int _check(self) except -1:
         if self.st == NULL or self.conn is None or self.conn.db == NULL:
@@ -440,9 +516,13 @@ cdef class RawStatement:
         return 0
 
     def finalize(self):
-        if self.st != NULL:
-            sqlite3_finalize(self.st)
-            self.st = NULL
+        _lock(self.conn)
+        try:
+            if self.st != NULL:
+                sqlite3_finalize(self.st)
+                self.st = NULL
+        finally:
+            _unlock(self.conn)
 
     @property
     def finalized(self):
@@ -450,10 +530,14 @@ cdef class RawStatement:
 
     def reset(self):
         """Reset to run again (bindings kept). Reports nothing: errors came at step."""
-        if self.st != NULL:
-            sqlite3_reset(self.st)
-            self.done = False
-            self.started = False
+        _lock(self.conn)
+        try:
+            if self.st != NULL:
+                sqlite3_reset(self.st)
+                self.done = False
+                self.started = False
+        finally:
+            _unlock(self.conn)
 
     # --- introspection -----------------------------------------------------
     @property
@@ -472,24 +556,34 @@ cdef class RawStatement:
         return sqlite3_column_count(self.st)
 
     def column_names(self):
-        self._check()
-        cdef int i, n = sqlite3_column_count(self.st)
+        cdef int i, n
         cdef const char *p
-        out = []
-        for i in range(n):
-            p = sqlite3_column_name(self.st, i)
-            out.append(p.decode("utf-8", "replace") if p != NULL else "")
-        return out
+        _lock(self.conn)
+        try:
+            self._check()
+            n = sqlite3_column_count(self.st)
+            out = []
+            for i in range(n):
+                p = sqlite3_column_name(self.st, i)
+                out.append(p.decode("utf-8", "replace") if p != NULL else "")
+            return out
+        finally:
+            _unlock(self.conn)
 
     def decltypes(self):
-        self._check()
-        cdef int i, n = sqlite3_column_count(self.st)
+        cdef int i, n
         cdef const char *p
-        out = []
-        for i in range(n):
-            p = sqlite3_column_decltype(self.st, i)
-            out.append(p.decode("utf-8", "replace") if p != NULL else None)
-        return out
+        _lock(self.conn)
+        try:
+            self._check()
+            n = sqlite3_column_count(self.st)
+            out = []
+            for i in range(n):
+                p = sqlite3_column_decltype(self.st, i)
+                out.append(p.decode("utf-8", "replace") if p != NULL else None)
+            return out
+        finally:
+            _unlock(self.conn)
 
     @property
     def param_count(self):
@@ -556,50 +650,55 @@ cdef class RawStatement:
 
     def bind(self, params):
         """Bind a sequence (``?``, ``?NNN``) or a mapping (``:name``, ``$name``, ``@name``)."""
-        self._check()
-        cdef int i, n = sqlite3_bind_parameter_count(self.st)
+        cdef int i, n
         cdef const char *p
-        sqlite3_reset(self.st)
-        sqlite3_clear_bindings(self.st)
-        self.done = False
-        self.started = False
-        if params is None:
-            params = ()
-        if n == 0:
-            if isinstance(params, (list, tuple)) and len(params) != 0:
-                raise _errors.ParameterError(
-                    f"Incorrect number of bindings supplied. The current statement uses 0, "
-                    f"and there are {len(params)} supplied.")
-            return
-        if _is_mapping(params):
-            for i in range(1, n + 1):
-                p = sqlite3_bind_parameter_name(self.st, i)
-                if p == NULL:
+        _lock(self.conn)
+        try:
+            self._check()
+            n = sqlite3_bind_parameter_count(self.st)
+            sqlite3_reset(self.st)
+            sqlite3_clear_bindings(self.st)
+            self.done = False
+            self.started = False
+            if params is None:
+                params = ()
+            if n == 0:
+                if isinstance(params, (list, tuple)) and len(params) != 0:
                     raise _errors.ParameterError(
-                        f"Binding {i} has no name, but you supplied a dictionary "
-                        f"(which has only names).")
-                name = p.decode("utf-8")
+                        f"Incorrect number of bindings supplied. The current statement uses 0, "
+                        f"and there are {len(params)} supplied.")
+                return
+            if _is_mapping(params):
+                for i in range(1, n + 1):
+                    p = sqlite3_bind_parameter_name(self.st, i)
+                    if p == NULL:
+                        raise _errors.ParameterError(
+                            f"Binding {i} has no name, but you supplied a dictionary "
+                            f"(which has only names).")
+                    name = p.decode("utf-8")
+                    try:
+                        v = params[name[1:]]
+                    except KeyError:
+                        raise _errors.ParameterError(
+                            f"You did not supply a value for binding parameter {name}.") from None
+                    self._bind_one(i, v, name)
+            else:
+                if isinstance(params, (str, bytes)):
+                    raise _errors.ParameterError("parameters must be a sequence or a mapping, not a string")
                 try:
-                    v = params[name[1:]]
-                except KeyError:
+                    seq = params if isinstance(params, (list, tuple)) else tuple(params)
+                except TypeError:
                     raise _errors.ParameterError(
-                        f"You did not supply a value for binding parameter {name}.") from None
-                self._bind_one(i, v, name)
-        else:
-            if isinstance(params, (str, bytes)):
-                raise _errors.ParameterError("parameters must be a sequence or a mapping, not a string")
-            try:
-                seq = params if isinstance(params, (list, tuple)) else tuple(params)
-            except TypeError:
-                raise _errors.ParameterError(
-                    f"parameters are of unsupported type '{type(params).__name__}'") from None
-            if len(seq) != n:
-                raise _errors.ParameterError(
-                    f"Incorrect number of bindings supplied. The current statement uses {n}, "
-                    f"and there are {len(seq)} supplied.")
-            for i in range(1, n + 1):
-                p = sqlite3_bind_parameter_name(self.st, i)
-                self._bind_one(i, seq[i - 1], p.decode("utf-8") if p != NULL else f"{i}")
+                        f"parameters are of unsupported type '{type(params).__name__}'") from None
+                if len(seq) != n:
+                    raise _errors.ParameterError(
+                        f"Incorrect number of bindings supplied. The current statement uses {n}, "
+                        f"and there are {len(seq)} supplied.")
+                for i in range(1, n + 1):
+                    p = sqlite3_bind_parameter_name(self.st, i)
+                    self._bind_one(i, seq[i - 1], p.decode("utf-8") if p != NULL else f"{i}")
+        finally:
+            _unlock(self.conn)
 
     # --- stepping ----------------------------------------------------------
     cdef int _step(self) except -1:
@@ -626,47 +725,64 @@ cdef class RawStatement:
         sqlite3_reset(self.st)
         self.done = True
         if isinstance(exc, _errors.Error) and (rc & 0xFF) == SQLITE_ERROR:
-            exc2 = _error_for(sqlite3_errcode(conn.db), conn.db, self.sql)
+            exc2 = conn._file_error(_error_for(sqlite3_errcode(conn.db), conn.db, self.sql))
             if str(exc2) and str(exc2) != "not an error":
                 exc = exc2
         raise exc
 
     def step(self):
         """Advance one row; True while there is a row."""
-        self._check()
-        return self._step() == 1
+        _lock(self.conn)
+        try:
+            self._check()
+            return self._step() == 1
+        finally:
+            _unlock(self.conn)
 
     def row(self):
         """The current row as a tuple (after ``step()`` returned True)."""
-        self._check()
-        cdef int i, n = sqlite3_data_count(self.st)
-        out = [None] * n
-        for i in range(n):
-            out[i] = _column_value(self.st, i)
-        return tuple(out)
+        cdef int i, n
+        _lock(self.conn)
+        try:
+            self._check()
+            n = sqlite3_data_count(self.st)
+            out = [None] * n
+            for i in range(n):
+                out[i] = _column_value(self.st, i)
+            return tuple(out)
+        finally:
+            _unlock(self.conn)
 
     def fetchmany(self, Py_ssize_t size):
         """Step up to ``size`` rows and return them as a list of tuples."""
-        self._check()
         cdef int i, n
         cdef Py_ssize_t got = 0
-        rows = []
-        while got < size and self._step() == 1:
-            n = sqlite3_data_count(self.st)
-            r = [None] * n
-            for i in range(n):
-                r[i] = _column_value(self.st, i)
-            rows.append(tuple(r))
-            got += 1
-        if got and type(self.conn.rows_seen) is int:
-            self.conn.rows_seen += got  # for progress displays (sqlnb.progress)
-        return rows
+        _lock(self.conn)
+        try:
+            self._check()
+            rows = []
+            while got < size and self._step() == 1:
+                n = sqlite3_data_count(self.st)
+                r = [None] * n
+                for i in range(n):
+                    r[i] = _column_value(self.st, i)
+                rows.append(tuple(r))
+                got += 1
+            if got:
+                self.conn.rows_seen += got  # for progress displays (sqlnb.progress)
+            return rows
+        finally:
+            _unlock(self.conn)
 
     def run(self):
         """Step until done, discarding rows (for statements run for effect)."""
-        self._check()
-        while self._step() == 1:
-            pass
+        _lock(self.conn)
+        try:
+            self._check()
+            while self._step() == 1:
+                pass
+        finally:
+            _unlock(self.conn)
 
 
 cdef bint _is_mapping(object o):

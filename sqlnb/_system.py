@@ -10,14 +10,18 @@ authorizer-level policy beyond what the stdlib exposes.
 """
 from __future__ import annotations
 
+import collections.abc
 import datetime as _dt
 import decimal
+import functools
 import numbers
 import operator
 import re
 import sqlite3 as _sq
+import threading
 import time
 
+from sqlnb import _diagnose
 from sqlnb import errors as _errors
 
 FLAVOUR = "system"
@@ -59,9 +63,54 @@ def translate(exc: _sq.Error, sql=None) -> _errors.Error:
     return _errors.make_error(1, str(exc), sql=sql, cls=_errors.DatabaseError)
 
 
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class _NamedParams(dict):
+    """Looks names up in the caller's mapping, adapting each value the stdlib asks for."""
+
+    def __init__(self, source):
+        super().__init__()
+        self._source = source
+
+    def __getitem__(self, name):
+        return _adapt(self._source[name], f":{name}")
+
+
+def _params(params):
+    if params is None:
+        return ()
+    if isinstance(params, (dict, collections.abc.Mapping)) or (
+            hasattr(params, "__getitem__") and hasattr(params, "keys") and not isinstance(params, (list, tuple))):
+        return _NamedParams(params)
+    if isinstance(params, (str, bytes)):
+        raise _errors.ParameterError("parameters must be a sequence or a mapping, not a string")
+    try:
+        seq = tuple(params)
+    except TypeError:
+        raise _errors.ParameterError(f"parameters are of unsupported type '{type(params).__name__}'") from None
+    return tuple(_adapt(v, str(i)) for i, v in enumerate(seq, 1))
+
+
+def _serialized(method):
+    """Run ``method`` holding the connection's lock (see RawConnection._lock)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        lock = self._lock if isinstance(self, RawConnection) else self.conn._lock
+        with lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 class RawConnection:
     def __init__(self, filename, flags=None, vfs=None, uri=False, readonly=False):
+        # One caller at a time: the stdlib steps with the GIL released and our
+        # progress handler needs the GIL back, while another thread fetching
+        # (GIL held) would wait on SQLite's mutex: a deadlock. threading.RLock
+        # waits with the GIL released.
+        self._lock = threading.RLock()
         self.filename = filename
+        self.readonly = readonly
         self.timeout = 0.0
         self.progress_callback = None
         self.policy = None
@@ -80,8 +129,11 @@ class RawConnection:
             else:
                 self._con = _sq.connect(filename, uri=uri, isolation_level=None, check_same_thread=False)
         except _sq.Error as exc:
-            raise translate(exc) from None
+            raise self._translate(exc) from None
         self._con.set_progress_handler(self._progress, 1000)
+
+    def _translate(self, exc, sql=None):
+        return _diagnose.annotate(translate(exc, sql), self.filename, readonly=self.readonly, engine="system")
 
     def _progress(self):
         # The stdlib swallows an exception raised in here (the notebook's
@@ -120,7 +172,7 @@ class RawConnection:
                 return e
             if not asked:
                 return KeyboardInterrupt()
-        return translate(exc, sql)
+        return self._translate(exc, sql)
 
     @property
     def closed(self):
@@ -130,11 +182,14 @@ class RawConnection:
         except _sq.ProgrammingError:
             return True
 
+    @_serialized
     def close(self):
         self._con.close()
 
     def prepare(self, sql: bytes, offset: int = 0):
         text = sql[offset:].decode("utf-8", "surrogateescape")
+        if "\0" in text:
+            raise _errors.ProgrammingError(_diagnose.NUL_IN_SQL)
         if not text.strip():
             return None, len(sql)
         end = len(text)
@@ -173,6 +228,7 @@ class RawConnection:
     def autocommit(self):
         return not self._con.in_transaction
 
+    @_serialized
     def busy_timeout(self, seconds):
         self._con.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
@@ -218,6 +274,8 @@ def _only_comments(piece: str) -> bool:
 
 def _adapt(v, label):
     """The value the compiled engines would bind, for the stdlib (same types, same errors)."""
+    if isinstance(v, int) and not _INT64_MIN <= v <= _INT64_MAX:
+        raise OverflowError(f"parameter {label}: Python int {v} does not fit SQLite's 64-bit INTEGER")
     if v is None or isinstance(v, (int, float, str, bytes, bytearray, memoryview)):
         return v
     if isinstance(v, (_dt.date, _dt.time)):
@@ -249,12 +307,14 @@ class RawStatement:
     def finalized(self):
         return self._cur is None and self.done
 
+    @_serialized
     def finalize(self):
         if self._cur is not None:
             self._cur.close()
         self._cur = None
         self.done = True
 
+    @_serialized
     def reset(self):
         self.finalize()
         self.done = False
@@ -265,24 +325,22 @@ class RawStatement:
     def param_names(self):
         return None  # the stdlib resolves names itself; pass a mapping
 
+    @_serialized
     def executemany(self, seq_of_parameters) -> int:
         """Run for every parameter set (the stdlib refuses statements that return rows)."""
         try:
-            return self.conn._con.executemany(self.sql, seq_of_parameters).rowcount
+            return self.conn._con.executemany(self.sql, (_params(p) for p in seq_of_parameters)).rowcount
         except _sq.Error as exc:
             raise self.conn._failed(exc, self.sql) from None
 
+    @_serialized
     def bind(self, params):
         self.reset()
-        if params is None:
-            self._params = ()
-        elif isinstance(params, (list, tuple)):
-            self._params = tuple(_adapt(v, str(i + 1)) for i, v in enumerate(params))
-        elif hasattr(params, "keys"):
-            self._params = {k: _adapt(params[k], k) for k in params.keys()}
-        else:
-            self._params = params
+        # a mapping is adapted lazily: only the names the statement uses (a namespace
+        # may hold anything else); a sequence is adapted up front
+        self._params = _params(params)
 
+    @_serialized
     def _run(self):
         if self._cur is None and not self.done:
             c = self.conn
@@ -300,10 +358,12 @@ class RawStatement:
             c._lastrowid = self._cur.lastrowid or 0
 
     @property
+    @_serialized
     def column_count(self):
         self._run()
         return len(self._cur.description) if self._cur is not None and self._cur.description else 0
 
+    @_serialized
     def column_names(self):
         self._run()
         if self._cur is None or not self._cur.description:
@@ -313,6 +373,7 @@ class RawStatement:
     def decltypes(self):
         return [None] * self.column_count
 
+    @_serialized
     def step(self):
         self._run()
         if self._cur is None:
@@ -329,6 +390,7 @@ class RawStatement:
     def row(self):
         return tuple(self._row)
 
+    @_serialized
     def fetchmany(self, size):
         self._run()
         if self._cur is None:
@@ -341,6 +403,7 @@ class RawStatement:
             self.done = True
         return [tuple(r) for r in rows]
 
+    @_serialized
     def run(self):
         self._run()
         while self.step():

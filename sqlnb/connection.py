@@ -8,6 +8,7 @@ differences are listed in docs/dbapi.md.
 """
 from __future__ import annotations
 
+import os
 import re
 import threading
 from pathlib import Path
@@ -24,6 +25,17 @@ OPEN_READONLY, OPEN_READWRITE, OPEN_CREATE, OPEN_URI = 0x1, 0x2, 0x4, 0x40
 
 _LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z))*([A-Za-z]+)", re.S)
 _DML = frozenset(("INSERT", "UPDATE", "DELETE", "REPLACE"))
+
+
+def _serialized(method):
+    """Hold the connection's lock around a check-then-act sequence (implicit BEGIN,
+    commit): with ``check_same_thread=False`` two threads must not interleave them."""
+    def wrapper(self, *args, **kwargs):
+        con = self if isinstance(self, Connection) else self.connection
+        with con._lock:
+            return method(self, *args, **kwargs)
+    wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = method.__name__, method.__doc__, method
+    return wrapper
 
 
 def _first_keyword(sql: str) -> str:
@@ -99,7 +111,10 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str = "rw",
     :param statement_timeout: per-statement time limit in seconds (None: none).
     :param isolation_level: as in the stdlib; ``None`` is autocommit.
     """
-    database = str(database) if isinstance(database, Path) else database
+    if isinstance(database, (Path, os.PathLike)):
+        database = os.fspath(database)
+    if not isinstance(database, str):
+        raise TypeError(f"database must be a path (str or os.PathLike) or a URL, not {type(database).__name__}")
     url_engine, path, opts = parse_url(database)
     if url_engine == "lsm":
         from sqlnb import lsm as _lsm  # the lsm:// opener mounts a file on an in-memory SQLite
@@ -125,8 +140,10 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str = "rw",
     _bdb.check_open(name, path, mode=mode, uri=uri)  # foreign files: refuse before anything touches disk
     if not uri and path not in (":memory:", "") and not Path(path).expanduser().resolve().parent.is_dir():
         # every engine would fail (bdb only at the first write): say so now, naming the path
-        raise _errors.make_error(14, f"unable to open database file {path!r}: its directory does not exist",
+        exc = _errors.make_error(14, f"unable to open database file {path!r}: its directory does not exist",
                                  extended_code=14)
+        exc.filename = path
+        raise exc
     raw = _modes.open_raw(name, path, mode=mode, uri=uri)
     try:
         if timeout is not None:
@@ -171,6 +188,7 @@ class Connection:
         self.isolation_level = isolation_level
         self.check_same_thread = check_same_thread
         self._thread = threading.get_ident()
+        self._lock = threading.RLock()
         self.row_factory = None
         self.extras: dict = {}
 
@@ -247,11 +265,13 @@ class Connection:
     def executescript(self, sql_script) -> "Cursor":
         return self.cursor().executescript(sql_script)
 
+    @_serialized
     def commit(self):
         self._check()
         if not self._raw.autocommit:
             self._run_simple("COMMIT")
 
+    @_serialized
     def rollback(self):
         self._check()
         if not self._raw.autocommit:
@@ -422,6 +442,7 @@ class Cursor:
                 raise _errors.ProgrammingError("You can only execute one statement at a time.")
         return st
 
+    @_serialized
     def execute(self, sql, parameters=None):
         self._check()
         self._finish()
@@ -460,6 +481,7 @@ class Cursor:
         self.lastrowid = con._raw.last_insert_rowid()
         return self
 
+    @_serialized
     def executemany(self, sql, seq_of_parameters):
         self._check()
         self._finish()
@@ -489,6 +511,7 @@ class Cursor:
             st.finalize()
         return self
 
+    @_serialized
     def executescript(self, sql_script):
         """Run every statement of a script (COMMITting a pending transaction first, as the stdlib does)."""
         self._check()
