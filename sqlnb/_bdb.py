@@ -310,15 +310,22 @@ def check_open(engine: str, path: str, *, mode: str = "rw", uri: bool = False) -
         if not exists:
             parent = os.path.dirname(os.path.abspath(p))
             if mode != "rw":
-                raise _errors.make_error(14, f"unable to open database file: {p!r} does not exist "
-                                             f"(mode={mode!r} never creates one)", cls=_errors.CantOpenError)
+                exc = _errors.make_error(14, f"unable to open database file: {p!r} does not exist "
+                                             f"(mode={mode!r} is read-only and never creates one)",
+                                         cls=_errors.CantOpenError)
+                exc.filename = path
+                raise exc
             if not os.path.isdir(parent):
-                raise _errors.make_error(14, f"unable to open database file: directory {parent!r} "
-                                             f"does not exist", cls=_errors.CantOpenError)
+                exc = _errors.make_error(14, f"unable to open database file {p!r}: its directory does not exist",
+                                         cls=_errors.CantOpenError)
+                exc.filename = path
+                raise exc
             return
         if not os.path.isfile(p):
-            raise _errors.make_error(14, f"unable to open database file: {p!r} is not a regular file",
-                                     cls=_errors.CantOpenError)
+            what = "is a directory" if os.path.isdir(p) else "is not a regular file"
+            exc = _errors.make_error(14, f"unable to open database file: {p!r} {what}", cls=_errors.CantOpenError)
+            exc.filename = path
+            raise exc
         try:
             head = _read_head(p)
         except OSError as exc:

@@ -664,7 +664,11 @@ def fetch_columns(RawStatement stmt, Py_ssize_t limit=-1, bint include_current=F
     unread row). See Fetch.run.
     """
     f = Fetch()
-    status = f.run(stmt, limit, include_current)
+    _lock(stmt.conn)  # one caller at a time per connection (see _lock in _fast.pyx)
+    try:
+        status = f.run(stmt, limit, include_current)
+    finally:
+        _unlock(stmt.conn)
     return f.names, f.columns(), status
 
 

@@ -468,14 +468,18 @@ def _fetch_statement(con, st, cap, *, include_current=False, first_rows=()):
         n = cols[0].nrows if cols else 0
         unread = st.row() if status == "more" else None
         return names, st.decltypes(), cols, n, status == "more", unread
+    # the stdlib engine's statements, or rows a bdb cursor already buffered (sqlnb._bdb.BufferedRows)
     factory = _TextFactory()
-    old = raw._con.text_factory
-    raw._con.text_factory = factory
+    stdlib = getattr(raw, "_con", None)
+    if stdlib is not None:
+        old = stdlib.text_factory
+        stdlib.text_factory = factory
     try:
         names = st.column_names()
         cols, n, unread = _system_columns(st, first_rows, cap, raw, factory)
     finally:
-        raw._con.text_factory = old
+        if stdlib is not None:
+            stdlib.text_factory = old
     return names, st.decltypes(), cols, n, unread is not None, unread
 
 
@@ -714,7 +718,7 @@ def _parallel_run(con, sql, params, cap, parallel):
         _refuse("an in-memory database cannot be opened by other connections")
     if not raw.autocommit:
         _refuse("a transaction is open on this connection (other connections would not see its changes)")
-    if getattr(raw, "policy", None) is not None:
+    if getattr(raw, "policy", None) is not None and raw.policy.summary() != "rw":
         _refuse("this connection has a policy (mode or masks) that the extra read connections would not apply")
     head, table, ref, where = _plain_scan_parts(sql)
     plan = _query_rows(raw, "EXPLAIN QUERY PLAN " + sql)
