@@ -34,10 +34,7 @@ def snapshot(directory: Path) -> dict:
 
 def connect_ro(path, engine, **kw):
     """connect(mode='ro'); xfails while the read-only modes are not implemented on this branch."""
-    try:
-        return sqlnb.connect(str(path), engine=engine, mode="ro", **kw)
-    except NotImplementedError:
-        pytest.xfail("needs read-only modes")
+    return sqlnb.connect(str(path), engine=engine, mode="ro", **kw)
 
 
 def first_error(fn):
@@ -80,10 +77,7 @@ def test_missing_path_rw_creates_the_database(engine, tmp_path):
 def test_missing_path_ro_is_an_error_and_creates_nothing(engine, tmp_path):
     before = snapshot(tmp_path)
     for target in (tmp_path / "missing.db", tmp_path / "no" / "such" / "dir.db"):
-        try:
-            exc = first_error(lambda: sqlnb.connect(str(target), engine=engine, mode="ro"))
-        except NotImplementedError:
-            pytest.xfail("needs read-only modes")
+        exc = first_error(lambda: sqlnb.connect(str(target), engine=engine, mode="ro"))
         assert isinstance(exc, errors.OperationalError), exc
         assert str(target) in str(exc) and "does not exist" in str(exc)
         if target.parent.is_dir():
@@ -107,11 +101,8 @@ def test_directory(engine, tmp_path, mode):
     d = tmp_path / "adir"
     d.mkdir()
     before = snapshot(tmp_path)
-    try:
-        exc = first_error(lambda: sqlnb.connect(str(d), engine=engine, mode=mode).execute(
-            "select * from sqlite_master").fetchall())
-    except NotImplementedError:
-        pytest.xfail("needs read-only modes")
+    exc = first_error(lambda: sqlnb.connect(str(d), engine=engine, mode=mode).execute(
+        "select * from sqlite_master").fetchall())
     assert isinstance(exc, (errors.CantOpenError, errors.IOError_)), exc
     assert f"{str(d)!r} is a directory" in str(exc)
     assert snapshot(tmp_path) == before

@@ -201,8 +201,6 @@ def test_dtype_matrix_roundtrip(con, label, pattern, make, storage):
         ok = col.dtype == object and all(isinstance(v, bytes) or v is None for v in col.tolist())
     else:
         ok = str(col.dtype) == expect
-    if not ok and INTERIM_FRAMES:
-        pytest.xfail(f"interim sqlnb.frames gives {col.dtype} where the columnar fetcher documents {expect}")
     assert ok, f"query_df dtype {col.dtype}, documented {expect}"
 
 

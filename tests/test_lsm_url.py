@@ -33,21 +33,6 @@ def url(path, query="") -> str:
     return f"lsm:///{path}" + (f"?{query}" if query else "")  # an absolute path gives lsm:////abs/...
 
 
-def _modes_ready() -> bool:
-    from sqlnb import _modes
-
-    raw = _modes.open_raw("sqlite", ":memory:")
-    try:
-        _modes.install(raw, "sqlite", mode="ro")
-        return True
-    except NotImplementedError:
-        return False
-    finally:
-        raw.close()
-
-
-needs_modes = pytest.mark.xfail(not _modes_ready(), raises=NotImplementedError, strict=False,
-                                reason="read-only modes (sqlnb._modes.install) are not in this branch yet")
 
 
 def test_open_write_reopen_read_back(tmp_path):
@@ -161,7 +146,6 @@ def test_missing_path_in_ro_mode_creates_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@needs_modes
 def test_ro_mode_refuses_writes_to_the_lsm_table(tmp_path):
     path = tmp_path / "kv.lsm"
     con = sqlnb.connect(url(path))
@@ -182,7 +166,6 @@ def test_ro_mode_refuses_writes_to_the_lsm_table(tmp_path):
     assert sha(path) == before
 
 
-@needs_modes
 @pytest.mark.timeout(60)
 def test_ro_reads_committed_data_while_another_process_writes(tmp_path):
     path = tmp_path / "kv.lsm"

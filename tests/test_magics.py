@@ -143,12 +143,7 @@ def test_engine_flag_on_every_engine_binds(ip, engine, tmp_path):
 
 
 def test_lsm_url_is_passed_to_connect(ip, tmp_path):
-    try:
-        import sqlnb.lsm as lsm
-    except ImportError:
-        pytest.xfail("needs sqlnb.lsm (the lsm helper)")
-    if not hasattr(lsm, "connect_lsm"):
-        pytest.xfail("needs sqlnb.lsm.connect_lsm")
+    import sqlnb.lsm as lsm  # noqa: F401
     ip.run_cell(f"%sql lsm:///{tmp_path}/ev.lsm?table=ev&key_type=TEXT")
     con = magics_of(ip).session.get()
     assert con.url.startswith("lsm:///")
@@ -161,10 +156,7 @@ def test_mode_ro_refuses_writes(ip, tmp_path):
     c.execute("CREATE TABLE t(x)")
     c.commit()
     c.close()
-    try:
-        ip.run_cell(f"%sql --connect {db} --mode ro --alias r")
-    except NotImplementedError:
-        pytest.xfail("read-only modes not merged yet (the read-only helper)")
+    ip.run_cell(f"%sql --connect {db} --mode ro --alias r")
     assert magics_of(ip).session.get().mode == "ro"
     with pytest.raises(errors.Error):
         ip.run_cell("%sql INSERT INTO t VALUES (1)")
@@ -376,12 +368,6 @@ def test_all_flag_displays_every_result(mem):
 
 
 def test_export_flag(mem, tmp_path):
-    try:
-        from sqlnb import export
-
-        export.write_result  # noqa: B018
-    except (ImportError, AttributeError):
-        pytest.xfail("needs sqlnb.export.write_result (the export helper)")
     out = tmp_path / "r.csv"
     mem.run_cell(f"%sql --export {out} SELECT 1 AS a, 'x' AS b")
     assert pd.read_csv(out).to_dict("records") == [{"a": 1, "b": "x"}]
@@ -391,12 +377,6 @@ def test_export_flag(mem, tmp_path):
 
 
 def test_persist_flag(mem):
-    try:
-        from sqlnb import export
-
-        export.to_table  # noqa: B018
-    except (ImportError, AttributeError):
-        pytest.xfail("needs sqlnb.export.to_table (the export helper)")
     mem.user_ns["frame"] = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
     mem.run_cell("%sql --persist frame")
     assert mem.run_cell("%sql SELECT count(*) AS n FROM frame").result["n"][0] == 2
@@ -537,10 +517,7 @@ def test_default_mode_trait(ip, tmp_path):
     ip.run_line_magic("config", "SqlMagic.default_mode = 'ro'")
     db = tmp_path / "m.db"
     sqlnb.connect(str(db)).close()
-    try:
-        ip.run_cell(f"%sql --connect {db}")
-    except NotImplementedError:
-        pytest.xfail("read-only modes not merged yet (the read-only helper)")
+    ip.run_cell(f"%sql --connect {db}")
     assert magics_of(ip).session.get().mode == "ro"
 
 

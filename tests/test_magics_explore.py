@@ -111,10 +111,7 @@ def test_per_statement_timing(ip):
 
 
 def test_tables_include_lsm_details(tmp_path):
-    try:
-        from sqlnb.lsm import lsm_tables  # noqa: F401
-    except (ImportError, AttributeError):
-        pytest.xfail("needs sqlnb.lsm.lsm_tables (the lsm helper)")
+    from sqlnb.lsm import lsm_tables  # noqa: F401
     shell = new_shell()
     try:
         shell.run_cell("%sql :memory:")
