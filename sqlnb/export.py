@@ -13,6 +13,8 @@ lines, JSON or Arrow IPC (Feather) with pandas' and pyarrow's own writers.
 """
 from __future__ import annotations
 
+from sqlnb.dbapi import affinity as _affinity  # SQLite's column affinity rules: one copy
+
 import datetime as _dt
 import operator
 import os
@@ -394,18 +396,6 @@ def _create_sql(table: str, cols: list[_Col]) -> str:
     return f"CREATE TABLE main.{quote_identifier(table)} ({defs})"
 
 
-def _affinity(decl: str) -> str:
-    """SQLite's column affinity for a declared type (its documented five rules, in order)."""
-    d = (decl or "").upper()
-    if "INT" in d:
-        return "INTEGER"
-    if "CHAR" in d or "CLOB" in d or "TEXT" in d:
-        return "TEXT"
-    if "BLOB" in d or not d:
-        return "BLOB"
-    if "REAL" in d or "FLOA" in d or "DOUB" in d:
-        return "REAL"
-    return "NUMERIC"
 
 
 def _fits(col: _Col, decl: str) -> str | None:

@@ -13,6 +13,8 @@ cursor and applies the very same rules, so every engine returns equal frames.
 """
 from __future__ import annotations
 
+from sqlnb.dbapi import affinity  # SQLite's column affinity rules: one copy
+
 import re
 import threading
 import time
@@ -65,18 +67,6 @@ def column_kind(col) -> str:
     return "object"
 
 
-def affinity(decltype: str | None) -> str:
-    """SQLite's column affinity for a declared type (the five rules of datatype3.html, 3.1)."""
-    d = (decltype or "").upper()
-    if "INT" in d:
-        return "INTEGER"
-    if "CHAR" in d or "CLOB" in d or "TEXT" in d:
-        return "TEXT"
-    if "BLOB" in d or not d:
-        return "BLOB"
-    if "REAL" in d or "FLOA" in d or "DOUB" in d:
-        return "REAL"
-    return "NUMERIC"
 
 
 def _have_pyarrow() -> bool:
