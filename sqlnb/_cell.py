@@ -224,6 +224,7 @@ def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_error
             info = StatementInfo(index=index, line=_line_of(cell, first), sql=sql,
                                  keyword=m.group(0).upper() if m else "", limit=limit,
                                  engine=engine, version=version, policy=policy)
+            t0 = time.perf_counter()
             try:
                 with _progress.track(con.raw, label=f"{label} [{index}] {info.keyword}".strip()):
                     t0 = time.perf_counter()
@@ -243,6 +244,13 @@ def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_error
                     info.elapsed = time.perf_counter() - t0
             except SHORT_ERRORS as exc:
                 _fail(exc, cell, index, first, start, short_errors)
+                raise
+            except KeyboardInterrupt as exc:
+                # the stop button: one line instead of IPython's traceback (the type stays KeyboardInterrupt)
+                if short_errors:
+                    exc._render_traceback_ = _short_renderer(
+                        f"KeyboardInterrupt: statement {index} ({info.keyword or 'SQL'}) stopped after "
+                        f"{time.perf_counter() - t0:.1f} s; the connection is ready for the next cell")
                 raise
             finally:
                 st.finalize()

@@ -647,3 +647,23 @@ def test_not_parameters_on_every_engine(ip, engine_name):
     r = cell(ip, "-- :x\nSELECT ':1' AS a, '[:2]' AS b /* :c */, :e AS e;")
     assert r.iloc[0].tolist() == [":1", "[:2]", "E"]
     assert r.sqlnb.params == (":e",)
+
+
+def test_interrupt_renders_one_line(ip):
+    """Ctrl-C / the stop button in a %sql cell: still a KeyboardInterrupt, shown as one line."""
+    import signal
+    import threading
+
+    ip.run_cell("%sql --connect :memory: --alias intr")
+    main = threading.main_thread().ident
+    timer = threading.Timer(0.3, lambda: signal.pthread_kill(main, signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            ip.run_cell("%sql WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                        "SELECT count(*) FROM c")
+    finally:
+        timer.cancel()
+    lines = info.value._render_traceback_()
+    assert len(lines) == 1 and "KeyboardInterrupt: statement 1 (WITH) stopped after" in lines[0]
+    assert ip.run_cell("%sql SELECT 2 AS two").result["two"][0] == 2
