@@ -13,11 +13,13 @@
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass, field
 
 from sqlnb import errors as _errors
+from sqlnb import frames as _frames
 from sqlnb import progress as _progress
 
 # whitespace and comments before a statement's first token
@@ -28,7 +30,7 @@ _FIRST_WORD = re.compile(r"[A-Za-z]+")
 SHORT_ERRORS = (_errors.Error, OverflowError)
 
 
-@dataclass
+@dataclass(slots=True)
 class StatementInfo:
     """What is known about one executed statement (kept on its result frame)."""
 
@@ -47,7 +49,7 @@ class StatementInfo:
     params: tuple = ()  # the parameter names bound (``:x``, ``$y``)
 
 
-@dataclass
+@dataclass(slots=True)
 class CellRun:
     """The outcome of running a cell: one (frame, info) per statement, in order."""
 
@@ -65,6 +67,8 @@ def _line_of(text: str, pos: int) -> int:
 
 def statement_start(cell: str, start: int) -> int:
     """Offset of the first token after ``start`` (skipping whitespace and comments)."""
+    if start < len(cell) and cell[start] not in "-/" and not cell[start].isspace():
+        return start  # the common case: the token itself
     m = _LEADING.match(cell, start)
     return m.end() if m else start
 
@@ -125,23 +129,15 @@ def text_param_names(sql: str) -> list:
     return out
 
 
-def statement_df(con, st, limit=None):
-    """A DataFrame of an already prepared and bound ``RawStatement`` (built on ``Cursor``).
+def statement_df(con, st, limit=None, frame_class=None):
+    """A DataFrame of an already prepared and bound ``RawStatement``: ``(frame, truncated)``.
 
-    ``limit`` caps the rows fetched. The statement is left to the caller to
-    finalize (so it can ask whether rows were left). This is the one place
-    the magic turns a statement into a frame, through ``Cursor.fetch_df``
-    (the columnar fetcher can take it over).
+    ``limit`` caps the rows fetched; ``truncated`` tells whether rows were left.
+    The statement is left to the caller to finalize. The fetch is the one
+    :func:`sqlnb.frames.query_df` uses (``frames.statement_result``).
     """
-    cur = con.cursor()
-    has_row = st.step()
-    names = st.column_names()
-    types = st.decltypes() or [None] * len(names)
-    cur.description = tuple((n, t, None, None, None, None, None) for n, t in zip(names, types))
-    if has_row:
-        cur._st = st
-        cur._pending_row = st.row()
-    return cur.fetch_df(limit=limit) if limit is not None else cur.fetch_df()
+    res = _frames.statement_result(con, st, limit)
+    return res.to_pandas(frame_class=frame_class), res.truncated
 
 
 def _empty_frame():
@@ -184,14 +180,18 @@ def _short_renderer(text):
     return _render_traceback_
 
 
+_NO_TRACKING = contextlib.nullcontext()
+
+
 def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_errors=True,
-             label="sql") -> CellRun:
+             label="sql", frame_class=None) -> CellRun:
     """Run every statement of ``cell`` on ``con`` and return all results.
 
     :param namespace: where ``:name`` values come from (a mapping).
     :param limit: cap each result's fetch at this many rows.
     :param timeout: per-statement time limit (seconds) for this run only.
     :param short_errors: failing statements raise with a one-line rendering.
+    :param frame_class: the DataFrame subclass results are built as (the magic's ``SqlResult``).
     """
     run = CellRun()
     engine = con.engine
@@ -200,8 +200,9 @@ def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_error
     except Exception:  # noqa: BLE001 - the footer must not fail a cell
         version = ""
     policy = con.policy_summary
-    old_timeout = con.statement_timeout
+    in_kernel = _progress.in_kernel() is not None
     if timeout is not None:
+        old_timeout = con.statement_timeout
         con.statement_timeout = timeout
     index = 0
     text_start = 0
@@ -226,16 +227,18 @@ def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_error
                                  engine=engine, version=version, policy=policy)
             t0 = time.perf_counter()
             try:
-                with _progress.track(con.raw, label=f"{label} [{index}] {info.keyword}".strip()):
+                # a live progress display only where one can show (a kernel): nothing to set up elsewhere
+                with (_progress.track(con.raw, label=f"{label} [{index}] {info.keyword}".strip())
+                      if in_kernel else _NO_TRACKING):
                     t0 = time.perf_counter()
                     values = params_for(st, namespace, index)
-                    st.bind(values)
-                    info.params = tuple(f":{k}" for k in values)
+                    if values:  # (a statement without parameters has nothing to bind)
+                        st.bind(values)
+                    if values:
+                        info.params = tuple(f":{k}" for k in values)
                     if st.column_count:
-                        df = statement_df(con, st, limit)
+                        df, info.truncated = statement_df(con, st, limit, frame_class)
                         info.has_columns = True
-                        info.truncated = bool(limit is not None and len(df) >= limit
-                                              and not st.finalized and st.step())
                     else:
                         st.run()
                         df = _empty_frame()

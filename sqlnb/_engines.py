@@ -35,10 +35,10 @@ def _import_deepbind(name: str):
 
 def load(engine: str):
     """Return the compiled module for ``engine`` ('sqlite' or 'bdb'), or raise EngineUnavailableError."""
-    from sqlnb.errors import EngineUnavailableError
-
     if engine in _loaded:
         return _loaded[engine]
+    from sqlnb.errors import EngineUnavailableError
+
     if engine not in _MODULES:
         raise EngineUnavailableError(
             f"unknown engine {engine!r}; choose one of: {', '.join(list(_MODULES) + ['system'])}")

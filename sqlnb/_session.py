@@ -10,9 +10,12 @@ from sqlnb import errors as _errors
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*\Z")
+
+
 def looks_like_target(token: str) -> bool:
     """True for a lone ``scheme://...`` URL or ``:memory:`` (the ``%sql URL`` shorthand)."""
-    return token == ":memory:" or bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S*$", token))
+    return token == ":memory:" or ("://" in token and _URL.match(token) is not None)
 
 
 class Session:

@@ -67,12 +67,21 @@ class SqlResult(pd.DataFrame):
 
 def wrap(df: pd.DataFrame, info, earlier=()) -> SqlResult:
     """``df`` as a :class:`SqlResult` sharing its data (no copy); ``earlier``: the cell's previous results."""
+    if type(df) is SqlResult:  # built as one already (run_cell(frame_class=SqlResult))
+        out = df
+    else:
+        out = _as_result(df)
+    # plain attributes (listed in _metadata); pandas' __setattr__ would first look for a column
+    object.__setattr__(out, "sqlnb", info)
+    object.__setattr__(out, "_sqlnb_earlier", tuple(earlier))
+    return out
+
+
+def _as_result(df):
     try:  # pandas' constructor for subclasses from a block manager: no re-inference, no copy
         out = SqlResult._from_mgr(df._mgr, axes=df._mgr.axes)
     except (AttributeError, TypeError):
         out = SqlResult(df, copy=False)
-    out.sqlnb = info
-    out._sqlnb_earlier = tuple(earlier)
     return out
 
 

@@ -94,6 +94,22 @@ def _string_dtype(backend):
 # ---------------------------------------------------------------------------
 # a fetched result
 # ---------------------------------------------------------------------------
+_LABEL_DTYPE = None
+
+
+def _label_dtype():
+    """The dtype pandas infers for a list of str labels (its ``str`` dtype, or object before pandas 3).
+
+    Computed once: giving it spares pandas the inference on every frame built.
+    """
+    global _LABEL_DTYPE
+    if _LABEL_DTYPE is None:
+        import pandas as pd
+
+        _LABEL_DTYPE = pd.Index(["a"]).dtype
+    return _LABEL_DTYPE
+
+
 @dataclass
 class Result:
     """The last statement's result: column buffers plus what the magics want to show.
@@ -118,8 +134,11 @@ class Result:
         return [column_kind(c) if self.nrows else "empty" for c in self.raw_columns]
 
     # --- pandas ------------------------------------------------------------------
-    def to_pandas(self, *, parse_dates=None, dtype=None, dtype_backend=None):
-        """The result as a DataFrame (see :func:`query_df` for the options)."""
+    def to_pandas(self, *, parse_dates=None, dtype=None, dtype_backend=None, frame_class=None):
+        """The result as a DataFrame (see :func:`query_df` for the options).
+
+        ``frame_class``: a ``DataFrame`` subclass to build instead (the magic's result class).
+        """
         import pandas as pd
 
         if dtype_backend not in DTYPE_BACKENDS:
@@ -127,10 +146,10 @@ class Result:
         arrays = [self._pandas_column(c, k, d, dtype_backend)
                   for c, k, d in zip(self.raw_columns, self.kinds, self.decltypes)]
         if arrays:
-            df = pd.DataFrame(dict(enumerate(arrays)), copy=False)
-            df.columns = pd.Index(self.columns)
+            df = (frame_class or pd.DataFrame)(dict(enumerate(arrays)), copy=False)
+            df.columns = pd.Index(self.columns, dtype=_label_dtype())
         else:
-            df = pd.DataFrame()
+            df = (frame_class or pd.DataFrame)()
         df.attrs["sqlnb_decltypes"] = list(self.decltypes)
         df.attrs["sqlnb_truncated"] = self.truncated
         if parse_dates is not None and parse_dates is not False:
@@ -473,6 +492,18 @@ def _fetch_statement(con, st, cap, *, include_current=False, first_rows=()):
     return names, st.decltypes(), cols, n, unread is not None, unread
 
 
+def statement_result(con, st, cap=None) -> Result:
+    """The rows of a prepared, bound statement (at most ``cap``) as a :class:`Result`.
+
+    The one step from a statement to a result, shared by :func:`run` and the
+    magic's cells; the caller finalizes ``st``.
+    """
+    names, decl, cols, n, truncated, _ = _fetch_statement(con, st, cap)
+    return Result(columns=names, decltypes=list(decl) if names else [], raw_columns=cols, nrows=n,
+                  truncated=truncated, rowcount=-1 if names else con._raw.changes(), statement=st.sql,
+                  engine=con.engine)
+
+
 def _is_mapping(params) -> bool:
     return params is not None and hasattr(params, "keys") and not isinstance(params, (list, tuple))
 
@@ -513,12 +544,7 @@ def run(con, sql, params=None, *, limit=None, max_rows=None, parallel=None) -> R
                         f"earlier statements.") from exc
                 continue
             st.bind(params)
-            names, decl, cols, n, truncated, _ = _fetch_statement(con, st, cap)
-            rowcount = -1
-            if not names:
-                rowcount = con._raw.changes()
-            res = Result(columns=names, decltypes=list(decl) if names else [], raw_columns=cols, nrows=n,
-                         truncated=truncated, rowcount=rowcount, statement=st.sql, engine=con.engine)
+            res = statement_result(con, st, cap)
         finally:
             st.finalize()
     if res is None:

@@ -6,7 +6,6 @@ exploration is :mod:`sqlnb.explore`, completion :mod:`sqlnb.completion`.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 from collections import ChainMap
@@ -81,14 +80,14 @@ def build_command(args, rest: str, cell: str | None) -> Command:
     quiet = False
     rest_stripped = rest.strip()
     if cell is None:
-        m = _OUT.match(rest)
+        m = _OUT.match(rest) if "<<" in rest else None
         if m:
             out, quiet, rest_stripped = m.group(1), True, m.group(2).strip()
         if rest_stripped and target is None and _session.looks_like_target(rest_stripped):
             target, rest_stripped = rest_stripped, ""
         sql = rest_stripped
     else:
-        m = _OUT.match(rest)
+        m = _OUT.match(rest) if "<<" in rest else None
         if m:
             out, quiet, rest_stripped = m.group(1), True, m.group(2).strip()
         if rest_stripped:
@@ -282,9 +281,10 @@ class SqlMagic(Magics):
         return self.execute(cmd, ns)
 
     def _defaults(self):
+        # shared by every call without options: nothing downstream assigns to the parsed args
         if self._default_args is None:
             self._default_args = parse_argstring(self.sql, "")
-        return argparse.Namespace(**vars(self._default_args))
+        return self._default_args
 
     def execute(self, cmd: Command, ns):
         """Carry out a parsed command; returns what the cell should show."""
@@ -362,25 +362,26 @@ class SqlMagic(Magics):
         return None
 
     def _run_sql(self, cmd, sql, ns):
-        from IPython.display import display as ipy_display
-
         args = cmd.args
         con = self.session.get()
         run = _cell.run_cell(con, sql, ns, limit=args.limit, timeout=args.timeout,
-                             short_errors=self.short_errors)
+                             short_errors=self.short_errors, frame_class=display.SqlResult)
         if not run.frames:
             return None
         earlier = [display.wrap(df, info) for df, info in zip(run.frames[:-1], run.infos[:-1])]
         last = display.wrap(run.frames[-1], run.infos[-1], earlier)
         results = last.results
-        self.shell.user_ns["_sqlnb_results"] = results
+        user_ns = self.shell.user_ns
+        user_ns["_sqlnb_results"] = results
         if cmd.out:
-            self.shell.user_ns[cmd.out] = last
+            user_ns[cmd.out] = last
         if args.export:
             from sqlnb import export
 
             export.write_result(last, args.export, format=args.format)
         if (args.all or self.show_all) and not cmd.quiet_out:
+            from IPython.display import display as ipy_display
+
             for r in results[:-1]:
                 ipy_display(r)
         return last

@@ -46,7 +46,7 @@ def in_kernel():
     if _kernel_shell is not None:
         return _kernel_shell
     ipy = sys.modules.get("IPython")
-    if ipy is None:
+    if ipy is None or "ipykernel" not in sys.modules:  # no kernel without ipykernel imported
         return None
     try:
         shell = ipy.get_ipython()
