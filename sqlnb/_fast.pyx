@@ -27,6 +27,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from sqlnb._sqlite3 cimport *
 
 import datetime as _dt
+import threading as _threading
 import weakref
 import operator
 
@@ -142,10 +143,20 @@ cdef int _progress_report(progress_state *ps) noexcept with gil:
     return (<RawConnection>ps.owner)._call_progress()
 
 
+# Only the main thread is told about signals (PyErr_CheckSignals does nothing elsewhere), so only
+# there is the GIL worth taking in the progress check: threads stepping with the GIL released
+# (a parallel fetch's workers) would otherwise queue for it thousands of times a second.
+cdef extern from "pythread.h":
+    unsigned long _thread_ident "PyThread_get_thread_ident" () nogil  # safe without the GIL
+
+cdef unsigned long _main_thread_ident = <unsigned long>_threading.main_thread().ident
+
+
 cdef int _progress_cb(void *arg) noexcept nogil:
     cdef progress_state *ps = <progress_state*>arg
     cdef double now
-    if ps.check_signals and _progress_signal(ps):
+    if (ps.check_signals and _thread_ident() == _main_thread_ident
+            and _progress_signal(ps)):
         ps.abort_reason = 1
         return 1
     if ps.deadline > 0 or ps.next_report > 0:

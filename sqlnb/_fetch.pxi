@@ -260,18 +260,15 @@ cdef int _fetch_loop(_fstate *fs, sqlite3 *db, sqlite3_stmt *st, int64_t limit,
     return rc
 
 
-cdef int _append(_fstate *a, _fstate *b) noexcept nogil:
-    """Move b's rows after a's (same columns). b is emptied. 0 or _OOM."""
+cdef int _append_cols(_fstate *a, _fstate *b, int j0, int j1) noexcept nogil:
+    """Copy b's columns j0..j1-1 after a's rows (a's row arrays already hold a.n + b.n rows)
+    and free them in b. Columns are independent: disjoint ranges may run in parallel. 0 or _OOM."""
     cdef size_t na = a.n, nb = b.n, i
     cdef int j
     cdef _col *x
     cdef _col *y
     cdef int64_t base
-    if nb == 0:
-        return 0
-    if _grow_rows(a, na + nb) != 0:
-        return _OOM
-    for j in range(a.ncol):
+    for j in range(j0, j1):
         x = &a.cols[j]
         y = &b.cols[j]
         memcpy(x.tags + na, y.tags, nb)
@@ -298,10 +295,13 @@ cdef int _append(_fstate *a, _fstate *b) noexcept nogil:
             x.counts[i] += y.counts[i]
         x.bad_utf8 = x.bad_utf8 or y.bad_utf8
         _free_col(y)
-    a.n = na + nb
+    return 0
+
+
+cdef void _append_done(_fstate *a, _fstate *b) noexcept nogil:
+    a.n = a.n + b.n
     b.n = 0
     b.cap = 0
-    return 0
 
 
 # ---------------------------------------------------------------------------
@@ -608,9 +608,13 @@ cdef class Fetch:
         self._clear()
         raise exc
 
-    def append(self, Fetch other not None):
-        """Move ``other``'s rows after this Fetch's rows (same columns); ``other`` is emptied."""
-        cdef int rc
+    def append(self, Fetch other not None, int threads=1):
+        """Move ``other``'s rows after this Fetch's rows (same columns); ``other`` is emptied.
+
+        ``threads`` > 1 copies disjoint groups of columns on that many threads
+        (the copy writes fresh memory, so its page faults are spread too)."""
+        cdef int rc = 0
+        cdef int ncol
         if other.fs.cols == NULL:
             return
         if self.fs.cols == NULL:
@@ -618,10 +622,32 @@ cdef class Fetch:
             self._setup(other.fs.ncol)
         if other.fs.ncol != self.fs.ncol:
             raise ValueError("cannot append a fetch with a different number of columns")
+        if other.fs.n == 0:
+            return
+        ncol = self.fs.ncol
         with nogil:
-            rc = _append(&self.fs, &other.fs)
+            rc = _grow_rows(&self.fs, self.fs.n + other.fs.n)
         if rc != 0:
             raise MemoryError("out of memory while joining the parts of a parallel fetch")
+        threads = max(1, min(threads, ncol))
+        cuts = [ncol * k // threads for k in range(threads + 1)]
+        results = [0] * threads
+        workers = [_threading.Thread(target=self._append_part, args=(other, cuts[k], cuts[k + 1], results, k))
+                   for k in range(1, threads)]
+        for t in workers:
+            t.start()
+        self._append_part(other, cuts[0], cuts[1], results, 0)
+        for t in workers:
+            t.join()
+        _append_done(&self.fs, &other.fs)
+        if any(results):
+            raise MemoryError("out of memory while joining the parts of a parallel fetch")
+
+    def _append_part(self, Fetch other, int j0, int j1, list results, int k):
+        cdef int rc
+        with nogil:
+            rc = _append_cols(&self.fs, &other.fs, j0, j1)
+        results[k] = rc
 
     def columns(self):
         """Hand the buffers over as a list of RawColumn (this Fetch is left empty)."""

@@ -746,7 +746,10 @@ def _parallel_run(con, sql, params, cap, parallel):
     if ops:
         _refuse(f"the query combines rows (aggregate, DISTINCT, ORDER BY, window or LIMIT: {', '.join(sorted(ops))})")
     try:
-        lo, hi = _query_rows(raw, f"SELECT min(_rowid_), max(_rowid_) FROM {table}")[0]
+        # two subqueries: SQLite answers a lone min() or max() of the rowid from the b-tree's ends,
+        # but min() and max() in one SELECT would scan the whole table
+        lo, hi = _query_rows(raw, f"SELECT (SELECT min(_rowid_) FROM {table}), "
+                                  f"(SELECT max(_rowid_) FROM {table})")[0]
     except _errors.Error as exc:
         _refuse(f"table {table} has no rowid to split by ({exc})")
     st0 = None
@@ -807,7 +810,7 @@ def _parallel_run(con, sql, params, cap, parallel):
                 raise exc
         first = fetches[0]
         for f in fetches[1:]:
-            first.append(f)
+            first.append(f, threads=len(fetches))
         cols = first.columns()
         raw.rows_seen = cols[0].nrows if cols else 0
     finally:
