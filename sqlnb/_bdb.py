@@ -13,7 +13,9 @@
   file), a BDB database opened with ``sqlite``/``system``, URI filenames.
 * :func:`before_statement` refuses a statement that BerkeleyDB's blocking
   locks would make wait forever: another sqlnb connection *in this process*
-  to the same database holds an open transaction.
+  to the same database holds an open transaction; and, through
+  :func:`_watch_locks`, bounds waits for other processes' locks by the
+  connection's timeout (the statement then fails with ``BusyError``).
 * :func:`setup` (called once when the engine's module loads) installs the
   fork guard: a child forked while bdb connections were open can neither use
   the inherited connections nor open new ones (BerkeleyDB environments are
@@ -25,6 +27,7 @@ import os
 import re
 import stat
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 
@@ -243,6 +246,13 @@ def explain_error(exc, sql: str):
     """
     if not isinstance(exc, _errors.Error) or isinstance(exc, _errors.FeatureNotSupportedError):
         return None
+    if (exc.result_code or 0) & 0xFF == 6:  # a lock wait outlived the timeout (see _watch_locks)
+        err = _errors.make_error(
+            5, "database is locked: a BerkeleyDB lock held by another connection (in this or another "
+               "process) outlasted this connection's timeout, so the statement did not run. Retry once "
+               "the other side commits or rolls back, or open with a longer timeout= "
+               f"(BerkeleyDB: {exc})", cls=_errors.BusyError, sql=sql)
+        return err
     if (exc.result_code or 0) & 0xFF != 1:
         return None
     feature = missing_feature(str(exc), sql or "")
@@ -367,6 +377,8 @@ def check_open(engine: str, path: str, *, mode: str = "rw", uri: bool = False) -
 # ---------------------------------------------------------------------------
 _live: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # Connection -> database key
 _lock = threading.Lock()
+_lock_timeouts: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # Connection -> seconds
+_watched: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # Connection -> finalize(unwatch)
 
 
 def _key(path: str) -> str | None:
@@ -375,10 +387,55 @@ def _key(path: str) -> str | None:
     return os.path.realpath(path)
 
 
-def register(con) -> None:
-    """Track a bdb Connection (for the lock check and the fork guard)."""
+_LOCK_WAIT = 0.05  # seconds one lock request may wait before BerkeleyDB refuses it (see _watch_locks)
+
+
+def register(con, timeout: float | None = None) -> None:
+    """Track a bdb Connection (for the lock check, the lock timeout and the fork guard).
+
+    ``timeout`` (the connection's busy timeout, seconds) bounds how long its
+    statements wait for another process's locks (see :func:`_watch_locks`).
+    """
     with _lock:
         _live[con] = _key(con.path)
+        _lock_timeouts[con] = max(float(timeout or 0.0), 0.0)
+
+
+def unregister(con) -> None:
+    """A bdb Connection was closed: stop bounding lock waits on its behalf."""
+    with _lock:
+        fin = _watched.pop(con, None)
+    if fin is not None:
+        fin()
+
+
+def _watch_locks(con, key: str) -> None:
+    """Bound ``con``'s waits for other processes' locks, once its environment directory exists.
+
+    BerkeleyDB SQL ignores ``sqlite3_busy_timeout`` (its busy handler only
+    makes it wait again) and waits inside its lock manager, where Ctrl-C cannot
+    reach. The compiled module joins the environment, sets its lock timeout to
+    ``_LOCK_WAIT`` and has a thread expire longer waits every 20 ms
+    (``sqlnb/sqlnb_bdb_locks.c``). A refused wait surfaces as BusyError;
+    :func:`prepare` retries it until the connection's ``timeout`` has passed,
+    so a statement waits about as long as on the sqlite engine, and Ctrl-C
+    works between tries. The lock timeout lives in the environment's shared
+    region, so other processes using the same database get refused waits
+    too, instead of waiting forever. BerkeleyDB creates the environment at the
+    first statement that touches a table, so this runs before each statement
+    until it has succeeded once.
+    """
+    if not is_bdb_env(key):
+        return
+    from sqlnb import _engines
+
+    mod = _engines.load("bdb")
+    home = env_dir(key)
+    with _lock:
+        if con in _watched:
+            return
+        mod.lock_watch(home, _LOCK_WAIT)
+        _watched[con] = weakref.finalize(con, mod.lock_unwatch, home)
 
 
 def before_statement(con) -> None:
@@ -388,6 +445,8 @@ def before_statement(con) -> None:
     key = _live.get(con)
     if key is None:
         return
+    if con not in _watched:
+        _watch_locks(con, key)
     with _lock:
         others = [c for c, k in _live.items() if k == key and c is not con]
     for other in others:
@@ -405,6 +464,44 @@ def before_statement(con) -> None:
                    f"until that transaction ends, which in one thread is forever: commit() or "
                    f"rollback() the other connection first (or open it with isolation_level=None)",
                 cls=_errors.BusyError)
+
+
+def prepare(con, data: bytes, offset: int):
+    """``con``'s raw prepare, retried while another connection's lock refuses it, up to ``timeout``.
+
+    (A wait in BerkeleyDB's lock manager is refused after ``_LOCK_WAIT``; see
+    :func:`_watch_locks`.) Prepare is where BerkeleyDB SQL takes the table
+    locks a statement needs, and it has no effect that a retry could repeat.
+    """
+    return retry_busy(con, con._raw.prepare, data, offset)
+
+
+def retry_busy(con, fn, *args, statement=None):
+    """``fn(*args)``, called again while it raises BusyError, until ``con``'s timeout has passed.
+
+    For a prepare, a first step or a whole run of a statement: a lock refused
+    after ``_LOCK_WAIT`` (see :func:`_watch_locks`) left nothing done, so it
+    can be tried again, as SQLite's busy handler would; ``statement`` (when
+    ``fn`` steps one) is prepared afresh, bindings kept, before each new try.
+    Ctrl-C stops the loop.
+    """
+    deadline = None
+    renew = False
+    while True:
+        try:
+            if renew:
+                statement.renew()
+                renew = False
+            return fn(*args)
+        except (_errors.BusyError, _errors.LockedError):  # (BerkeleyDB SQL answers either)
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + _lock_timeouts.get(con, 5.0)
+            if now >= deadline:
+                raise
+            time.sleep(0.02)
+            # a statement whose lock wait was refused keeps failing: prepare it afresh
+            renew = renew or statement is not None
 
 
 class BufferedRows:

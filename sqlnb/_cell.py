@@ -240,7 +240,7 @@ def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_error
                         df, info.truncated = statement_df(con, st, limit, frame_class)
                         info.has_columns = True
                     else:
-                        st.run()
+                        con._run_statement(st)
                         df = _empty_frame()
                         if info.keyword in ("INSERT", "UPDATE", "DELETE", "REPLACE", "WITH"):
                             info.rowcount = con.raw.changes()

@@ -50,7 +50,7 @@ def load(engine: str):
         why = str(exc)
         if "No module named" in why:
             why = ("it was not built" + (
-                " (the build found no dbsql.h: apt-get install libdb5.3-sql-dev, then reinstall)"
+                " (the build found no dbsql.h or db.h: apt-get install libdb5.3-sql-dev libdb5.3-dev, then reinstall)"
                 if engine == "bdb" else " (no C compiler or Cython at install time)"))
         _failed[engine] = why
         raise EngineUnavailableError(f"engine {engine!r} is not available: {why}") from exc

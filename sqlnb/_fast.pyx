@@ -27,6 +27,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from sqlnb._sqlite3 cimport *
 
 import datetime as _dt
+import os
 import threading as _threading
 import weakref
 import operator
@@ -42,6 +43,38 @@ HEADER_VERSION = (<bytes>SQLITE_VERSION).decode()
 HAVE_URI = bool(SQLNB_HAVE_URI)
 HAVE_LSM1 = bool(SQLNB_HAVE_LSM1)
 HAVE_ERROR_OFFSET = bool(SQLNB_HAVE_ERROR_OFFSET)
+
+
+HAVE_LOCK_WATCH = bool(SQLNB_HAVE_LOCK_WATCH)
+
+
+def lock_watch(home, double timeout):
+    """Bound this process's lock waits in the BerkeleyDB environment directory ``home``.
+
+    BerkeleyDB SQL waits for another process's locks without limit and ignores
+    ``sqlite3_busy_timeout``; after this, a wait longer than ``timeout`` seconds
+    is refused (the statement fails with SQLITE_LOCKED). Reference counted:
+    pair each call with :func:`lock_unwatch`. A no-op in the SQLite flavour.
+    Raises OSError when the environment cannot be joined.
+    """
+    cdef bytes h = os.fsencode(home)
+    cdef const char *ch = h
+    cdef char err[512]
+    cdef unsigned long us = <unsigned long>(max(timeout, 0.001) * 1e6)
+    cdef int rc
+    err[0] = 0
+    with nogil:
+        rc = sqlnb_bdb_lock_watch(ch, us, err, sizeof(err))
+    if rc != 0:
+        raise OSError((<bytes>err).decode("utf-8", "replace"))
+
+
+def lock_unwatch(home):
+    """Drop one :func:`lock_watch` reference on ``home``."""
+    cdef bytes h = os.fsencode(home)
+    cdef const char *ch = h
+    with nogil:
+        sqlnb_bdb_lock_unwatch(ch)
 
 
 def sqlite_version():
@@ -538,6 +571,31 @@ cdef class RawStatement:
     @property
     def finalized(self):
         return self.st == NULL
+
+    def renew(self):
+        """Prepare this statement's SQL again, in place, keeping its bindings.
+
+        For the bdb engine: after BerkeleyDB refused one of its lock waits, the
+        statement keeps failing even once the lock is free; a fresh one does not.
+        """
+        cdef RawStatement fresh
+        cdef sqlite3_stmt *old
+        self._check()
+        fresh, _ = self.conn.prepare(self.sql.encode("utf-8", "surrogateescape"), 0)
+        if fresh is None:
+            raise _errors.InterfaceError("the statement's SQL no longer prepares to a statement")
+        _lock(self.conn)
+        try:
+            old = self.st
+            sqlite3_reset(old)
+            sqlite3_transfer_bindings(old, fresh.st)
+            self.st = fresh.st
+            fresh.st = old  # finalized with ``fresh`` below
+            self.done = False
+            self.started = False
+        finally:
+            _unlock(self.conn)
+        fresh.finalize()
 
     def reset(self):
         """Reset to run again (bindings kept). Reports nothing: errors came at step."""

@@ -17,6 +17,9 @@ cdef extern from "sqlnb_capi.h" nogil:
     int SQLNB_HAVE_ERROR_OFFSET
     int SQLNB_HAVE_URI
     int SQLNB_HAVE_LSM1
+    int SQLNB_HAVE_LOCK_WATCH
+    int sqlnb_bdb_lock_watch(const char *home, unsigned long timeout_us, char *err, int errlen)
+    void sqlnb_bdb_lock_unwatch(const char *home)
     int sqlnb_close(sqlite3 *db)
     int sqlnb_register_builtin_extensions()
 
@@ -151,6 +154,7 @@ cdef extern from "sqlnb_capi.h" nogil:
     int sqlite3_reset(sqlite3_stmt *pStmt)
     int sqlite3_step(sqlite3_stmt *pStmt)
     int sqlite3_clear_bindings(sqlite3_stmt *pStmt)
+    int sqlite3_transfer_bindings(sqlite3_stmt *pFrom, sqlite3_stmt *pTo)
     int sqlite3_stmt_readonly(sqlite3_stmt *pStmt)
     int sqlite3_stmt_busy(sqlite3_stmt *pStmt)
     int sqlite3_stmt_isexplain(sqlite3_stmt *pStmt)

@@ -146,7 +146,9 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str = "rw",
         raise exc
     raw = _modes.open_raw(name, path, mode=mode, uri=uri)
     try:
-        if timeout is not None:
+        if timeout is not None and name != "bdb":
+            # (bdb: BerkeleyDB SQL answers its busy handler by waiting for the lock again, without
+            # limit; its waits are bounded by a lock timeout instead, see _bdb._watch_locks)
             raw.busy_timeout(float(timeout))
         if statement_timeout:
             raw.timeout = float(statement_timeout)
@@ -159,7 +161,7 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str = "rw",
     con = Connection(raw, engine=name, mode=mode, database=database, path=path,
                      isolation_level=isolation_level, check_same_thread=check_same_thread)
     if name == "bdb":
-        _bdb.register(con)
+        _bdb.register(con, timeout)
     return con
 
 
@@ -286,6 +288,10 @@ class Connection:
         if self._raw is None or self._raw.closed:
             raise _errors.ConnectionClosedError("Cannot close a closed database.")
         self._raw.close()
+        if self.engine == "bdb":
+            from sqlnb import _bdb
+
+            _bdb.unregister(self)
 
     def interrupt(self):
         """Stop the statement running on this connection (callable from another thread)."""
@@ -342,6 +348,8 @@ class Connection:
 
             _bdb.before_statement(self)  # refuse what BerkeleyDB's locks would block on forever
         try:
+            if self.engine == "bdb":
+                return _bdb.prepare(self, data, offset)  # waits for other processes' locks up to timeout
             return self._raw.prepare(data, offset)
         except _errors.Error as exc:
             better = self._explain(exc, data[offset:].decode("utf-8", "surrogateescape"))
@@ -357,9 +365,17 @@ class Connection:
     def _run_simple(self, sql: str):
         st, _ = self._raw.prepare(sql.encode(), 0)
         try:
-            st.run()
+            self._run_statement(st)
         finally:
             st.finalize()
+
+    def _run_statement(self, st):
+        """Run a bound statement to its end (bdb: waiting for other processes' locks up to timeout)."""
+        if self.engine == "bdb":
+            from sqlnb import _bdb
+
+            return _bdb.retry_busy(self, st.run, statement=st)
+        return st.run()
 
     def _maybe_begin(self, st):
         """Open the implicit transaction the stdlib would open before DML."""
@@ -455,7 +471,12 @@ class Cursor:
         try:
             con._maybe_begin(st)
             st.bind(parameters)
-            has_row = st.step()
+            if con.engine == "bdb":
+                from sqlnb import _bdb
+
+                has_row = _bdb.retry_busy(con, st.step, statement=st)  # waits for other processes' locks up to timeout
+            else:
+                has_row = st.step()
             names = st.column_names()
         except BaseException as exc:
             st.finalize()
@@ -522,7 +543,7 @@ class Cursor:
         con.commit()
         for st, _, _ in con.statements(sql_script):
             try:
-                st.run()
+                con._run_statement(st)
             except _errors.Error as exc:
                 better = con._explain(exc, st.sql)
                 if better is not None:

@@ -473,7 +473,19 @@ def _fetch_statement(con, st, cap, *, include_current=False, first_rows=()):
     fetch = _native_fetcher(st)
     raw = con._raw
     if fetch is not None:
-        names, cols, status = fetch(st, -1 if cap is None else cap, include_current)
+        try:
+            if con.engine == "bdb" and not include_current:  # (a refused lock left no row read)
+                from sqlnb import _bdb
+
+                names, cols, status = _bdb.retry_busy(con, fetch, st, -1 if cap is None else cap, False,
+                                                      statement=st)
+            else:
+                names, cols, status = fetch(st, -1 if cap is None else cap, include_current)
+        except _errors.Error as exc:
+            better = con._explain(exc, st.sql)  # e.g. the bdb engine names a lock wait that timed out
+            if better is not None:
+                raise better from exc
+            raise
         n = cols[0].nrows if cols else 0
         unread = st.row() if status == "more" else None
         return names, st.decltypes(), cols, n, status == "more", unread
@@ -534,7 +546,7 @@ def run(con, sql, params=None, *, limit=None, max_rows=None, parallel=None) -> R
                 positional = params is not None and not _is_mapping(params) and len(params) > 0
                 try:
                     st.bind(params if _is_mapping(params) else None)
-                    st.run()
+                    con._run_statement(st)
                 except _errors.ProgrammingError as exc:
                     if not positional and not isinstance(exc, _errors.ParameterError):
                         raise

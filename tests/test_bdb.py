@@ -15,6 +15,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -459,6 +460,52 @@ def test_cross_process_reader_waits_for_the_commit(tmp_path, bdb):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+HOLD_UNTIL_TOLD = r"""
+import sys, time, sqlnb
+c = sqlnb.connect(sys.argv[1], engine="bdb")
+c.execute("INSERT INTO t VALUES (42)")
+print("holding", flush=True)
+sys.stdin.readline()  # the test says when (or closes the pipe)
+c.commit()
+c.close()
+print("committed", flush=True)
+"""
+
+
+@pytest.mark.bdb
+@pytest.mark.parametrize("warm", [False, True], ids=["first-read", "table-read-before"])
+def test_cross_process_lock_held_on_is_refused_after_the_timeout(tmp_path, bdb, warm):
+    """A transaction another process never ends would block a BerkeleyDB read forever (its lock
+    manager ignores the busy timeout and Ctrl-C); sqlnb bounds the wait by the connection's timeout."""
+    bdb.execute("CREATE TABLE t (a)")
+    bdb.commit()
+    reader = sqlnb.connect(str(tmp_path / "b.db"), engine="bdb", timeout=0.5)
+    if warm:
+        assert reader.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    p = subprocess.Popen([sys.executable, "-c", HOLD_UNTIL_TOLD, str(tmp_path / "b.db")],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        assert p.stdout.readline().strip() == "holding"
+        for attempt in (lambda: reader.query_df("SELECT a FROM t"),
+                        lambda: reader.execute("SELECT a FROM t").fetchall()):
+            t0 = time.monotonic()
+            with pytest.raises(sqlnb.errors.BusyError, match="database is locked"):
+                attempt()
+            took = time.monotonic() - t0
+            assert 0.4 <= took < 15, took  # about the timeout (BerkeleyDB's own retries add a little)
+        p.stdin.write("commit\n")
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == "committed"
+        assert reader.execute("SELECT a FROM t").fetchall() == [(42,)]
+        assert list(reader.query_df("SELECT a FROM t")["a"]) == [42]
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        reader.close()
 
 
 @pytest.mark.bdb

@@ -94,8 +94,10 @@ def find_bdb() -> tuple[str | None, str]:
             sysconfig.get_config_var("INCLUDEDIR") or ""]
     for d in dirs:
         if d and (Path(d) / "dbsql.h").is_file():
-            return d, f"found {Path(d) / 'dbsql.h'}"
-    return None, "dbsql.h not found (Debian: apt-get install libdb5.3-sql-dev)"
+            if not (Path(d) / "db.h").is_file():  # sqlnb_bdb_locks.c uses BerkeleyDB's own API too
+                return None, f"found {Path(d) / 'dbsql.h'} but not db.h (Debian: apt-get install libdb5.3-dev)"
+            return d, f"found {Path(d) / 'dbsql.h'} and db.h"
+    return None, "dbsql.h not found (Debian: apt-get install libdb5.3-sql-dev libdb5.3-dev)"
 
 
 class OptionalBuildExt(build_ext):

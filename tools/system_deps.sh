@@ -4,6 +4,7 @@
 set -u
 need=()
 [ -f /usr/include/dbsql.h ] || need+=(libdb5.3-sql-dev)
+[ -f /usr/include/db.h ] || need+=(libdb5.3-dev)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
