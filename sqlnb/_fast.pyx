@@ -536,6 +536,9 @@ cdef object _column_value(sqlite3_stmt *st, int i):
     return None
 
 
+ctypedef const char *(*_column_text_fn)(sqlite3_stmt *, int) noexcept nogil
+
+
 cdef class RawStatement:
     """A prepared ``sqlite3_stmt*``. Created by ``RawConnection.prepare``."""
     cdef sqlite3_stmt *st
@@ -624,7 +627,8 @@ cdef class RawStatement:
         self._check()
         return sqlite3_column_count(self.st)
 
-    def column_names(self):
+    cdef list _column_texts(self, _column_text_fn get, object missing):
+        """One text per result column from ``get`` (name or declared type); ``missing`` for NULL."""
         cdef int i, n
         cdef const char *p
         _lock(self.conn)
@@ -633,26 +637,17 @@ cdef class RawStatement:
             n = sqlite3_column_count(self.st)
             out = []
             for i in range(n):
-                p = sqlite3_column_name(self.st, i)
-                out.append(p.decode("utf-8", "replace") if p != NULL else "")
+                p = get(self.st, i)
+                out.append(p.decode("utf-8", "replace") if p != NULL else missing)
             return out
         finally:
             _unlock(self.conn)
 
+    def column_names(self):
+        return self._column_texts(sqlite3_column_name, "")
+
     def decltypes(self):
-        cdef int i, n
-        cdef const char *p
-        _lock(self.conn)
-        try:
-            self._check()
-            n = sqlite3_column_count(self.st)
-            out = []
-            for i in range(n):
-                p = sqlite3_column_decltype(self.st, i)
-                out.append(p.decode("utf-8", "replace") if p != NULL else None)
-            return out
-        finally:
-            _unlock(self.conn)
+        return self._column_texts(sqlite3_column_decltype, None)
 
     @property
     def param_count(self):
