@@ -398,7 +398,7 @@ def register(con, timeout: float | None = None) -> None:
     """
     with _lock:
         _live[con] = _key(con.path)
-        _lock_timeouts[con] = max(float(timeout or 0.0), 0.0)
+        _lock_timeouts[con] = float(timeout or 0.0)
 
 
 def unregister(con) -> None:
@@ -417,9 +417,9 @@ def _watch_locks(con, key: str) -> None:
     reach. The compiled module joins the environment, sets its lock timeout to
     ``_LOCK_WAIT`` and has a thread expire longer waits every 20 ms
     (``sqlnb/sqlnb_bdb_locks.c``). A refused wait surfaces as BusyError;
-    :func:`prepare` retries it until the connection's ``timeout`` has passed,
-    so a statement waits about as long as on the sqlite engine, and Ctrl-C
-    works between tries. The lock timeout lives in the environment's shared
+    ``Connection._waiting`` (through :func:`retry_busy`) tries again until the
+    connection's ``timeout`` has passed, so a statement waits about as long as
+    on the sqlite engine, and Ctrl-C works between tries. The lock timeout lives in the environment's shared
     region, so other processes using the same database get refused waits
     too, instead of waiting forever. BerkeleyDB creates the environment at the
     first statement that touches a table, so this runs before each statement
@@ -464,16 +464,6 @@ def before_statement(con) -> None:
                    f"until that transaction ends, which in one thread is forever: commit() or "
                    f"rollback() the other connection first (or open it with isolation_level=None)",
                 cls=_errors.BusyError)
-
-
-def prepare(con, data: bytes, offset: int):
-    """``con``'s raw prepare, retried while another connection's lock refuses it, up to ``timeout``.
-
-    (A wait in BerkeleyDB's lock manager is refused after ``_LOCK_WAIT``; see
-    :func:`_watch_locks`.) Prepare is where BerkeleyDB SQL takes the table
-    locks a statement needs, and it has no effect that a retry could repeat.
-    """
-    return retry_busy(con, con._raw.prepare, data, offset)
 
 
 def retry_busy(con, fn, *args, statement=None):

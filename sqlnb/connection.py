@@ -348,9 +348,7 @@ class Connection:
 
             _bdb.before_statement(self)  # refuse what BerkeleyDB's locks would block on forever
         try:
-            if self.engine == "bdb":
-                return _bdb.prepare(self, data, offset)  # waits for other processes' locks up to timeout
-            return self._raw.prepare(data, offset)
+            return self._waiting(self._raw.prepare, data, offset)
         except _errors.Error as exc:
             better = self._explain(exc, data[offset:].decode("utf-8", "surrogateescape"))
             if better is not None:
@@ -370,12 +368,22 @@ class Connection:
             st.finalize()
 
     def _run_statement(self, st):
-        """Run a bound statement to its end (bdb: waiting for other processes' locks up to timeout)."""
-        if self.engine == "bdb":
-            from sqlnb import _bdb
+        """Run a bound statement to its end."""
+        return self._waiting(st.run, statement=st)
 
-            return _bdb.retry_busy(self, st.run, statement=st)
-        return st.run()
+    def _waiting(self, fn, *args, statement=None):
+        """``fn(*args)``: a prepare, or a first step/run/fetch of ``statement``.
+
+        On the bdb engine, a wait for another process's lock is refused after a
+        moment (see ``_bdb._watch_locks``); this tries again, ``statement``
+        prepared afresh, until the connection's timeout (``_bdb.retry_busy``).
+        SQLite's own engines wait in their busy handler instead.
+        """
+        if self.engine != "bdb":
+            return fn(*args)
+        from sqlnb import _bdb
+
+        return _bdb.retry_busy(self, fn, *args, statement=statement)
 
     def _maybe_begin(self, st):
         """Open the implicit transaction the stdlib would open before DML."""
@@ -471,12 +479,7 @@ class Cursor:
         try:
             con._maybe_begin(st)
             st.bind(parameters)
-            if con.engine == "bdb":
-                from sqlnb import _bdb
-
-                has_row = _bdb.retry_busy(con, st.step, statement=st)  # waits for other processes' locks up to timeout
-            else:
-                has_row = st.step()
+            has_row = con._waiting(st.step, statement=st)
             names = st.column_names()
         except BaseException as exc:
             st.finalize()

@@ -473,14 +473,12 @@ def _fetch_statement(con, st, cap, *, include_current=False, first_rows=()):
     fetch = _native_fetcher(st)
     raw = con._raw
     if fetch is not None:
+        limit = -1 if cap is None else cap
         try:
-            if con.engine == "bdb" and not include_current:  # (a refused lock left no row read)
-                from sqlnb import _bdb
-
-                names, cols, status = _bdb.retry_busy(con, fetch, st, -1 if cap is None else cap, False,
-                                                      statement=st)
+            if include_current:  # a row was already read: not a first step, nothing to try again
+                names, cols, status = fetch(st, limit, True)
             else:
-                names, cols, status = fetch(st, -1 if cap is None else cap, include_current)
+                names, cols, status = con._waiting(fetch, st, limit, False, statement=st)
         except _errors.Error as exc:
             better = con._explain(exc, st.sql)  # e.g. the bdb engine names a lock wait that timed out
             if better is not None:
