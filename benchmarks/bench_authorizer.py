@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import datagen  # noqa: E402  (benchmarks/, the script's own folder)
 from sqlnb import _modes  # noqa: E402
 
 POINT = b"SELECT origin, dest, dep_delay FROM flights WHERE id = ?"
@@ -36,25 +37,18 @@ SCAN = b"SELECT * FROM flights"
 
 
 def build(path: Path, rows: int) -> Path:
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
-    con = sqlite3.connect(tmp)
-    codes = ["JFK", "LGA", "EWR", "LAX", "SFO", "ORD", "ATL", "DFW", "DEN", "SEA"]
-    con.execute("CREATE TABLE airports(code TEXT PRIMARY KEY, name TEXT)")
-    con.executemany("INSERT INTO airports VALUES(?, ?)", [(c, f"airport {c}") for c in codes])
-    con.execute("CREATE TABLE flights(id INTEGER PRIMARY KEY, origin TEXT, dest TEXT, dep_delay REAL, note TEXT)")
-    con.executemany("INSERT INTO flights VALUES(?,?,?,?,?)",
-                    ((i, codes[i % 3], codes[3 + i % 7], float((i * 37) % 181 - 30), f"flight {i}")
-                     for i in range(1, rows + 1)))
-    con.execute("CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT)")
-    con.execute("CREATE TABLE secrets(k TEXT)")
-    con.commit()
-    con.close()
-    os.replace(tmp, path)
-    return path
+    def fill(con):
+        codes = ["JFK", "LGA", "EWR", "LAX", "SFO", "ORD", "ATL", "DFW", "DEN", "SEA"]
+        con.execute("CREATE TABLE airports(code TEXT PRIMARY KEY, name TEXT)")
+        con.executemany("INSERT INTO airports VALUES(?, ?)", [(c, f"airport {c}") for c in codes])
+        con.execute("CREATE TABLE flights(id INTEGER PRIMARY KEY, origin TEXT, dest TEXT, dep_delay REAL, note TEXT)")
+        con.executemany("INSERT INTO flights VALUES(?,?,?,?,?)",
+                        ((i, codes[i % 3], codes[3 + i % 7], float((i * 37) % 181 - 30), f"flight {i}")
+                         for i in range(1, rows + 1)))
+        con.execute("CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT)")
+        con.execute("CREATE TABLE secrets(k TEXT)")
+
+    return datagen.build_once(path, fill)
 
 
 def open_conf(engine: str, path: str, conf: str):

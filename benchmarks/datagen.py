@@ -72,8 +72,9 @@ def _fill(con: sqlite3.Connection, name: str, df: pd.DataFrame) -> None:
     con.executemany(f"INSERT INTO {name} VALUES ({marks})", zip(*cols_py))
 
 
-def build_db(path: str | os.PathLike, *, mixed_rows: int = MIXED_ROWS, numeric_rows: int = NUMERIC_ROWS) -> Path:
-    """Create (once) a SQLite file holding ``mixed`` and ``numeric``; returns its path."""
+def build_once(path: str | os.PathLike, fill) -> Path:
+    """Create the SQLite file ``path`` once: ``fill(con)`` writes it under a temporary name (stdlib
+    ``sqlite3``, one transaction), renamed into place when done; an existing file is kept."""
     path = Path(path)
     if path.exists():
         return path
@@ -84,11 +85,19 @@ def build_db(path: str | os.PathLike, *, mixed_rows: int = MIXED_ROWS, numeric_r
     con.execute("PRAGMA journal_mode=OFF")
     con.execute("PRAGMA synchronous=OFF")
     with con:
-        _fill(con, "mixed", mixed_frame(mixed_rows))
-        _fill(con, "numeric", numeric_frame(numeric_rows))
+        fill(con)
     con.close()
     os.replace(tmp, path)
     return path
+
+
+def build_db(path: str | os.PathLike, *, mixed_rows: int = MIXED_ROWS, numeric_rows: int = NUMERIC_ROWS) -> Path:
+    """Create (once) a SQLite file holding ``mixed`` and ``numeric``; returns its path."""
+    def fill(con):
+        _fill(con, "mixed", mixed_frame(mixed_rows))
+        _fill(con, "numeric", numeric_frame(numeric_rows))
+
+    return build_once(path, fill)
 
 
 def default_db(quick: bool = False) -> Path:

@@ -260,15 +260,21 @@ WRITER = """
 """
 
 
-@pytest.mark.timeout(180)
-@pytest.mark.parametrize("wal_engine", WAL_ENGINES)
-def test_wal_reader_sees_consistent_snapshots(wal_engine, tmp_path):
-    need_engine(wal_engine)
-    path = str(tmp_path / "wal.db")
-    con = sqlnb.connect(path, engine=wal_engine)
+def _wal_db(engine, path):
+    """A WAL database with the WRITER script's tables (counter at 0): ``(path, connection)``."""
+    need_engine(engine)
+    path = str(path)
+    con = sqlnb.connect(path, engine=engine)
     assert con.execute("pragma journal_mode=wal").fetchone() == ("wal",)
     con.executescript("create table items(batch integer, v integer); create table counter(n integer);"
                       "insert into counter values (0);")
+    return path, con
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("wal_engine", WAL_ENGINES)
+def test_wal_reader_sees_consistent_snapshots(wal_engine, tmp_path):
+    path, con = _wal_db(wal_engine, tmp_path / "wal.db")
     con.commit()
     batches = 300
     writer = subprocess.Popen(
@@ -311,12 +317,7 @@ def test_wal_reader_sees_consistent_snapshots(wal_engine, tmp_path):
 @pytest.mark.parametrize("wal_engine", WAL_ENGINES)
 def test_wal_reader_with_open_cursor_does_not_block_writer(wal_engine, tmp_path):
     """A notebook cursor left half-fetched must not make another process's writes fail."""
-    need_engine(wal_engine)
-    path = str(tmp_path / "wal2.db")
-    con = sqlnb.connect(path, engine=wal_engine)
-    con.execute("pragma journal_mode=wal")
-    con.executescript("create table items(batch integer, v integer); create table counter(n integer);"
-                      "insert into counter values (0);")
+    path, con = _wal_db(wal_engine, tmp_path / "wal2.db")
     cur = con.execute("select * from counter")  # open read, never finished
     assert cur.fetchone() == (0,)
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(WRITER), wal_engine, path, "20"],

@@ -47,6 +47,18 @@ static void *xrealloc(void *p, size_t n) {
     return q;
 }
 
+/* Append a TEXT/BLOB value's bytes to the column's Arrow-style data buffer. */
+static void append_bytes(column *col, const void *p, size_t len) {
+    if (col->data_len + len > col->data_cap) {
+        size_t nc = col->data_cap ? col->data_cap * 2 : 65536;
+        while (nc < col->data_len + len) nc *= 2;
+        col->data = xrealloc(col->data, nc);
+        col->data_cap = nc;
+    }
+    if (len) memcpy(col->data + col->data_len, p, len);
+    col->data_len += len;
+}
+
 static double run_once(sqlite3 *db, const char *sql, int step_only, int hold, int values, int64_t *rows_out,
                        int *cols_out, size_t *bytes_out) {
     sqlite3_stmt *st = NULL;
@@ -93,14 +105,7 @@ static double run_once(sqlite3 *db, const char *sql, int step_only, int hold, in
                 } else if (t == SQLITE_TEXT || t == SQLITE_BLOB) {
                     const void *p = (t == SQLITE_TEXT) ? (const void *)sqlite3_value_text(v) : sqlite3_value_blob(v);
                     size_t len = (size_t)sqlite3_value_bytes(v);
-                    if (col->data_len + len > col->data_cap) {
-                        size_t nc = col->data_cap ? col->data_cap * 2 : 65536;
-                        while (nc < col->data_len + len) nc *= 2;
-                        col->data = xrealloc(col->data, nc);
-                        col->data_cap = nc;
-                    }
-                    if (len) memcpy(col->data + col->data_len, p, len);
-                    col->data_len += len;
+                    append_bytes(col, p, len);
                 }
                 col->offs[n + 1] = (int64_t)col->data_len;
                 continue;
@@ -116,14 +121,7 @@ static double run_once(sqlite3 *db, const char *sql, int step_only, int hold, in
                 const void *p = (t == SQLITE_TEXT) ? (const void *)sqlite3_column_text(st, c)
                                                    : sqlite3_column_blob(st, c);
                 size_t len = (size_t)sqlite3_column_bytes(st, c);
-                if (col->data_len + len > col->data_cap) {
-                    size_t nc = col->data_cap ? col->data_cap * 2 : 65536;
-                    while (nc < col->data_len + len) nc *= 2;
-                    col->data = xrealloc(col->data, nc);
-                    col->data_cap = nc;
-                }
-                if (len) memcpy(col->data + col->data_len, p, len);
-                col->data_len += len;
+                append_bytes(col, p, len);
             }
             col->offs[n + 1] = (int64_t)col->data_len;
         }
