@@ -234,7 +234,6 @@ def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_error
                     values = params_for(st, namespace, index)
                     if values:  # (a statement without parameters has nothing to bind)
                         st.bind(values)
-                    if values:
                         info.params = tuple(f":{k}" for k in values)
                     if st.column_count:
                         df, info.truncated = statement_df(con, st, limit, frame_class)
