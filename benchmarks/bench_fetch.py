@@ -165,7 +165,8 @@ def worker(method: str, query: str, db: str, runs: int) -> dict:
 
 def run_method(method: str, query: str, db: Path, runs: int, limit_exe: Path) -> dict | None:
     if method in ("c_limit", "c_step"):
-        args = [str(limit_exe), str(db), QUERIES[query], "--repeat", str(runs), "--hold", "--values"]
+        # opened like sqlnb opens our SQLite (SQLITE_OPEN_NOMUTEX: no mutex on each column read)
+        args = [str(limit_exe), str(db), QUERIES[query], "--repeat", str(runs), "--nomutex", "--values"]
         if method == "c_step":
             args.append("--step-only")
         out = subprocess.run(["/usr/bin/time", "-f", "%M"] + args, capture_output=True, text=True)
@@ -247,6 +248,10 @@ def main(argv=None) -> int:
     exe = build_limit()
     methods = [m for m in (args.only.split(",") if args.only else METHODS) if m]
     queries = [q for q in (args.queries.split(",") if args.queries else QUERIES) if q]
+    for kind, names, known in (("method", methods, METHODS), ("query", queries, QUERIES)):
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            ap.error(f"unknown {kind} {', '.join(unknown)}; choose from {', '.join(known)}")
     results: dict = {}
     for q in queries:
         for m in methods:

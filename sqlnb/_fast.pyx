@@ -13,6 +13,7 @@ Rules kept throughout:
 * stepping releases the GIL; a progress handler brings signals (Ctrl-C, the
   notebook's interrupt button) and time limits into the step loop.
 """
+cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
@@ -20,7 +21,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
                                PyThread_acquire_lock, PyThread_release_lock, PyThread_get_thread_ident,
                                WAIT_LOCK, NOWAIT_LOCK)
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uintptr_t
 from libc.string cimport strlen
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
@@ -208,12 +209,15 @@ cdef int _progress_cb(void *arg) noexcept nogil:
 # ---------------------------------------------------------------------------
 # one caller at a time per connection
 # ---------------------------------------------------------------------------
-# SQLite serializes calls on a connection with its own mutex, but a thread
-# stepping (GIL released, mutex held) needs the GIL back in the progress handler
-# while another thread holding the GIL would block on that mutex in any
-# sqlite3_* call: a deadlock. So every entry point below takes this recursive
-# per-connection lock first, waiting for it with the GIL released. Only
-# interrupt() (which takes no mutex) and the flags stay lock-free.
+# Every entry point below (and RawStatement's deallocation) takes this recursive
+# per-connection lock first, waiting for it with the GIL released, so one thread
+# at a time uses a connection. Relying on SQLite's own mutex instead would
+# deadlock: a thread stepping (GIL released, mutex held) needs the GIL back in
+# the progress handler while another thread holding the GIL blocks on the mutex.
+# Because of this lock our SQLite opens with SQLITE_OPEN_NOMUTEX (sqlnb._modes):
+# SQLite's mutex would only add a lock/unlock to every sqlite3_column_* and bind
+# call. Only interrupt() (documented safe from any thread) and the flags stay
+# lock-free.
 cdef int _lock(RawConnection c) except -1:
     cdef long me
     if c is None or c._lock == NULL:
@@ -233,6 +237,8 @@ cdef int _lock(RawConnection c) except -1:
 cdef void _unlock(RawConnection c) noexcept:
     if c is None or c._lock == NULL or c._lock_depth <= 0:
         return
+    if c._lock_depth == 1 and c._doomed:
+        c._finalize_doomed()
     c._lock_depth -= 1
     if c._lock_depth == 0:
         c._lock_owner = 0
@@ -256,6 +262,8 @@ cdef class RawConnection:
     cdef public object policy          # the authorizer policy object (sqlnb.authorizer), if any
     cdef object _auth                  # the compiled authorizer table (_auth.pxi) the C callback reads
     cdef PyThread_type_lock _lock      # see _lock(): one caller at a time
+    cdef list _doomed                  # sqlite3_stmt* (as ints) of statements deallocated while
+                                       # another caller held the lock; finalized at its last _unlock
     cdef long _lock_owner
     cdef int _lock_depth
     cdef object __weakref__
@@ -266,6 +274,7 @@ cdef class RawConnection:
         if self._lock == NULL:
             raise MemoryError()
         self._statements = weakref.WeakSet()
+        self._doomed = []
         self.timeout = 0.0
         self.rows_seen = 0
 
@@ -298,6 +307,8 @@ cdef class RawConnection:
 
     def __dealloc__(self):
         cdef sqlite3 *db = self.db
+        if db != NULL:
+            self._finalize_doomed()
         self.db = NULL
         if db != NULL:
             with nogil:
@@ -312,6 +323,13 @@ cdef class RawConnection:
         if self.db == NULL:
             raise _errors.ConnectionClosedError("Cannot operate on a closed database.")
         return 0
+
+    cdef void _finalize_doomed(self) noexcept:
+        """Finalize the statements RawStatement.__dealloc__ left here (with the GIL and the lock held)."""
+        cdef list doomed = self._doomed
+        self._doomed = []
+        for p in doomed:
+            sqlite3_finalize(<sqlite3_stmt*><uintptr_t>p)
 
     cdef int _call_progress(self) noexcept:
         if self.progress_callback is None:
@@ -335,6 +353,7 @@ cdef class RawConnection:
                 return
             for st in list(self._statements):
                 (<RawStatement>st).finalize()
+            self._finalize_doomed()
             sqlite3_progress_handler(self.db, 0, NULL, NULL)
             sqlite3_set_authorizer(self.db, NULL, NULL)
             rc = sqlnb_close(self.db)
@@ -350,6 +369,7 @@ cdef class RawConnection:
         the parent's locks). The connection then reads as closed."""
         for st in list(self._statements):
             (<RawStatement>st).st = NULL
+        self._doomed = []
         self.db = NULL
 
     cdef sqlite3 *handle(self) except NULL:
@@ -539,6 +559,7 @@ cdef object _column_value(sqlite3_stmt *st, int i):
 ctypedef const char *(*_column_text_fn)(sqlite3_stmt *, int) noexcept nogil
 
 
+@cython.no_gc_clear   # __dealloc__ needs self.conn (its lock) even when collected in a cycle
 cdef class RawStatement:
     """A prepared ``sqlite3_stmt*``. Created by ``RawConnection.prepare``."""
     cdef sqlite3_stmt *st
@@ -549,12 +570,23 @@ cdef class RawStatement:
     cdef object __weakref__
 
     def __dealloc__(self):
-        # GIL released: another thread may be stepping on the same connection
+        # Another thread may be using the connection right now, and our SQLite runs
+        # without its own mutex (SQLITE_OPEN_NOMUTEX). So finalize only when the
+        # connection's lock is free; otherwise (another thread holds it, or this one
+        # deeper in the stack, e.g. garbage collected inside a callback) leave the
+        # handle to the holder, whose last _unlock finalizes it. Never waits.
         cdef sqlite3_stmt *st = self.st
+        cdef RawConnection conn = self.conn
         self.st = NULL
-        if st != NULL:
-            with nogil:
-                sqlite3_finalize(st)
+        if st == NULL:
+            return
+        if conn is None or conn._lock == NULL or conn.db == NULL:
+            sqlite3_finalize(st)     # closed by sqlite3_close_v2: a zombie waiting for this
+        elif PyThread_acquire_lock(conn._lock, NOWAIT_LOCK):
+            sqlite3_finalize(st)
+            PyThread_release_lock(conn._lock)
+        else:
+            conn._doomed.append(<uintptr_t>st)
 
     cdef int _check(self) except -1:
         if self.st == NULL or self.conn is None or self.conn.db == NULL:

@@ -2,7 +2,7 @@
 # fields of RawConnection/RawStatement. The type *rules* live in sqlnb/frames.py;
 # this file only moves values from sqlite3_step into column buffers, fast.
 #
-# Per column, while stepping (GIL released, db mutex held):
+# Per column, while stepping (GIL released, the connection's lock held):
 #   tags  one byte per row: the value's storage class (SQLite's codes 1..5)
 #   slot  8 bytes per row: the int64 or the double (allocated at the first number)
 #   offs  int64 Arrow offsets, n+1 of them (allocated at the first TEXT/BLOB)
@@ -220,7 +220,9 @@ cdef int _fetch_loop(_fstate *fs, sqlite3 *db, sqlite3_stmt *st, int64_t limit,
     (signals, time limit, callback) asked to stop; or SQLite's error code. The
     connection's mutex is held for the whole loop (sqlite3_step takes it
     recursively), so the column values read between steps are protected and cost
-    no locking of their own; it is let go around the progress check.
+    no locking of their own; it is let go around the progress check. (Our SQLite
+    opens with SQLITE_OPEN_NOMUTEX: it has no such mutex, sqlite3_db_mutex() is NULL
+    and these calls do nothing; BerkeleyDB's core keeps its mutex.)
 
     The progress check runs every 1024 rows here as well as inside sqlite3_step:
     an old core (BerkeleyDB's 3.7) counts progress ops per step call only, so a

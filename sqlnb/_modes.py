@@ -8,10 +8,16 @@ from __future__ import annotations
 from sqlnb import _engines
 
 OPEN_READONLY, OPEN_READWRITE, OPEN_CREATE, OPEN_URI = 0x1, 0x2, 0x4, 0x40
+OPEN_NOMUTEX = 0x8000
 
 
 def open_raw(engine: str, path: str, *, mode: str = "rw", uri: bool = False):
-    """Open the engine-level connection. ``ro`` modes open with SQLITE_OPEN_READONLY (no file is created)."""
+    """Open the engine-level connection. ``ro`` modes open with SQLITE_OPEN_READONLY (no file is created).
+
+    Our SQLite opens with SQLITE_OPEN_NOMUTEX: the per-connection lock in _fast.pyx
+    already lets one caller in at a time, so SQLite's own mutex (taken and let go on
+    every sqlite3_column_*/bind call) is pure cost. BerkeleyDB's older core keeps it.
+    """
     readonly = mode != "rw"
     if engine == "system":
         from sqlnb import _system
@@ -21,6 +27,8 @@ def open_raw(engine: str, path: str, *, mode: str = "rw", uri: bool = False):
     flags = OPEN_READONLY if readonly else (OPEN_READWRITE | OPEN_CREATE)
     if uri:
         flags |= OPEN_URI
+    if engine == "sqlite":
+        flags |= OPEN_NOMUTEX
     return mod.RawConnection(path, flags)
 
 

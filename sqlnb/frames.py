@@ -781,7 +781,8 @@ def _parallel_run(con, sql, params, cap, parallel):
     if len(plan) != 1 or "USING INTEGER PRIMARY KEY" not in str(plan[0][-1]):
         _refuse(f"a rowid range of {table} is not read in rowid order (plan: {plan[0][-1] if plan else '?'})")
     mod = importlib.import_module(type(raw).__module__)
-    flags = 0x1 | (raw.flags & 0x40)  # SQLITE_OPEN_READONLY | SQLITE_OPEN_URI as the main connection
+    # SQLITE_OPEN_READONLY, SQLITE_OPEN_URI as the main connection, SQLITE_OPEN_NOMUTEX: one thread each
+    flags = 0x1 | (raw.flags & 0x40) | 0x8000
     workers, stmts = [], []
     try:
         for k in range(len(bounds) - 1):

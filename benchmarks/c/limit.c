@@ -9,7 +9,10 @@
  * no type decisions, no UTF-8 validation, no Python. It is what any fetcher must
  * at least do, so sqlnb's time is reported as a ratio to it.
  *
- * usage: limit DB SQL [--repeat N] [--step-only] [--nomutex]
+ * usage: limit DB SQL [--repeat N] [--step-only] [--nomutex] [--hold] [--values]
+ *   --nomutex  open with SQLITE_OPEN_NOMUTEX, as sqlnb opens our SQLite (bench_fetch uses it)
+ *   --hold     hold the connection's mutex around the whole loop instead
+ *   --values   read each value through sqlite3_column_value, as sqlnb's fetcher does
  * prints one JSON line: {"rows": R, "cols": C, "bytes": B, "seconds": [t1, ...]}
  */
 #include <stdint.h>
@@ -150,7 +153,7 @@ static double run_once(sqlite3 *db, const char *sql, int step_only, int hold, in
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s DB SQL [--repeat N] [--step-only] [--nomutex]\n", argv[0]);
+        fprintf(stderr, "usage: %s DB SQL [--repeat N] [--step-only] [--nomutex] [--hold] [--values]\n", argv[0]);
         return 1;
     }
     int repeat = 1, step_only = 0, hold = 0, values = 0, flags = SQLITE_OPEN_READONLY;
