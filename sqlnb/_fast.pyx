@@ -344,6 +344,11 @@ cdef class RawConnection:
     def closed(self):
         return self.db == NULL
 
+    @property
+    def statements_awaiting_finalize(self):
+        """How many deallocated statements wait for the lock's holder to finalize them (tests)."""
+        return len(self._doomed)
+
     def close(self):
         """Finalize every live statement, then close the handle. Idempotent."""
         cdef int rc

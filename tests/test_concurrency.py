@@ -200,6 +200,46 @@ def test_raw_objects_four_threads_then_close(flavour):
     assert out["after"] == ["closed"] * 7
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("flavour", ["sqlite", "bdb"])
+def test_statement_dropped_while_another_thread_steps(flavour):
+    """A statement deallocated while another thread holds the connection is finalized by that
+    thread when it lets go, not under its feet (our SQLite has no mutex of its own)."""
+    need_engine(flavour)
+    mod = sqlnb._engines.load(flavour)
+    raw = mod.RawConnection(":memory:", 0x2 | 0x4 | (0x8000 if flavour == "sqlite" else 0))
+    for sql in (b"create table t(a)", b"insert into t values (1)", b"insert into t select a + 1 from t",
+                *[b"insert into t select a + (select count(*) from t) from t"] * 7):
+        st, _ = raw.prepare(sql)
+        st.run()
+        st.finalize()                            # t: 256 rows (bdb's 3.7 core has no WITH RECURSIVE)
+    dropped, _ = raw.prepare(b"select a from t")
+    assert dropped.step()                       # mid-result: a live read
+    long_q, _ = raw.prepare(b"select count(*) from t x, t y, t z where z.a < 60")
+    started, out = threading.Event(), []
+
+    def work():
+        started.set()
+        long_q.step()
+        out.append(long_q.row()[0])
+
+    th = threading.Thread(target=work)
+    th.start()
+    started.wait()
+    import time
+    time.sleep(0.05)                            # the worker is inside sqlite3_step, holding the lock
+    assert th.is_alive()
+    del dropped
+    waiting = raw.statements_awaiting_finalize
+    th.join()
+    assert out == [256 * 256 * 59]
+    assert waiting == 1                          # handed to the stepping thread...
+    assert raw.statements_awaiting_finalize == 0  # ...which finalized it when it let go
+    long_q.finalize()
+    raw.close()                                  # bdb's sqlite3_close refuses unfinalized statements
+    assert raw.closed
+
+
 # --- use after close ---------------------------------------------------------------------
 def test_connection_and_cursor_after_close(engine, tmp_path):
     con = sqlnb.connect(str(tmp_path / "c.db"), engine=engine)
