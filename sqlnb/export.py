@@ -36,6 +36,11 @@ __all__ = ["to_table", "write_result", "FORMATS", "TableExistsError", "Incompati
 
 IF_EXISTS = ("fail", "replace", "append")
 DEFAULT_CHUNK_ROWS = 65536
+# our SQLite's page cache during a large export (KiB; SQLite's default is 2,000 KiB). The new
+# table's pages then stay in memory until COMMIT instead of being written out and read back
+# while the b-tree grows; the connection's own setting is restored afterwards.
+EXPORT_CACHE_KIB = 262144
+_EXPORT_CACHE_ROWS = 100_000   # exports smaller than this keep the connection's cache
 _SAVEPOINT = '"sqlnb_to_table"'
 _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min
@@ -723,6 +728,32 @@ def to_table(con, df, name: str, *, if_exists: str = "fail", index: bool = False
     engine = getattr(con, "engine", "sqlite")
     mod = None if engine == "system" else sys.modules[type(raw).__module__]
     own = raw.autocommit
+    cache = _raise_cache(raw) if engine == "sqlite" and n >= _EXPORT_CACHE_ROWS else None
+    try:
+        _fill_table(raw, mod, name, cols, names, n, if_exists=if_exists, own=own, chunk_rows=chunk_rows)
+    finally:
+        failing = sys.exc_info()[1]
+        if cache is not None and not raw.closed:
+            try:
+                _run(raw, f"PRAGMA main.cache_size={cache}")
+            except BaseException:
+                if failing is None:   # never hide the export's own error
+                    raise
+    return n
+
+
+def _raise_cache(raw) -> int | None:
+    """Raise main's page cache to EXPORT_CACHE_KIB if it is smaller; return the setting to restore."""
+    old = _run(raw, "PRAGMA main.cache_size")[0][0]
+    kib = -old if old < 0 else old * _run(raw, "PRAGMA main.page_size")[0][0] // 1024
+    if kib >= EXPORT_CACHE_KIB:
+        return None
+    _run(raw, f"PRAGMA main.cache_size={-EXPORT_CACHE_KIB}")
+    return old
+
+
+def _fill_table(raw, mod, name, cols, names, n, *, if_exists, own, chunk_rows) -> None:
+    """to_table's transaction: create/replace/append, fill, commit; roll back on any error."""
     _run(raw, "BEGIN IMMEDIATE" if own else f"SAVEPOINT {_SAVEPOINT}")
     try:
         found = _existing(raw, name)
@@ -760,7 +791,6 @@ def to_table(con, df, name: str, *, if_exists: str = "fail", index: bool = False
     except BaseException as exc:
         _undo(raw, own, exc)
         raise
-    return n
 
 
 def _undo(raw, own: bool, exc: BaseException) -> None:

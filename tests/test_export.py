@@ -671,6 +671,34 @@ def test_large_export_matches(con):
     assert [r[3] for r in rows] == [None if v is pd.NA else v for v in df["n"].astype(object).tolist()]
 
 
+def test_large_export_raises_the_page_cache_then_restores_it(engine, tmp_path, monkeypatch):
+    """Our SQLite: a large export runs with EXPORT_CACHE_KIB of page cache; the connection's own
+    setting comes back afterwards, after a failure too. The other engines keep theirs throughout."""
+    con = sqlnb.connect(str(tmp_path / "c.db"), engine=engine)
+    con.execute("PRAGMA cache_size=-3000")
+    base = con.execute("PRAGMA cache_size").fetchone()[0]   # bdb's 3.7 core reports 3000 (pages)
+    seen = []
+    original = export._insert_fast if engine != "system" else export._insert_system
+
+    def spy(raw, *args, **kwargs):
+        seen.append(export._run(raw, "PRAGMA main.cache_size")[0][0])
+        return original(raw, *args, **kwargs)
+
+    monkeypatch.setattr(export, "_insert_fast" if engine != "system" else "_insert_system", spy)
+    n = export._EXPORT_CACHE_ROWS
+    con.to_table(pd.DataFrame({"a": np.arange(n)}), "big")
+    con.to_table(pd.DataFrame({"a": np.arange(10)}), "small")
+    bad = pd.Series(np.arange(n), dtype=object)
+    bad[n - 2] = {"not": "bindable"}
+    with pytest.raises(BindError):
+        con.to_table(pd.DataFrame({"a": bad}), "broken")
+    raised = -export.EXPORT_CACHE_KIB if engine == "sqlite" else base
+    assert seen == [raised, base, raised]
+    assert con.execute("PRAGMA cache_size").fetchone()[0] == base
+    assert con.execute("SELECT count(*) FROM big").fetchone()[0] == n
+    assert "broken" not in table_names(con)
+
+
 # ---------------------------------------------------------------------------
 # write_result
 # ---------------------------------------------------------------------------

@@ -64,7 +64,10 @@ int main(int argc, char **argv) {
     double t0 = now();
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
-    check(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL), db, "open");
+    check(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL), db,
+          "open");  /* as sqlnb opens our SQLite */
+    /* the page cache sqlnb's to_table gives a large export (sqlnb.export.EXPORT_CACHE_KIB) */
+    check(sqlite3_exec(db, "PRAGMA main.cache_size=-262144", NULL, NULL, NULL), db, "cache_size");
     check(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), db, "begin");
     check(sqlite3_exec(db, "CREATE TABLE main.\"mixed\" (\"id\" INTEGER, \"ts\" TEXT, \"user_id\" INTEGER, "
                            "\"category\" TEXT, \"amount\" REAL, \"note\" TEXT, \"flag\" INTEGER)",
