@@ -32,7 +32,8 @@ cdef struct exp_col:
     const double *f64
     const uint8_t *mask          # numpy bool mask, nonzero = NULL
     const uint8_t *validity      # Arrow bitmap, bit set = valid
-    int64_t offset               # Arrow array offset (into validity and offsets)
+    int64_t offset               # Arrow: index into validity/offsets of row 0 (array offset - lo)
+    Py_ssize_t lo, hi            # Arrow: the rows the current buffers hold (one chunk of the column)
     const int32_t *off32
     const int64_t *off64
     const char *data
@@ -279,38 +280,59 @@ cdef class ExportColumns:
         return self.n - 1
 
     def add_arrow(self, str name, Py_ssize_t length, int64_t offset, validity, offsets, data,
-                  bint wide, bint blob=False, bint bound=True):
-        """An Arrow (large_)string/binary array from its buffers (``pyarrow.Array.buffers()``)."""
+                  bint wide, bint blob=False, bint bound=True, Py_ssize_t rows=-1):
+        """An Arrow (large_)string/binary array from its buffers (``pyarrow.Array.buffers()``).
+
+        ``rows``: the column's length when this array is only its first chunk (rows
+        0..length-1); ``set_arrow_chunk`` then points it at the next ones.
+        """
+        self._length(bound, length if rows < 0 else rows)
+        cdef exp_col *c = self._new(EXP_BLOB if blob else EXP_TEXT, name, length, bound)
+        self._point_arrow(c, 0, length, offset, validity, offsets, data, wide)
+        return self.n - 1
+
+    def set_arrow_chunk(self, int slot, Py_ssize_t row0, Py_ssize_t length, int64_t offset,
+                        validity, offsets, data, bint wide):
+        """Point the Arrow column ``slot`` at another chunk: rows row0..row0+length-1.
+        ``insert`` refuses row ranges outside the chunk a column points at."""
+        if slot < 0 or slot >= self.nbound or self.cols[slot].kind not in (EXP_TEXT, EXP_BLOB):
+            raise ValueError("not a bound Arrow column")
+        if row0 < 0 or length < 0 or row0 + length > self.nrows:
+            raise ValueError("Arrow chunk outside the frame's rows")
+        self._point_arrow(&self.cols[slot], row0, length, offset, validity, offsets, data, wide)
+
+    cdef int _point_arrow(self, exp_col *c, Py_ssize_t row0, Py_ssize_t length, int64_t offset,
+                          validity, offsets, data, bint wide) except -1:
         cdef const uint8_t[::1] vb = None
         cdef const uint8_t[::1] ob = offsets
         cdef const uint8_t[::1] db = data if data is not None else b""
         cdef int width = 8 if wide else 4
-        cdef int64_t last
-        self._length(bound, length)
+        cdef int64_t first, last
         if offset < 0 or ob.shape[0] < (offset + length + 1) * width:
             raise ValueError("Arrow offsets buffer too short")
         if validity is not None:
             vb = validity
             if vb.shape[0] * 8 < offset + length:
                 raise ValueError("Arrow validity buffer too short")
-        cdef exp_col *c = self._new(EXP_BLOB if blob else EXP_TEXT, name, length, bound)
-        c.offset = offset
-        c.validity = _u8(vb) if vb is not None else NULL
         if wide:
-            c.off64 = <const int64_t*>&ob[0]
-            last = c.off64[offset + length]
-            if c.off64[offset] < 0:
-                raise ValueError("Arrow offsets negative")
+            first = (<const int64_t*>&ob[0])[offset]
+            last = (<const int64_t*>&ob[0])[offset + length]
         else:
-            c.off32 = <const int32_t*>&ob[0]
-            last = c.off32[offset + length]
-            if c.off32[offset] < 0:
-                raise ValueError("Arrow offsets negative")
+            first = (<const int32_t*>&ob[0])[offset]
+            last = (<const int32_t*>&ob[0])[offset + length]
+        if first < 0:
+            raise ValueError("Arrow offsets negative")
         if last > db.shape[0]:
             raise ValueError("Arrow data buffer shorter than its offsets")
+        c.off64 = <const int64_t*>&ob[0] if wide else NULL
+        c.off32 = NULL if wide else <const int32_t*>&ob[0]
+        c.offset = offset - row0
+        c.lo = row0
+        c.hi = row0 + length
+        c.validity = _u8(vb) if vb is not None else NULL
         c.data = <const char*>_u8(db)
         self._keep.append((validity, offsets, data))
-        return self.n - 1
+        return 0
 
     def add_objects(self, str name, list values, bint bound=True):
         """Python objects bound by their own types (None/NaN/NA/NaT -> NULL). Needs the GIL."""
@@ -399,6 +421,12 @@ cdef class ExportColumns:
                 f"the INSERT takes {sqlite3_bind_parameter_count(st)} parameters, {nb} columns were given")
         if start < 0 or stop > self.nrows or start > stop:
             raise ValueError("row range out of bounds")
+        for j in range(nb):
+            if (self.cols[j].kind == EXP_TEXT or self.cols[j].kind == EXP_BLOB) and start < stop and (
+                    start < self.cols[j].lo or stop > self.cols[j].hi):
+                raise ValueError(f"rows {start}..{stop - 1} are not all in the Arrow chunk column "
+                                 f"{self._names[j]!r} points at (rows {self.cols[j].lo}..{self.cols[j].hi - 1})")
+        j = 0
         if first:
             conn._begin_run()
             # SQLite forgets an interrupt that lands between two rows (no statement running

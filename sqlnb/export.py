@@ -120,8 +120,9 @@ def _have_pyarrow() -> bool:
 def _arrow_col(name, arr, *, blob: bool, dtype: str) -> _Col:
     import pyarrow as pa
 
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if isinstance(arr, pa.ChunkedArray) and arr.num_chunks <= 1:
+        arr = arr.chunk(0) if arr.num_chunks else pa.array([], arr.type)
+    # several chunks stay chunks (no copy): the insert loop moves from one to the next
     t = arr.type
     if blob:
         if not (pa.types.is_binary(t) or pa.types.is_large_binary(t)):
@@ -491,17 +492,29 @@ def _append_plan(raw, table: str, cols: list[_Col]) -> list[str]:
 # the insert loops
 # ---------------------------------------------------------------------------
 def _columns_for(mod, cols: list[_Col], n: int):
+    """ExportColumns over ``cols``, and [(slot, chunks)] for the Arrow columns held in several chunks."""
     ec = mod.ExportColumns(n, _is_missing)
-    cats = []
+    cats, chunked = [], []
     for c in cols:
         if c.kind == "category":
             cats.append((ec.reserve_category(c.name), c))
         else:
-            _add(ec, c, True)
+            slot = _add(ec, c, True)
+            if c.kind == "arrow" and hasattr(c.arrow, "chunks"):
+                chunked.append((slot, [ch for ch in c.arrow.chunks if len(ch)]))
     for slot, c in cats:
         child = _add(ec, c.child, False)
         ec.set_category(slot, c.codes, child, _length(c.child))
-    return ec
+    return ec, chunked
+
+
+def _arrow_buffers(a):
+    """(offset, validity, offsets, data, wide) of an Arrow string/binary array, as ExportColumns takes them."""
+    import pyarrow as pa
+
+    wide = pa.types.is_large_string(a.type) or pa.types.is_large_binary(a.type)
+    u8 = [None if b is None else np.frombuffer(b, dtype=np.uint8) for b in a.buffers()[:3]]
+    return a.offset, u8[0], u8[1], u8[2], wide
 
 
 def _length(c: _Col) -> int:
@@ -522,14 +535,14 @@ def _add(ec, c: _Col, bound: bool) -> int:
     if c.kind == "datetime":
         return ec.add_datetime(c.name, c.values, c.ticks, c.frac, c.utc, None, bound=bound)
     if c.kind == "arrow":
-        import pyarrow as pa
-
-        a = c.arrow
-        bufs = a.buffers()
-        wide = pa.types.is_large_string(a.type) or pa.types.is_large_binary(a.type)
-        u8 = [None if b is None else np.frombuffer(b, dtype=np.uint8) for b in bufs[:3]]
-        return ec.add_arrow(c.name, len(a), a.offset, u8[0], u8[1], u8[2], wide,
-                            blob=c.family == "blob", bound=bound)
+        a, rows = c.arrow, -1
+        if hasattr(a, "chunks"):          # a ChunkedArray: start at its first non-empty chunk
+            if not bound:
+                a = a.combine_chunks()
+            else:
+                rows, a = len(a), next(ch for ch in a.chunks if len(ch))
+        return ec.add_arrow(c.name, len(a), *_arrow_buffers(a), blob=c.family == "blob", bound=bound,
+                            rows=rows)
     if c.kind == "object":
         return ec.add_objects(c.name, c.objects, bound=bound)
     if c.kind == "null":
@@ -599,12 +612,22 @@ def _format_datetimes_py(c: _Col, i8: np.ndarray) -> list:
 
 
 def _insert_fast(raw, mod, insert_sql: str, cols: list[_Col], n: int, chunk_rows: int) -> None:
-    ec = _columns_for(mod, cols, n)
+    ec, chunked = _columns_for(mod, cols, n)
+    # Arrow columns in several chunks: [slot, chunks, index of the current chunk, its first row]
+    cursors = [[slot, chunks, 0, 0] for slot, chunks in chunked]
     st, _ = raw.prepare(insert_sql.encode("utf-8"), 0)
     try:
         done = 0
         while done < n:
             stop = min(n, done + chunk_rows)
+            for cur in cursors:
+                slot, chunks, k, row0 = cur
+                if done >= row0 + len(chunks[k]):     # this column's chunk is used up: the next one
+                    row0 += len(chunks[k])
+                    k += 1
+                    ec.set_arrow_chunk(slot, row0, len(chunks[k]), *_arrow_buffers(chunks[k]))
+                    cur[2:] = [k, row0]
+                stop = min(stop, row0 + len(chunks[k]))
             ec.insert(st, done, stop, done == 0)
             done = stop
             raw.rows_seen = done

@@ -671,6 +671,72 @@ def test_large_export_matches(con):
     assert [r[3] for r in rows] == [None if v is pd.NA else v for v in df["n"].astype(object).tolist()]
 
 
+def _chunked(values, sizes, typ):
+    """A pandas Arrow-backed column whose ChunkedArray has chunks of ``sizes`` (some sliced, some empty)."""
+    chunks, at = [], 0
+    for k, size in enumerate(sizes):
+        part = values[at:at + size]
+        at += size
+        if k % 2:   # an offset into a bigger array, as a sliced batch has
+            chunks.append(pa.array(["pad"] * 3 + part + ["pad"], typ).slice(3, len(part)))
+        else:
+            chunks.append(pa.array(part, typ))
+    assert at == len(values)
+    return pd.array(pa.chunked_array(chunks, typ), dtype=pd.ArrowDtype(typ))
+
+
+def test_arrow_columns_in_several_chunks(con):
+    """Arrow string/binary columns chunked differently (as read_parquet gives them) are written
+    chunk by chunk, without combining them, with the same result as a single array."""
+    n = 3000
+    text = [None if i % 7 == 0 else f"t{i}é" for i in range(n)]
+    data = [None if i % 5 == 0 else bytes([i % 256]) * (i % 4) for i in range(n)]
+    df = pd.DataFrame({
+        "i": np.arange(n),
+        "s": _chunked(text, [0, 1000, 0, 1, 999, 1000], pa.large_string()),
+        "narrow": _chunked(text, [1500, 1500], pa.string()),
+        "b": _chunked(data, [7, 2000, 993], pa.large_binary()),
+    })
+    assert df["s"].array._pa_array.num_chunks == 6
+    con.to_table(df, "t", chunk_rows=333)
+    rows = con.execute("SELECT i, s, narrow, b FROM t ORDER BY rowid").fetchall()
+    assert rows == [(i, text[i], text[i], data[i]) for i in range(n)]
+    con.to_table(df.iloc[:0], "empty")
+    assert con.execute("SELECT count(*) FROM empty").fetchone() == (0,)
+    m = pd.Series(np.arange(n), dtype=object)
+    m[2500] = {"not": "storable"}
+    bad = df.assign(m=m)
+    with pytest.raises(BindError, match="column 'm', row 2500"):
+        con.to_table(bad, "t", if_exists="replace", chunk_rows=100)
+    assert con.execute("SELECT i, s, narrow, b FROM t ORDER BY rowid").fetchall() == rows
+
+
+@pytest.mark.parametrize("flavour", ["sqlite", "bdb"])   # the engines with the Cython insert loop
+def test_export_columns_refuse_rows_outside_the_current_chunk(flavour):
+    """The Cython loop never reads past the Arrow chunk a column points at: insert() refuses."""
+    mod = sqlnb._engines.load(flavour)
+    raw = mod.RawConnection(":memory:", 0x2 | 0x4)
+    st, _ = raw.prepare(b"create table t(s)")
+    st.run()
+    ins, _ = raw.prepare(b"insert into t values (?)")
+    chunk = pa.array(["a", "b"], pa.large_string())
+    ec = mod.ExportColumns(4, None)
+    slot = ec.add_arrow("s", 2, *export._arrow_buffers(chunk), rows=4)
+    with pytest.raises(ValueError, match="rows 1..2 are not all in the Arrow chunk"):
+        ec.insert(ins, 1, 3, True)
+    assert ec.insert(ins, 0, 2, True) == 2
+    with pytest.raises(ValueError, match="outside the frame"):
+        ec.set_arrow_chunk(slot, 3, 2, *export._arrow_buffers(chunk))
+    ec.set_arrow_chunk(slot, 2, 2, *export._arrow_buffers(chunk))
+    assert ec.insert(ins, 2, 4, False) == 2
+    ins.finalize()
+    out, _ = raw.prepare(b"select group_concat(s, '') from t")
+    out.step()
+    assert out.row() == ("abab",)
+    out.finalize()
+    raw.close()
+
+
 def test_large_export_raises_the_page_cache_then_restores_it(engine, tmp_path, monkeypatch):
     """Our SQLite: a large export runs with EXPORT_CACHE_KIB of page cache; the connection's own
     setting comes back afterwards, after a failure too. The other engines keep theirs throughout."""
