@@ -368,12 +368,11 @@ cdef class ExportColumns:
         self._keep.append(codes)
         return slot
 
-    cdef int _bind_object(self, RawStatement stmt, int j, Py_ssize_t i) except -1:
-        """Bind spec ``j``'s value at row ``i`` holding the GIL (object columns)."""
+    cdef int _bind_object(self, RawStatement stmt, int j, Py_ssize_t i, int p) except -1:
+        """Bind spec ``j``'s value at row ``i`` to parameter ``p``, holding the GIL (object columns)."""
         cdef exp_col *c = &self.cols[j]
         cdef int rc
         cdef Py_ssize_t row = i
-        cdef int p = j + 1
         while c.kind == EXP_CATEGORY:
             if c.i64[row] < 0:
                 return check_rc(sqlite3_bind_null(stmt.st, p), stmt.conn.db, stmt.sql)
@@ -398,29 +397,37 @@ cdef class ExportColumns:
             raise type(exc)(f"column {name!r}, row {i}: {msg}") from exc
 
     def insert(self, RawStatement stmt, Py_ssize_t start, Py_ssize_t stop, bint first=False):
-        """Bind and step rows ``start..stop-1`` through ``stmt`` (an INSERT with ``nbound`` parameters).
+        """Bind and step rows ``start..stop-1`` through ``stmt``: an INSERT of ``k`` rows per step
+        (``k * nbound`` parameters, ``VALUES (...), (...)``); ``stop - start`` must be a multiple of k.
 
         Returns the number of rows inserted. ``first``: start the connection's
         statement clock (the time limit covers the whole insert from here).
-        On failure the exception says which column/row; nothing is rolled
-        back here (export.py owns the transaction).
+        On failure the exception says which column/row (for a step of k > 1
+        rows: ``exc.rows``, the range that step held); nothing is rolled back
+        here (export.py owns the transaction).
         """
         stmt._check()
         cdef RawConnection conn = stmt.conn
         cdef sqlite3_stmt *st = stmt.st
         cdef int nb = self.nbound
         cdef int j = 0
+        cdef int b = 0               # row within the step
+        cdef int k                   # rows per step
         cdef int rc = SQLITE_OK
         cdef int failed = 0          # 1 bind, 2 step
-        cdef Py_ssize_t i = start
+        cdef Py_ssize_t i = start    # first row of the current step
         cdef Py_ssize_t done = 0
         cdef progress_state *ps = &conn._pstate
         cdef int i0
-        if sqlite3_bind_parameter_count(st) != nb:
+        cdef int nparams = sqlite3_bind_parameter_count(st)
+        if nb == 0 or nparams % nb != 0 or nparams == 0:
             raise _errors.ParameterError(
-                f"the INSERT takes {sqlite3_bind_parameter_count(st)} parameters, {nb} columns were given")
+                f"the INSERT takes {nparams} parameters, not a multiple of the {nb} columns given")
+        k = nparams // nb
         if start < 0 or stop > self.nrows or start > stop:
             raise ValueError("row range out of bounds")
+        if (stop - start) % k != 0:
+            raise ValueError(f"{stop - start} rows do not fill steps of {k} rows")
         for j in range(nb):
             if (self.cols[j].kind == EXP_TEXT or self.cols[j].kind == EXP_BLOB) and start < stop and (
                     start < self.cols[j].lo or stop > self.cols[j].hi):
@@ -442,10 +449,13 @@ cdef class ExportColumns:
         if not self.needs_gil:
             with nogil:
                 while i < stop:
-                    for j in range(nb):
-                        rc = _bind_value(st, j + 1, self.cols, j, i)
-                        if rc != SQLITE_OK:
-                            failed = 1
+                    for b in range(k):
+                        for j in range(nb):
+                            rc = _bind_value(st, b * nb + j + 1, self.cols, j, i + b)
+                            if rc != SQLITE_OK:
+                                failed = 1
+                                break
+                        if failed:
                             break
                     if failed:
                         break
@@ -454,25 +464,28 @@ cdef class ExportColumns:
                         failed = 2
                         break
                     sqlite3_reset(st)
-                    i += 1
+                    i += k
                     if ps.interrupts != i0:
                         failed = 3
                         break
         else:
             while i < stop:
-                for j in range(nb):
-                    if self.cols[j].needs_gil:
-                        try:
-                            self._bind_object(stmt, j, i)
-                        except BaseException:
-                            sqlite3_reset(st)
-                            sqlite3_clear_bindings(st)
-                            raise
-                        rc = SQLITE_OK
-                    else:
-                        rc = _bind_value(st, j + 1, self.cols, j, i)
-                    if rc != SQLITE_OK:
-                        failed = 1
+                for b in range(k):
+                    for j in range(nb):
+                        if self.cols[j].needs_gil:
+                            try:
+                                self._bind_object(stmt, j, i + b, b * nb + j + 1)
+                            except BaseException:
+                                sqlite3_reset(st)
+                                sqlite3_clear_bindings(st)
+                                raise
+                            rc = SQLITE_OK
+                        else:
+                            rc = _bind_value(st, b * nb + j + 1, self.cols, j, i + b)
+                        if rc != SQLITE_OK:
+                            failed = 1
+                            break
+                    if failed:
                         break
                 if failed:
                     break
@@ -482,7 +495,7 @@ cdef class ExportColumns:
                     failed = 2
                     break
                 sqlite3_reset(st)
-                i += 1
+                i += k
                 if ps.interrupts != i0:
                     failed = 3
                     break
@@ -498,6 +511,7 @@ cdef class ExportColumns:
             exc.add_note(f"Connection.interrupt() stopped the export after {i} rows")
             raise exc
         if failed == 1:
+            i += b                   # the row being bound
             sqlite3_reset(st)
             sqlite3_clear_bindings(st)
             if rc == 1001:
@@ -514,8 +528,12 @@ cdef class ExportColumns:
                 exc = exc2
         if isinstance(exc, BaseException):
             try:
-                exc.add_note(f"while inserting row {i} (0-based position in the frame)")
-                exc.row = i
+                if k == 1:
+                    exc.add_note(f"while inserting row {i} (0-based position in the frame)")
+                    exc.row = i
+                else:
+                    exc.add_note(f"while inserting rows {i}..{i + k - 1} (0-based positions in the frame)")
+                    exc.rows = (i, i + k)
             except (AttributeError, TypeError):
                 pass
         raise exc

@@ -248,6 +248,7 @@ cdef void _unlock(RawConnection c) noexcept:
 # ---------------------------------------------------------------------------
 # connection
 # ---------------------------------------------------------------------------
+@cython.no_gc_clear   # __dealloc__ finalizes the statements left in _doomed
 cdef class RawConnection:
     """An open ``sqlite3*`` handle. Not for direct use: see ``sqlnb.connect``."""
     cdef sqlite3 *db
@@ -327,6 +328,8 @@ cdef class RawConnection:
     cdef void _finalize_doomed(self) noexcept:
         """Finalize the statements RawStatement.__dealloc__ left here (with the GIL and the lock held)."""
         cdef list doomed = self._doomed
+        if not doomed:               # (None once the garbage collector has cleared this object)
+            return
         self._doomed = []
         for p in doomed:
             sqlite3_finalize(<sqlite3_stmt*><uintptr_t>p)

@@ -36,6 +36,8 @@ __all__ = ["to_table", "write_result", "FORMATS", "TableExistsError", "Incompati
 
 IF_EXISTS = ("fail", "replace", "append")
 DEFAULT_CHUNK_ROWS = 65536
+ROWS_PER_STEP = 16     # rows per INSERT step on our SQLite (see _rows_per_step)
+_MAX_PARAMS = 32766    # SQLITE_MAX_VARIABLE_NUMBER of our build
 # our SQLite's page cache during a large export (KiB; SQLite's default is 2,000 KiB). The new
 # table's pages then stay in memory until COMMIT instead of being written out and read back
 # while the b-tree grows; the connection's own setting is restored afterwards.
@@ -611,28 +613,61 @@ def _format_datetimes_py(c: _Col, i8: np.ndarray) -> list:
     return [None if n else s + suffix for s, n in zip(out, nat.tolist())]
 
 
-def _insert_fast(raw, mod, insert_sql: str, cols: list[_Col], n: int, chunk_rows: int) -> None:
+def _rows_per_step(engine: str, ncols: int) -> int:
+    """Rows one INSERT step carries (``VALUES (...), (...)``): fewer statement starts per row.
+    BerkeleyDB's 3.7.6 core predates multi-row VALUES (3.7.11)."""
+    if engine != "sqlite":
+        return 1
+    return max(1, min(ROWS_PER_STEP, _MAX_PARAMS // max(ncols, 1)))
+
+
+def _insert_fast(raw, mod, insert_sql: str, cols: list[_Col], n: int, chunk_rows: int,
+                 rows_per_step: int = 1) -> None:
     ec, chunked = _columns_for(mod, cols, n)
     # Arrow columns in several chunks: [slot, chunks, index of the current chunk, its first row]
     cursors = [[slot, chunks, 0, 0] for slot, chunks in chunked]
-    st, _ = raw.prepare(insert_sql.encode("utf-8"), 0)
+    k = rows_per_step if n >= rows_per_step else 1
+    one, _ = raw.prepare(insert_sql.encode("utf-8"), 0)
+    many = one
     try:
+        if k > 1:
+            row = insert_sql[insert_sql.rindex(" VALUES ") + 8:]
+            many, _ = raw.prepare((insert_sql + ("," + row) * (k - 1)).encode("utf-8"), 0)
         done = 0
         while done < n:
             stop = min(n, done + chunk_rows)
             for cur in cursors:
-                slot, chunks, k, row0 = cur
-                if done >= row0 + len(chunks[k]):     # this column's chunk is used up: the next one
-                    row0 += len(chunks[k])
-                    k += 1
-                    ec.set_arrow_chunk(slot, row0, len(chunks[k]), *_arrow_buffers(chunks[k]))
-                    cur[2:] = [k, row0]
-                stop = min(stop, row0 + len(chunks[k]))
-            ec.insert(st, done, stop, done == 0)
+                slot, chunks, c, row0 = cur
+                if done >= row0 + len(chunks[c]):     # this column's chunk is used up: the next one
+                    row0 += len(chunks[c])
+                    c += 1
+                    ec.set_arrow_chunk(slot, row0, len(chunks[c]), *_arrow_buffers(chunks[c]))
+                    cur[2:] = [c, row0]
+                stop = min(stop, row0 + len(chunks[c]))
+            whole = done + (stop - done) // k * k     # rows that fill k-row steps, then one by one
+            if whole > done:
+                _insert_steps(ec, many, one, done, whole, done == 0)
+            if stop > whole:
+                ec.insert(one, whole, stop, whole == 0)
             done = stop
             raw.rows_seen = done
     finally:
-        st.finalize()
+        if many is not one:
+            many.finalize()
+        one.finalize()
+
+
+def _insert_steps(ec, many, one, start: int, stop: int, first: bool) -> None:
+    """ec.insert through the k-row statement; when a value breaks a constraint, SQLite undoes that
+    step alone, and its rows go again one by one so that the error names the row."""
+    try:
+        ec.insert(many, start, stop, first)
+    except (_errors.IntegrityError, _errors.DataError) as exc:
+        rows = getattr(exc, "rows", None)
+        if rows is None:
+            raise
+        ec.insert(one, rows[0], rows[1], False)
+        raise
 
 
 def _insert_system(raw, insert_sql: str, cols: list[_Col], n: int, chunk_rows: int) -> None:
@@ -649,10 +684,14 @@ def _insert_system(raw, insert_sql: str, cols: list[_Col], n: int, chunk_rows: i
         interrupted.append(True)
         original()
 
+    pulled = [0]   # rows executemany has taken from rows(): the failing one is the last
+
     def rows(columns):
+        pulled[0] = 0
         for row in zip(*columns):
             if interrupted:
                 raise _errors.make_error(9, "interrupted", sql=insert_sql)
+            pulled[0] += 1
             yield row
 
     raw.interrupt = interrupt
@@ -673,7 +712,11 @@ def _insert_system(raw, insert_sql: str, cols: list[_Col], n: int, chunk_rows: i
                     err = _timeout_error(raw, insert_sql)
                     raise err from None
                 err = _system.translate(exc, insert_sql)
-                err.add_note(f"while inserting rows {done}..{stop - 1} (0-based positions in the frame)")
+                if pulled[0]:
+                    err.row = done + pulled[0] - 1
+                    err.add_note(f"while inserting row {err.row} (0-based position in the frame)")
+                else:
+                    err.add_note(f"while inserting rows {done}..{stop - 1} (0-based positions in the frame)")
                 raise err from None
             if interrupted:
                 raise _errors.make_error(9, "interrupted", sql=insert_sql)
@@ -753,7 +796,8 @@ def to_table(con, df, name: str, *, if_exists: str = "fail", index: bool = False
     own = raw.autocommit
     cache = _raise_cache(raw) if engine == "sqlite" and n >= _EXPORT_CACHE_ROWS else None
     try:
-        _fill_table(raw, mod, name, cols, names, n, if_exists=if_exists, own=own, chunk_rows=chunk_rows)
+        _fill_table(raw, mod, name, cols, names, n, if_exists=if_exists, own=own, chunk_rows=chunk_rows,
+                    rows_per_step=_rows_per_step(engine, len(cols)))
     finally:
         failing = sys.exc_info()[1]
         if cache is not None and not raw.closed:
@@ -775,7 +819,7 @@ def _raise_cache(raw) -> int | None:
     return old
 
 
-def _fill_table(raw, mod, name, cols, names, n, *, if_exists, own, chunk_rows) -> None:
+def _fill_table(raw, mod, name, cols, names, n, *, if_exists, own, chunk_rows, rows_per_step) -> None:
     """to_table's transaction: create/replace/append, fill, commit; roll back on any error."""
     _run(raw, "BEGIN IMMEDIATE" if own else f"SAVEPOINT {_SAVEPOINT}")
     try:
@@ -809,7 +853,7 @@ def _fill_table(raw, mod, name, cols, names, n, *, if_exists, own, chunk_rows) -
                 if mod is None:
                     _insert_system(raw, insert_sql, cols, n, chunk_rows)
                 else:
-                    _insert_fast(raw, mod, insert_sql, cols, n, chunk_rows)
+                    _insert_fast(raw, mod, insert_sql, cols, n, chunk_rows, rows_per_step)
         _run(raw, "COMMIT" if own else f"RELEASE {_SAVEPOINT}")
     except BaseException as exc:
         _undo(raw, own, exc)
