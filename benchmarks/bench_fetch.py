@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Fetch benchmark: SQLite rows into a DataFrame, sqlnb against its peers and the C limit.
 
-Every method runs in a fresh process (so peak RSS is its own): it opens the
-benchmark database (benchmarks/datagen.py), runs the query ``--runs`` times and
-reports each wall time and the process's peak RSS. The table gives the median,
+Each run is one fetch in a fresh process (so peak RSS is its own): it opens the
+benchmark database (benchmarks/datagen.py), runs the query once and reports the
+wall time and the process's peak RSS. ``--runs`` rounds run every method once
+each, interleaved, so drift in the machine's speed hits all methods alike. The
+table gives the median,
 the ratio to the C columnar limit (benchmarks/c/limit.c, compiled here against
 the same SQLite amalgamation object sqlnb links), and each peer's time over
 sqlnb's. Nothing here asserts a time.
@@ -184,6 +186,12 @@ def run_method(method: str, query: str, db: Path, runs: int, limit_exe: Path) ->
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _merge_runs(a: dict, b: dict) -> dict:
+    """Two fresh-process runs of one method: all times; the memory figures of the hungrier run."""
+    hungrier = a if a["peak_rss_mb"] - a["base_rss_mb"] >= b["peak_rss_mb"] - b["base_rss_mb"] else b
+    return {**hungrier, "times": a["times"] + b["times"]}
+
+
 def table(results: dict, runs: int, quick: bool, db: Path) -> str:
     import sqlite3
 
@@ -192,7 +200,8 @@ def table(results: dict, runs: int, quick: bool, db: Path) -> str:
         for q in ("mixed", "numeric"):
             rows_of[q] = c.execute(f"SELECT count(*) FROM {q}").fetchone()[0]
     lines = [f"## Fetch ({'quick sizes' if quick else 'full sizes'}: mixed {rows_of['mixed']:,} rows, "
-             f"numeric {rows_of['numeric']:,} rows; median of {runs} runs, each method in a fresh process)", ""]
+             f"numeric {rows_of['numeric']:,} rows; median of {runs} rounds, methods interleaved, "
+             f"each run one fetch in a fresh process)", ""]
     for q in QUERIES:
         res = results.get(q, {})
         if not res:
@@ -254,17 +263,24 @@ def main(argv=None) -> int:
             ap.error(f"unknown {kind} {', '.join(unknown)}; choose from {', '.join(known)}")
     results: dict = {}
     for q in queries:
-        for m in methods:
-            if q not in METHODS[m][1]:
-                continue
-            print(f"[bench_fetch] {q}: {m} ...", file=sys.stderr, flush=True)
-            r = run_method(m, q, db, args.runs, exe)
-            results.setdefault(q, {})[m] = r
+        # rounds: every method once per round, each run in a fresh process, so that the machine's
+        # drift in speed (±30 % within an hour here) spreads over all methods instead of
+        # favouring whichever ran in a fast minute
+        for r_ in range(args.runs):
+            for m in methods:
+                if q not in METHODS[m][1]:
+                    continue
+                prev = results.setdefault(q, {}).get(m)
+                if prev is not None and "error" in prev:
+                    continue
+                r = run_method(m, q, db, 1, exe)
+                results[q][m] = r if prev is None or "error" in r else _merge_runs(prev, r)
+                shown = f"{r['times'][0]:.3f} s, peak RSS {r['peak_rss_mb']:.0f} MB" if "times" in r else r["error"]
+                print(f"[bench_fetch] {q} round {r_ + 1}/{args.runs}: {m}: {shown}", file=sys.stderr, flush=True)
+        for m, r in results.get(q, {}).items():
             if "times" in r:
-                print(f"[bench_fetch]   median {statistics.median(r['times']):.3f} s, "
-                      f"peak RSS {r['peak_rss_mb']:.0f} MB", file=sys.stderr, flush=True)
-            else:
-                print(f"[bench_fetch]   {r['error']}", file=sys.stderr, flush=True)
+                print(f"[bench_fetch] {q}: {m}: median {statistics.median(r['times']):.3f} s",
+                      file=sys.stderr, flush=True)
     md = table(results, args.runs, args.quick, db)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{args.out}.md").write_text(md)
