@@ -397,6 +397,16 @@ cdef class ExportColumns:
             raise type(exc)(f"column {name!r}, row {i}: {msg}") from exc
 
     def insert(self, RawStatement stmt, Py_ssize_t start, Py_ssize_t stop, bint first=False):
+        """Bind and step rows ``start..stop-1`` through ``stmt`` (see ``_insert``), holding the
+        connection's lock: our SQLite has no mutex of its own (see _lock in _fast.pyx)."""
+        stmt._check()
+        _lock(stmt.conn)
+        try:
+            return self._insert(stmt, start, stop, first)
+        finally:
+            _unlock(stmt.conn)
+
+    def _insert(self, RawStatement stmt, Py_ssize_t start, Py_ssize_t stop, bint first):
         """Bind and step rows ``start..stop-1`` through ``stmt``: an INSERT of ``k`` rows per step
         (``k * nbound`` parameters, ``VALUES (...), (...)``); ``stop - start`` must be a multiple of k.
 

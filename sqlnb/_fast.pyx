@@ -484,8 +484,12 @@ cdef class RawConnection:
             _unlock(self)
 
     def db_readonly(self, name="main"):
-        self._check()
-        return sqlite3_db_readonly(self.db, name.encode())
+        _lock(self)        # walks the attached databases, which another thread's ATTACH may change
+        try:
+            self._check()
+            return sqlite3_db_readonly(self.db, name.encode())
+        finally:
+            _unlock(self)
 
     def limit(self, int category, int value=-1):
         self._check()

@@ -330,6 +330,7 @@ class Connection:
 
         return frames.query_arrow(self, sql, params, **options)
 
+    @_serialized
     def to_table(self, df, name, **options):
         """Write a DataFrame into table ``name`` atomically (see :func:`sqlnb.export.to_table`)."""
         from sqlnb import export

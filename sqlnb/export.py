@@ -704,7 +704,8 @@ def _insert_system(raw, insert_sql: str, cols: list[_Col], n: int, chunk_rows: i
             stop = min(n, done + chunk_rows)
             columns = [_py_values(c, done, stop) for c in cols]
             try:
-                raw._con.executemany(insert_sql, rows(columns))
+                with raw._lock:   # the adapter's lock, as its own calls take it (_system._serialized)
+                    raw._con.executemany(insert_sql, rows(columns))
             except UnicodeEncodeError as exc:
                 raise _surrogate_error(cols, columns, done, exc) from None
             except sqlite3.Error as exc:

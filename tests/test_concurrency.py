@@ -240,6 +240,54 @@ def test_statement_dropped_while_another_thread_steps(flavour):
     assert raw.closed
 
 
+EXPORT_AND_QUERY = """
+    import json, threading, sqlnb
+    import numpy as np, pandas as pd
+    con = sqlnb.connect(DB, engine=ENGINE, check_same_thread=False)
+    con.execute("create table s(a)")
+    con.executemany("insert into s values (?)", [(i,) for i in range(1000)])
+    con.commit()
+    n = 50_000 if ENGINE == "bdb" else 300_000
+    df = pd.DataFrame({"i": np.arange(n), "t": pd.Series([f"v{k % 97}" for k in range(n)], dtype="str")})
+    errs, sums = [], []
+
+    def export():
+        try:
+            for k in range(3):
+                con.to_table(df, f"t{k}")
+        except BaseException as exc:
+            errs.append(repr(exc))
+
+    def query():
+        try:
+            while th.is_alive():
+                sums.append(con.query_df("select sum(a) as s from s")["s"][0])
+        except BaseException as exc:
+            errs.append(repr(exc))
+
+    th = threading.Thread(target=export)
+    th.start()
+    q = threading.Thread(target=query)
+    q.start()
+    th.join(); q.join()
+    counts = [con.execute(f"select count(*), sum(i) from t{k}").fetchone() for k in range(3)]
+    print(json.dumps({"errs": errs, "sums": sorted(set(int(x) for x in sums)), "queries": len(sums),
+                      "counts": counts, "n": n}))
+"""
+
+
+@pytest.mark.timeout(200)
+def test_export_and_queries_share_a_connection(engine, tmp_path):
+    """check_same_thread=False: one thread runs to_table while another queries the same connection.
+    The export's Cython loop holds the connection's lock per chunk, so they interleave safely."""
+    code = EXPORT_AND_QUERY.replace("DB, engine=ENGINE", f"{str(tmp_path / 'e.db')!r}, engine={engine!r}")
+    out = run_child(code.replace('ENGINE == "bdb"', f"{engine!r} == 'bdb'"), timeout=180)
+    assert out["errs"] == []
+    n = out["n"]
+    assert out["counts"] == [[n, n * (n - 1) // 2]] * 3
+    assert out["queries"] >= 1 and out["sums"] == [499500]
+
+
 # --- use after close ---------------------------------------------------------------------
 def test_connection_and_cursor_after_close(engine, tmp_path):
     con = sqlnb.connect(str(tmp_path / "c.db"), engine=engine)
