@@ -216,22 +216,27 @@ def test_statement_dropped_while_another_thread_steps(flavour):
     dropped, _ = raw.prepare(b"select a from t")
     assert dropped.step()                       # mid-result: a live read
     long_q, _ = raw.prepare(b"select count(*) from t x, t y, t z where z.a < 60")
-    started, out = threading.Event(), []
+    stepping, dropped_done, out = threading.Event(), threading.Event(), []
+
+    def in_step():   # the progress report, called from inside sqlite3_step: the lock is held
+        stepping.set()
+        dropped_done.wait(30)
+
+    raw.progress_callback = in_step
+    raw.set_progress_report(0.001)
 
     def work():
-        started.set()
         long_q.step()
         out.append(long_q.row()[0])
 
     th = threading.Thread(target=work)
     th.start()
-    started.wait()
-    import time
-    time.sleep(0.05)                            # the worker is inside sqlite3_step, holding the lock
-    assert th.is_alive()
+    assert stepping.wait(30)
     del dropped
     waiting = raw.statements_awaiting_finalize
+    dropped_done.set()
     th.join()
+    raw.set_progress_report(0)
     assert out == [256 * 256 * 59]
     assert waiting == 1                          # handed to the stepping thread...
     assert raw.statements_awaiting_finalize == 0  # ...which finalized it when it let go
