@@ -354,6 +354,9 @@ WRITER = """
         cur.executemany("insert into items(batch, v) values (?, ?)", [(b, i) for i in range(10)])
         cur.execute("update counter set n = n + 10")
         con.commit()
+        # 300 commits take only tens of ms: without a pause a reader descheduled that long
+        # (2 vCPUs, a busy host) sees none of the states in between
+        time.sleep(0.002)
     con.close()
     print("writer done", flush=True)
 """
