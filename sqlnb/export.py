@@ -799,14 +799,15 @@ def to_table(con, df, name: str, *, if_exists: str = "fail", index: bool = False
     try:
         _fill_table(raw, mod, name, cols, names, n, if_exists=if_exists, own=own, chunk_rows=chunk_rows,
                     rows_per_step=_rows_per_step(engine, len(cols)))
-    finally:
-        failing = sys.exc_info()[1]
+    except BaseException:
         if cache is not None and not raw.closed:
             try:
                 _run(raw, f"PRAGMA main.cache_size={cache}")
-            except BaseException:
-                if failing is None:   # never hide the export's own error
-                    raise
+            except BaseException:  # noqa: BLE001 - never hide the export's own error
+                pass
+        raise
+    if cache is not None:
+        _run(raw, f"PRAGMA main.cache_size={cache}")
     return n
 
 
