@@ -399,7 +399,6 @@ cdef class ExportColumns:
     def insert(self, RawStatement stmt, Py_ssize_t start, Py_ssize_t stop, bint first=False):
         """Bind and step rows ``start..stop-1`` through ``stmt`` (see ``_insert``), holding the
         connection's lock: our SQLite has no mutex of its own (see _lock in _fast.pyx)."""
-        stmt._check()
         _lock(stmt.conn)
         try:
             return self._insert(stmt, start, stop, first)

@@ -21,6 +21,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+from sqlnb import _modes
 from sqlnb import errors as _errors
 
 # SQLite's storage classes (sqlite3.h codes)
@@ -781,8 +782,8 @@ def _parallel_run(con, sql, params, cap, parallel):
     if len(plan) != 1 or "USING INTEGER PRIMARY KEY" not in str(plan[0][-1]):
         _refuse(f"a rowid range of {table} is not read in rowid order (plan: {plan[0][-1] if plan else '?'})")
     mod = importlib.import_module(type(raw).__module__)
-    # SQLITE_OPEN_READONLY, SQLITE_OPEN_URI as the main connection, SQLITE_OPEN_NOMUTEX: one thread each
-    flags = 0x1 | (raw.flags & 0x40) | 0x8000
+    # read-only, URI filenames as the main connection, no SQLite mutex (each is used by one thread)
+    flags = _modes.OPEN_READONLY | (raw.flags & _modes.OPEN_URI) | _modes.OPEN_NOMUTEX
     workers, stmts = [], []
     try:
         for k in range(len(bounds) - 1):
