@@ -15,10 +15,12 @@
 # buffers belong to a Python object (Fetch, then RawColumn) freed by refcount.
 
 from libc.stdlib cimport malloc, calloc, realloc, free
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memmove, memset
 from libc.stdint cimport uint64_t, uint8_t
 from libc.math cimport NAN
 from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES, PyBUF_WRITABLE
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
 
 cdef enum:
     # SQLite's fundamental datatype codes (stable ABI values of sqlite3.h)
@@ -32,6 +34,7 @@ cdef enum:
     _COUNT_EVERY = 1023      # publish rows_seen every 1024 rows
     _OOM = -1                # _fetch_loop's "out of memory" status
     _STOPPED = -2            # _fetch_loop: the progress check asked to stop
+    _FULL = -3               # a part (see Fetch.part) got more rows than its range can hold
 
 
 cdef struct _col:
@@ -50,6 +53,8 @@ cdef struct _fstate:
     _col *cols
     size_t n                 # rows stored
     size_t cap               # row capacity of tags/slot/offs
+    int borrowed             # tags/slot point into another Fetch's buffers (Fetch.part):
+                             # never grown or freed here
 
 
 # ---------------------------------------------------------------------------
@@ -109,11 +114,13 @@ cdef void _free_col(_col *c) noexcept nogil:
 
 
 cdef int _grow_rows(_fstate *fs, size_t want) noexcept nogil:
-    """Make room for ``want`` rows in every column's per-row buffers. 0 or _OOM."""
+    """Make room for ``want`` rows in every column's per-row buffers. 0, _OOM or _FULL."""
     cdef size_t cap = fs.cap if fs.cap else _ROWS0
     cdef int i
     cdef void *p
     cdef _col *c
+    if fs.borrowed:
+        return 0 if want <= fs.cap else _FULL
     while cap < want:
         cap *= 2
     if cap == fs.cap:
@@ -163,7 +170,7 @@ cdef int _need_data(_col *c, size_t extra) noexcept nogil:
 
 
 cdef int _read_row(_fstate *fs, sqlite3_stmt *st) noexcept nogil:
-    """Append the statement's current row to the columns. 0 or _OOM."""
+    """Append the statement's current row to the columns. 0, _OOM or _FULL."""
     cdef size_t row = fs.n
     cdef int i, t
     cdef int nb
@@ -171,8 +178,10 @@ cdef int _read_row(_fstate *fs, sqlite3_stmt *st) noexcept nogil:
     cdef sqlite3_value *v
     cdef const unsigned char *p
     cdef double d
-    if row >= fs.cap and _grow_rows(fs, row + 1) != 0:
-        return _OOM
+    if row >= fs.cap:
+        i = _grow_rows(fs, row + 1)
+        if i != 0:
+            return i
     for i in range(fs.ncol):
         c = &fs.cols[i]
         v = sqlite3_column_value(st, i)
@@ -216,8 +225,9 @@ cdef int _fetch_loop(_fstate *fs, sqlite3 *db, sqlite3_stmt *st, int64_t limit,
     """Step and collect until done, an error, or ``limit`` rows (limit < 0: no limit).
 
     Returns SQLITE_DONE; SQLITE_ROW when it stopped at ``limit`` with the statement
-    on a further, unread row; _OOM; _STOPPED when the connection's progress check
-    (signals, time limit, callback) asked to stop; or SQLite's error code. The
+    on a further, unread row; _OOM; _FULL (a part's range overflowed); _STOPPED
+    when the connection's progress check (signals, time limit, callback) asked
+    to stop; or SQLite's error code. The
     connection's mutex is held for the whole loop (sqlite3_step takes it
     recursively), so the column values read between steps are protected and cost
     no locking of their own; it is let go around the progress check. (Our SQLite
@@ -229,16 +239,17 @@ cdef int _fetch_loop(_fstate *fs, sqlite3 *db, sqlite3_stmt *st, int64_t limit,
     query with cheap rows would otherwise never see Ctrl-C.
     """
     cdef int rc = SQLITE_DONE
-    cdef int stop
+    cdef int stop, bad
     cdef sqlite3_mutex *mx = sqlite3_db_mutex(db)
     sqlite3_mutex_enter(mx)
     if have_current:
         if limit == 0:
             sqlite3_mutex_leave(mx)
             return SQLITE_ROW
-        if _read_row(fs, st) != 0:
+        bad = _read_row(fs, st)
+        if bad != 0:
             sqlite3_mutex_leave(mx)
-            return _OOM
+            return bad
     while True:
         if limit >= 0 and fs.n >= <size_t>limit:
             rc = sqlite3_step(st)    # is there more? (the row stays unread)
@@ -246,8 +257,9 @@ cdef int _fetch_loop(_fstate *fs, sqlite3 *db, sqlite3_stmt *st, int64_t limit,
         rc = sqlite3_step(st)
         if rc != SQLITE_ROW:
             break
-        if _read_row(fs, st) != 0:
-            rc = _OOM
+        bad = _read_row(fs, st)
+        if bad != 0:
+            rc = bad
             break
         if (fs.n & _COUNT_EVERY) == 0:
             counter[0] = <long long>fs.n
@@ -262,14 +274,44 @@ cdef int _fetch_loop(_fstate *fs, sqlite3 *db, sqlite3_stmt *st, int64_t limit,
     return rc
 
 
+cdef int _join_text(_fstate *a, _col *x, size_t na, _col *y, size_t nb) noexcept nogil:
+    """Put y's TEXT/BLOB offsets and bytes (``nb`` rows) after row ``na`` of a's column x
+    (rows before ``na`` already joined). 0 or _OOM."""
+    cdef size_t i
+    cdef int64_t base
+    if y.offs == NULL and x.offs == NULL:
+        return 0
+    if x.offs == NULL and _need_offs(a, x) != 0:
+        return _OOM
+    base = <int64_t>x.data_len
+    if y.offs == NULL:
+        for i in range(nb):
+            x.offs[na + i + 1] = base
+        return 0
+    for i in range(nb):
+        x.offs[na + i + 1] = base + y.offs[i + 1]
+    if y.data_len:
+        if x.data_len + y.data_len > x.data_cap and _need_data(x, y.data_len) != 0:
+            return _OOM
+        memcpy(x.data + x.data_len, y.data, y.data_len)
+        x.data_len += y.data_len
+    return 0
+
+
+cdef void _join_counts(_col *x, _col *y) noexcept nogil:
+    cdef int i
+    for i in range(6):
+        x.counts[i] += y.counts[i]
+    x.bad_utf8 = x.bad_utf8 or y.bad_utf8
+
+
 cdef int _append_cols(_fstate *a, _fstate *b, int j0, int j1) noexcept nogil:
     """Copy b's columns j0..j1-1 after a's rows (a's row arrays already hold a.n + b.n rows)
     and free them in b. Columns are independent: disjoint ranges may run in parallel. 0 or _OOM."""
-    cdef size_t na = a.n, nb = b.n, i
+    cdef size_t na = a.n, nb = b.n
     cdef int j
     cdef _col *x
     cdef _col *y
-    cdef int64_t base
     for j in range(j0, j1):
         x = &a.cols[j]
         y = &b.cols[j]
@@ -278,26 +320,39 @@ cdef int _append_cols(_fstate *a, _fstate *b, int j0, int j1) noexcept nogil:
             if x.slot == NULL and _need_slot(a, x) != 0:
                 return _OOM
             memcpy(x.slot + na, y.slot, nb * 8)
-        if y.offs != NULL or x.offs != NULL:
-            if x.offs == NULL and _need_offs(a, x) != 0:
-                return _OOM
-            base = <int64_t>x.data_len
-            if y.offs != NULL:
-                for i in range(nb):
-                    x.offs[na + i + 1] = base + y.offs[i + 1]
-                if y.data_len:
-                    if x.data_len + y.data_len > x.data_cap and _need_data(x, y.data_len) != 0:
-                        return _OOM
-                    memcpy(x.data + x.data_len, y.data, y.data_len)
-                    x.data_len += y.data_len
-            else:
-                for i in range(nb):
-                    x.offs[na + i + 1] = base
-        for i in range(6):
-            x.counts[i] += y.counts[i]
-        x.bad_utf8 = x.bad_utf8 or y.bad_utf8
+        if _join_text(a, x, na, y, nb) != 0:
+            return _OOM
+        _join_counts(x, y)
         _free_col(y)
     return 0
+
+
+cdef int _place_cols(_fstate *a, _fstate **parts, size_t *row0, size_t *dest, int nparts,
+                     int j0, int j1) noexcept nogil:
+    """Join parts (see Fetch.part) for a's columns j0..j1-1: each part's rows were written at
+    row0[k] of a's tags/slot and move down to dest[k] (nothing moves when the rowid range was
+    dense); TEXT/BLOB bytes are copied after the previous part's. Parts in ascending order.
+    Columns are independent: disjoint ranges may run in parallel. 0 or _OOM."""
+    cdef int j, k
+    cdef size_t nb
+    cdef _col *x
+    cdef _col *y
+    for j in range(j0, j1):
+        x = &a.cols[j]
+        for k in range(nparts):
+            y = &parts[k].cols[j]
+            nb = parts[k].n
+            if nb and dest[k] != row0[k]:
+                memmove(x.tags + dest[k], x.tags + row0[k], nb)
+                memmove(x.slot + dest[k], x.slot + row0[k], nb * 8)
+            if _join_text(a, x, dest[k], y, nb) != 0:
+                return _OOM
+            _join_counts(x, y)
+    return 0
+
+
+class PartFull(RuntimeError):
+    """A part of a parallel fetch (Fetch.part) got more rows than its rowid range can hold."""
 
 
 cdef void _append_done(_fstate *a, _fstate *b) noexcept nogil:
@@ -520,15 +575,30 @@ cdef class RawColumn:
 # ---------------------------------------------------------------------------
 # the fetch
 # ---------------------------------------------------------------------------
+@cython.no_gc_clear   # a part's __dealloc__ gives its owner back the lent rows (self._owner)
 cdef class Fetch:
     """Column buffers being filled from one statement (or several, appended in order).
 
     ``run(stmt, limit=-1, include_current=False)`` steps ``stmt`` with the GIL
     released; ``append(other)`` moves another Fetch's rows after these (parallel
     fetch); ``columns()`` hands the buffers over as RawColumn objects.
+
+    Parallel fetch without copying numbers: ``reserve(ncol, rows)`` allocates room
+    for every row of a rowid range up front, ``part(row0, rows)`` gives a Fetch
+    that writes its tags and numbers straight into rows ``row0..`` of it (only
+    TEXT/BLOB bytes stay the part's own), and ``join_parts(parts)`` closes the
+    gaps (none when the rowids were dense) and appends the parts' TEXT/BLOB.
     """
     cdef _fstate fs
     cdef readonly list names
+    cdef Fetch _owner         # a part: the Fetch whose buffers its tags/slot point into
+    cdef size_t _row0         # a part: its first row in the owner's buffers
+    cdef Py_ssize_t _lent     # parts handed out and not yet joined: no growth meanwhile
+    cdef bint _running        # inside run() (set and cleared with the GIL held)
+    cdef _fstate **_jparts    # join_parts' arguments to _place_cols, while it runs
+    cdef size_t *_jrow0
+    cdef size_t *_jdest
+    cdef int _jn
 
     def __cinit__(self):
         memset(&self.fs, 0, sizeof(_fstate))
@@ -540,9 +610,22 @@ cdef class Fetch:
         cdef int i
         if self.fs.cols != NULL:
             for i in range(self.fs.ncol):
+                if self.fs.borrowed:  # the owner's memory
+                    self.fs.cols[i].tags = NULL
+                    self.fs.cols[i].slot = NULL
                 _free_col(&self.fs.cols[i])
             free(self.fs.cols)
         memset(&self.fs, 0, sizeof(_fstate))
+        if self._owner is not None:
+            self._owner._lent -= 1
+            self._owner = None
+
+    cdef int _check_free(self, what) except -1:
+        if self._lent:
+            raise ValueError(f"cannot {what}: {self._lent} part(s) of this Fetch are not joined yet")
+        if self._running:
+            raise ValueError(f"cannot {what}: this Fetch is running")
+        return 0
 
     @property
     def nrows(self):
@@ -568,6 +651,7 @@ cdef class Fetch:
         with the statement on a further, unread row. Raises the step's error after
         resetting the statement (the connection stays usable)."""
         stmt._check()
+        self._check_free("run it")
         cdef RawConnection conn = stmt.conn
         cdef sqlite3 *db = conn.db
         cdef sqlite3_stmt *st = stmt.st
@@ -582,16 +666,23 @@ cdef class Fetch:
             return "done"
         conn._begin_run()
         conn.rows_seen = 0
-        with nogil:
-            rc = _fetch_loop(&self.fs, db, st, lim, cur, &conn.rows_seen, &conn._pstate)
+        self._running = True
+        try:
+            with nogil:
+                rc = _fetch_loop(&self.fs, db, st, lim, cur, &conn.rows_seen, &conn._pstate)
+        finally:
+            self._running = False
         if rc == SQLITE_ROW:
             return "more"
         stmt.done = True
         if rc == SQLITE_DONE:
             return "done"
-        if rc == _OOM:
+        if rc == _OOM or rc == _FULL:
             sqlite3_reset(st)
+            cap = self.fs.cap
             self._clear()
+            if rc == _FULL:
+                raise PartFull(f"the statement returned more rows than this part's {cap}")
             raise MemoryError(f"out of memory after {conn.rows_seen} rows of the result")
         if rc == _STOPPED:
             rc = SQLITE_INTERRUPT
@@ -617,6 +708,10 @@ cdef class Fetch:
         (the copy writes fresh memory, so its page faults are spread too)."""
         cdef int rc = 0
         cdef int ncol
+        self._check_free("append to it")
+        other._check_free("append it")
+        if self.fs.borrowed or other.fs.borrowed:
+            raise ValueError("append() does not take parts: join them with join_parts()")
         if other.fs.cols == NULL:
             return
         if self.fs.cols == NULL:
@@ -631,25 +726,145 @@ cdef class Fetch:
             rc = _grow_rows(&self.fs, self.fs.n + other.fs.n)
         if rc != 0:
             raise MemoryError("out of memory while joining the parts of a parallel fetch")
-        threads = max(1, min(threads, ncol))
-        cuts = [ncol * k // threads for k in range(threads + 1)]
-        results = [0] * threads
-        workers = [_threading.Thread(target=self._append_part, args=(other, cuts[k], cuts[k + 1], results, k))
-                   for k in range(1, threads)]
-        for t in workers:
-            t.start()
-        self._append_part(other, cuts[0], cuts[1], results, 0)
-        for t in workers:
-            t.join()
+        results = self._by_columns(threads, other)
         _append_done(&self.fs, &other.fs)
         if any(results):
             raise MemoryError("out of memory while joining the parts of a parallel fetch")
 
-    def _append_part(self, Fetch other, int j0, int j1, list results, int k):
+    def _by_columns(self, int threads, Fetch other):
+        """Run _append_cols (``other`` given) or _place_cols (the parts set up by join_parts)
+        over disjoint groups of columns on ``threads`` threads; their result codes."""
+        cdef int ncol = self.fs.ncol
+        threads = max(1, min(threads, ncol))
+        cuts = [ncol * k // threads for k in range(threads + 1)]
+        results = [0] * threads
+        workers = [_threading.Thread(target=self._cols_part, args=(other, cuts[k], cuts[k + 1], results, k))
+                   for k in range(1, threads)]
+        for t in workers:
+            t.start()
+        self._cols_part(other, cuts[0], cuts[1], results, 0)
+        for t in workers:
+            t.join()
+        return results
+
+    def _cols_part(self, Fetch other, int j0, int j1, list results, int k):
         cdef int rc
+        cdef bint appending = other is not None
+        cdef _fstate *b = &other.fs if appending else NULL
         with nogil:
-            rc = _append_cols(&self.fs, &other.fs, j0, j1)
+            if appending:
+                rc = _append_cols(&self.fs, b, j0, j1)
+            else:
+                rc = _place_cols(&self.fs, self._jparts, self._jrow0, self._jdest, self._jn, j0, j1)
         results[k] = rc
+
+    # --- parts: a parallel fetch's ranges written in place --------------------------
+    def reserve(self, int ncol, Py_ssize_t rows):
+        """Allocate tags and 8-byte slots for ``rows`` rows of ``ncol`` columns (an empty
+        Fetch only), for parts to write into. Untouched memory costs address space only."""
+        cdef int i
+        cdef void *p
+        cdef _col *c
+        self._check_free("reserve")
+        if self.fs.cols != NULL or self.fs.borrowed:
+            raise ValueError("reserve() needs an empty Fetch")
+        if rows < 1 or ncol < 1:
+            raise ValueError("reserve() needs rows >= 1 and ncol >= 1")
+        if <size_t>rows > (<size_t>PY_SSIZE_T_MAX) // 8:
+            raise MemoryError(f"cannot reserve {rows} rows")
+        self._setup(ncol)
+        for i in range(ncol):
+            c = &self.fs.cols[i]
+            p = realloc(c.tags, <size_t>rows)
+            if p != NULL:
+                c.tags = <unsigned char*>p
+                c.slot = <int64_t*>malloc(<size_t>rows * 8)
+            if p == NULL or c.slot == NULL:
+                self._clear()
+                raise MemoryError(f"cannot reserve {rows} rows of {ncol} columns")
+        self.fs.cap = <size_t>rows
+
+    def part(self, Py_ssize_t row0, Py_ssize_t rows):
+        """A Fetch whose ``run`` writes tags and numbers straight into rows ``row0`` ..
+        ``row0 + rows - 1`` of this one's buffers (set up with ``reserve``); it raises
+        PartFull if the statement returns more than ``rows`` rows. Parts must cover
+        disjoint row ranges; join them with ``join_parts`` once every one has run."""
+        cdef Fetch p
+        cdef int i
+        if self.fs.cols == NULL or self.fs.borrowed or self.fs.n != 0 or self.fs.cols[0].slot == NULL:
+            raise ValueError("part() needs a Fetch set up with reserve() and not joined yet")
+        if row0 < 0 or rows < 0 or <size_t>rows > self.fs.cap or <size_t>row0 > self.fs.cap - <size_t>rows:
+            raise ValueError(f"rows {row0}..{row0 + rows} are outside the {self.fs.cap} reserved")
+        p = Fetch.__new__(Fetch)
+        p.fs.cols = <_col*>calloc(self.fs.ncol, sizeof(_col))
+        if p.fs.cols == NULL:
+            raise MemoryError()
+        p.fs.ncol = self.fs.ncol
+        p.fs.cap = <size_t>rows
+        p.fs.borrowed = 1
+        for i in range(self.fs.ncol):
+            p.fs.cols[i].tags = self.fs.cols[i].tags + row0
+            p.fs.cols[i].slot = self.fs.cols[i].slot + row0
+        p._owner = self
+        p._row0 = <size_t>row0
+        p.names = self.names
+        self._lent += 1
+        return p
+
+    def join_parts(self, parts, int threads=1):
+        """Join every outstanding part (see ``part``), in row order, into this Fetch's rows:
+        rows move down over the gaps left by rowids with no row, TEXT/BLOB bytes are copied
+        after the previous part's. ``threads`` > 1 works on disjoint groups of columns."""
+        cdef Fetch p
+        cdef int k, n = len(parts)
+        cdef size_t total = 0, end = 0
+        cdef bint ok = False
+        self._check_free_running()
+        if self.fs.n != 0 or n != self._lent:
+            raise ValueError(f"join_parts() needs all {self._lent} outstanding parts, once")
+        for p in parts:
+            if p._owner is not self or p._running:
+                raise ValueError("join_parts(): a part belongs to another Fetch, was joined, or is running")
+            if p._row0 < end:
+                raise ValueError("join_parts(): parts overlap or are not in row order")
+            end = p._row0 + p.fs.cap
+        if n == 0:
+            return
+        self._jparts = <_fstate**>calloc(n, sizeof(_fstate*))
+        self._jrow0 = <size_t*>calloc(n, sizeof(size_t))
+        self._jdest = <size_t*>calloc(n, sizeof(size_t))
+        try:
+            if self._jparts == NULL or self._jrow0 == NULL or self._jdest == NULL:
+                raise MemoryError("out of memory while joining the parts of a parallel fetch")
+            for k in range(n):
+                p = parts[k]
+                self._jparts[k] = &p.fs
+                self._jrow0[k] = p._row0
+                self._jdest[k] = total
+                total += p.fs.n
+            self._jn = n
+            results = self._by_columns(threads, None)
+            if any(results):
+                raise MemoryError("out of memory while joining the parts of a parallel fetch")
+            self.fs.n = total
+            ok = True
+        finally:
+            free(self._jparts)
+            free(self._jrow0)
+            free(self._jdest)
+            self._jparts = NULL
+            self._jrow0 = NULL
+            self._jdest = NULL
+            self._jn = 0
+            for p in parts:  # the parts' own TEXT/BLOB buffers; their rows are ours now
+                p._clear()
+            if not ok:  # the rows are not usable
+                self._clear()
+
+    cdef int _check_free_running(self) except -1:
+        if self._running or self.fs.borrowed:
+            raise ValueError("join_parts() needs the Fetch that reserve() set up")
+        return 0
 
     def columns(self):
         """Hand the buffers over as a list of RawColumn (this Fetch is left empty)."""
@@ -657,9 +872,28 @@ cdef class Fetch:
         cdef _col *c
         cdef RawColumn rc
         cdef size_t n = self.fs.n
+        cdef void *p
+        self._check_free("hand its columns over")
+        if self.fs.borrowed:
+            raise ValueError("a part's rows belong to its owner: join_parts() them there")
         out = []
         for i in range(self.fs.ncol):
             c = &self.fs.cols[i]
+            if c.slot != NULL and not (c.counts[_T_INT] or c.counts[_T_FLOAT]):
+                free(c.slot)  # reserved for numbers that never came
+                c.slot = NULL
+            if self.fs.cap > n + _ROWS0:  # give back what growth or reserve() set aside
+                p = realloc(c.tags, n if n else 1)
+                if p != NULL:
+                    c.tags = <unsigned char*>p
+                if c.slot != NULL:
+                    p = realloc(c.slot, (n if n else 1) * 8)
+                    if p != NULL:
+                        c.slot = <int64_t*>p
+                if c.offs != NULL:
+                    p = realloc(c.offs, (n + 1) * 8)
+                    if p != NULL:
+                        c.offs = <int64_t*>p
             rc = RawColumn.__new__(RawColumn)
             rc.nrows = <Py_ssize_t>n
             rc.seen = 0

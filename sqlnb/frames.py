@@ -772,58 +772,138 @@ def _parallel_run(con, sql, params, cap, parallel):
             st0.finalize()
     if lo is None:  # empty table
         return run(con, sql, params)
-    bounds = [lo + (hi - lo + 1) * k // n for k in range(n)] + [hi + 1]
-    bounds = sorted(set(bounds))
+    nchunks = max(n, min(n * _RANGES_PER_WORKER, (hi - lo + 1) // _MIN_RANGE_ROWS))
+    bounds = sorted({lo + (hi - lo + 1) * k // nchunks for k in range(nchunks)})
+    ranges = [(b, nb - 1) for b, nb in zip(bounds, bounds[1:])] + [(bounds[-1], hi)]  # inclusive
     named = _is_mapping(params)
-    cond = (f"{ref}._rowid_ >= :__sqlnb_lo AND {ref}._rowid_ < :__sqlnb_hi" if named
-            else f"{ref}._rowid_ >= ? AND {ref}._rowid_ < ?")
+    cond = (f"{ref}._rowid_ BETWEEN :__sqlnb_lo AND :__sqlnb_hi" if named
+            else f"{ref}._rowid_ BETWEEN ? AND ?")
     part_sql = f"{head} WHERE ({where}\n) AND {cond}" if where is not None else f"{head} WHERE {cond}"
     plan = _query_rows(raw, "EXPLAIN QUERY PLAN " + part_sql)
     if len(plan) != 1 or "USING INTEGER PRIMARY KEY" not in str(plan[0][-1]):
         _refuse(f"a rowid range of {table} is not read in rowid order (plan: {plan[0][-1] if plan else '?'})")
     mod = importlib.import_module(type(raw).__module__)
+    try:
+        return _fetch_ranges(con, mod, part_sql, params, ranges, n, names, decl, sql,
+                             in_place=_can_reserve(hi - lo + 1, len(names)))
+    except mod.PartFull:  # a range held more rows than rowids: cannot happen for a rowid table
+        return _fetch_ranges(con, mod, part_sql, params, ranges, n, names, decl, sql, in_place=False)
+
+
+# a worker takes the next rowid range when it is done with one, so a slower core reads fewer
+_RANGES_PER_WORKER = 8
+_MIN_RANGE_ROWS = 16384
+
+
+def _can_reserve(span, ncol):
+    """Can the rows of a rowid span be written in place (tags + 8 bytes per value, reserved
+    up front, touched only where rows exist)? Only when the address space asked for is at
+    most the machine's memory; sparse rowids (a huge span) take the copying join."""
+    import os
+
+    try:
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return False
+    return ncol > 0 and span * ncol * 9 <= ram
+
+
+def _fetch_ranges(con, mod, part_sql, params, ranges, n, names, decl, sql, *, in_place):
+    """Read ``ranges`` (inclusive rowid bounds, in order) over ``n`` read-only connections.
+
+    Each worker connection holds one read transaction over all the ranges it takes (one
+    snapshot per worker). ``in_place``: the ranges write tags and numbers straight into one
+    reserved set of buffers (Fetch.part), so joining copies only TEXT/BLOB bytes, and rows
+    move only over rowids that have no row; otherwise each range is a Fetch of its own,
+    appended in order.
+    """
+    raw = con._raw
+    dest = mod.Fetch()
+    if in_place:
+        try:
+            dest.reserve(len(names), ranges[-1][1] - ranges[0][0] + 1)
+        except MemoryError:
+            in_place = False
     # read-only, URI filenames as the main connection, no SQLite mutex (each is used by one thread)
     flags = _modes.OPEN_READONLY | (raw.flags & _modes.OPEN_URI) | _modes.OPEN_NOMUTEX
+    base = ranges[0][0]
+    parts = [None] * len(ranges)
+    taken = iter(range(len(ranges)))  # next() on it is atomic under the GIL
+    stop = threading.Event()
     workers, stmts = [], []
     try:
-        for k in range(len(bounds) - 1):
+        for _ in range(min(n, len(ranges))):
             w = mod.RawConnection(raw.filename, flags)
             workers.append(w)
             w.busy_timeout(5.0)
             w.timeout = raw.timeout
             st, _ = w.prepare(part_sql.encode("utf-8", "surrogateescape"), 0)
             stmts.append(st)
-            _bind_with_range(st, params, bounds[k], bounds[k + 1])
-        fetches = [mod.Fetch() for _ in stmts]
-        errors = [None] * len(stmts)
+        errors = [None] * len(workers)
+        done_rows = [0] * len(workers)
+        busy = [False] * len(workers)
 
-        def work(k):
+        def work(i):
+            w, st = workers[i], stmts[i]
             try:
-                fetches[k].run(stmts[k])
+                _query_rows(w, "BEGIN")  # one snapshot for every range this worker reads
+                for k in taken:
+                    if stop.is_set():
+                        break
+                    lo_k, hi_k = ranges[k]
+                    f = dest.part(lo_k - base, hi_k - lo_k + 1) if in_place else mod.Fetch()
+                    _bind_with_range(st, params, lo_k, hi_k)
+                    busy[i] = True
+                    f.run(st)
+                    parts[k] = f
+                    done_rows[i] += f.nrows
+                    busy[i] = False
             except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-                errors[k] = exc
+                errors[i] = exc
+                stop.set()
+                for other in workers:
+                    other.interrupt()
 
-        threads = [threading.Thread(target=work, args=(k,), daemon=True) for k in range(len(stmts))]
+        def seen():
+            return sum(done_rows) + sum(w.rows_seen for w, b in zip(workers, busy) if b)
+
+        threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(workers))]
+        # the connection's time limit is for the whole fetch (a worker's own limit restarts with
+        # each range it takes): the main thread enforces it while it waits
+        deadline = time.monotonic() + raw.timeout if raw.timeout > 0 else None
         for t in threads:
             t.start()
         try:
             for t in threads:
                 while t.is_alive():
                     t.join(0.05)
-                    raw.rows_seen = sum(w.rows_seen for w in workers)
+                    raw.rows_seen = seen()
+                    if deadline is not None and time.monotonic() >= deadline:
+                        exc = _errors.make_error(
+                            9, f"statement exceeded its time limit of {raw.timeout:g} s (timeout)",
+                            cls=_errors.QueryTimeoutError, sql=sql)  # 9: SQLITE_INTERRUPT
+                        exc.timeout = raw.timeout
+                        raise exc
         except BaseException:
+            stop.set()
             for w in workers:
                 w.interrupt()
             for t in threads:
                 t.join()
             raise
-        for exc in errors:
-            if exc is not None:
-                raise exc
-        first = fetches[0]
-        for f in fetches[1:]:
-            first.append(f, threads=len(fetches))
-        cols = first.columns()
+        failed = [e for e in errors if e is not None]
+        if failed:  # the first failure; the others were most likely interrupted by it
+            first = next((e for e in failed if not isinstance(e, _errors.OperationalError)
+                          or "interrupt" not in str(e)), failed[0])
+            raise first
+        if in_place:
+            dest.join_parts(parts, threads=n)
+            cols = dest.columns()
+        else:
+            first = parts[0]
+            for f in parts[1:]:
+                first.append(f, threads=n)
+            cols = first.columns()
         raw.rows_seen = cols[0].nrows if cols else 0
     finally:
         for st in stmts:
@@ -836,7 +916,7 @@ def _parallel_run(con, sql, params, cap, parallel):
 
 
 def _bind_with_range(st, params, lo, hi):
-    """Bind the user's parameters plus the two rowid bounds."""
+    """Bind the user's parameters plus the two (inclusive) rowid bounds."""
     if _is_mapping(params):
         st.bind({**{k: params[k] for k in params.keys()}, "__sqlnb_lo": lo, "__sqlnb_hi": hi})
         return

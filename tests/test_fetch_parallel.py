@@ -80,3 +80,119 @@ def test_parallel_refuses_unsafe_connections(db, tmp_path):
     assert isinstance(frames.ParallelRefused("x"), errors.ProgrammingError)
     # parallel=1 is simply the ordinary fetch
     assert len(db.query_df("SELECT * FROM t", parallel=1)) == 20000
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("in_place", [True, False])
+@pytest.mark.parametrize("sql", ["SELECT * FROM t", "SELECT s, v FROM t WHERE id % 11 <> 0"])
+def test_many_ranges_in_place_or_appended(db, monkeypatch, in_place, sql):
+    """Workers take many small rowid ranges in turn; with rowids 3, 6, 9, ... the in-place
+    join moves every range down over the gaps, the other join copies: both equal the
+    single-threaded frame."""
+    monkeypatch.setattr(frames, "_MIN_RANGE_ROWS", 500)
+    monkeypatch.setattr(frames, "_can_reserve", lambda span, ncol: in_place)
+    one = db.query_df(sql)
+    many = db.query_df(sql, parallel=3)
+    pd.testing.assert_frame_equal(one, many, check_exact=True)
+    assert db.query_arrow(sql, parallel=2).equals(db.query_arrow(sql))
+
+
+def test_rowids_at_the_int64_ends(db):
+    db.execute("CREATE TABLE ends (x)")
+    db.executemany("INSERT INTO ends (rowid, x) VALUES (?, ?)",
+                   [(-(2 ** 63), "min"), (0, 0.5), (2 ** 63 - 1, 7)])
+    db.commit()
+    many = db.query_df("SELECT rowid AS r, x FROM ends", parallel=2)
+    pd.testing.assert_frame_equal(many, db.query_df("SELECT rowid AS r, x FROM ends"), check_exact=True)
+    assert list(many["r"]) == [-(2 ** 63), 0, 2 ** 63 - 1]
+
+
+def test_error_in_one_range_is_the_error_raised(db, monkeypatch):
+    """A row that fails in one worker stops the others; the error raised is that row's
+    (not the interruption of the others), and the connection goes on working."""
+    monkeypatch.setattr(frames, "_MIN_RANGE_ROWS", 500)
+    with pytest.raises(sqlnb.OperationalError, match="malformed JSON"):
+        db.query_df("SELECT CASE WHEN id > 45000 THEN json('{') ELSE s END, v FROM t", parallel=2)
+    assert len(db.query_df("SELECT * FROM t", parallel=2)) == 20000
+
+
+@pytest.mark.timeout(120)
+def test_statement_timeout_bounds_the_whole_parallel_fetch(db, monkeypatch):
+    """Each of ~100 ranges takes far less than the limit; together they take more: the
+    limit is the fetch's, so it stops it (a per-range limit would restart each time)."""
+    monkeypatch.setattr(frames, "_MIN_RANGE_ROWS", 100)
+    monkeypatch.setattr(frames, "_RANGES_PER_WORKER", 50)
+    sql = "SELECT s FROM t WHERE length(hex(randomblob(20000))) > 0"
+    db.statement_timeout = 0.5
+    with pytest.raises(errors.QueryTimeoutError, match="time limit of 0.5 s"):
+        db.query_df(sql, parallel=2)
+    db.statement_timeout = None
+    assert len(db.query_df("SELECT * FROM t", parallel=2)) == 20000
+
+
+class TestParts:
+    """Fetch.reserve / part / join_parts: the in-place join's own guard rails."""
+
+    @pytest.fixture
+    def raw(self, db):
+        return db.raw
+
+    def _stmt(self, raw, sql):
+        st, _ = raw.prepare(sql.encode(), 0)
+        return st
+
+    def test_parts_fill_in_place_and_join(self, raw):
+        from sqlnb import _fast
+
+        dest = _fast.Fetch()
+        dest.reserve(2, 10)
+        a, b = dest.part(0, 4), dest.part(6, 4)
+        a.run(self._stmt(raw, "SELECT 1, 'x' UNION ALL SELECT 2, NULL"))
+        b.run(self._stmt(raw, "SELECT 3.5, 'yz'"))
+        with pytest.raises(ValueError, match="not joined"):
+            dest.columns()
+        dest.join_parts([a, b])
+        nums, texts = dest.columns()
+        assert nums.nrows == 3 and nums.objects().tolist() == [1, 2, 3.5]
+        assert texts.objects().tolist() == ["x", None, "yz"]
+        # a joined part is an empty Fetch of its own again: it no longer writes into dest's rows
+        a.run(self._stmt(raw, "SELECT 9, 'zz'"))
+        assert a.nrows == 1 and nums.objects().tolist() == [1, 2, 3.5]
+
+    def test_a_part_refuses_more_rows_than_its_range(self, raw):
+        from sqlnb import _fast
+
+        dest = _fast.Fetch()
+        dest.reserve(1, 10)
+        p = dest.part(0, 2)
+        with pytest.raises(_fast.PartFull):
+            p.run(self._stmt(raw, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                                  "WHERE x < 5) SELECT x FROM c"))
+        dest.join_parts([])  # the full part gave its rows back: nothing outstanding
+        assert dest.columns()[0].nrows == 0
+
+    def test_misuse_is_refused(self, raw):
+        from sqlnb import _fast
+
+        dest = _fast.Fetch()
+        with pytest.raises(ValueError, match="reserve"):
+            dest.part(0, 1)
+        with pytest.raises(MemoryError, match="reserve"):
+            _fast.Fetch().reserve(1, 2 ** 62)
+        dest.reserve(1, 10)
+        with pytest.raises(ValueError, match="outside"):
+            dest.part(8, 3)
+        with pytest.raises(ValueError, match="outside"):
+            dest.part(2 ** 62, 2 ** 62)
+        a, b = dest.part(0, 5), dest.part(3, 5)
+        with pytest.raises(ValueError, match="overlap"):
+            dest.join_parts([a, b])
+        with pytest.raises(ValueError, match="outstanding"):
+            dest.join_parts([a])
+        with pytest.raises(ValueError, match="part"):
+            dest.append(_fast.Fetch())
+        with pytest.raises(ValueError, match="parts"):
+            a.append(_fast.Fetch())
+        del b  # a dropped part gives its range back
+        dest.join_parts([a])
+        assert dest.columns()[0].nrows == 0
