@@ -8,14 +8,16 @@
  * that is filled in but not locked belongs to a process that died with the
  * environment open. Finding one, BerkeleyDB first tries "failchk": it attaches
  * to the existing shared regions (__db.001, ...) to clean up after the dead
- * process in place. If the dead process held the environment region's mutex
- * (for instance it was killed while registering a thread or allocating in the
- * region), that attach never returns: in 5.3.28 the failchk mutex loop retries
- * pthread_mutex_trylock forever at 100% CPU (__envreg_register ->
- * __env_attach_regions -> __env_set_state -> __db_pthread_mutex_lock ->
- * __envreg_isalive / __env_set_state(THREAD_VERIFY), which fails because the
- * opening thread is not registered yet). sqlnb's own DB_JOINENV handle
- * (sqlnb_bdb_locks.c) blocks on the same mutex in pthread_mutex_lock.
+ * process in place. If the dead process held a region mutex that attaching
+ * takes, that attach never returns. Seen in gdb with libdb 5.3.28:
+ * __envreg_register -> __env_attach_regions -> __env_set_state (the
+ * environment region's mutex) or __mutex_alloc_int (the mutex region's) ->
+ * __db_pthread_mutex_lock, which either retries pthread_mutex_trylock forever
+ * at 100% CPU (its dead-owner check calls __env_set_state(THREAD_VERIFY),
+ * which fails while the opening thread is not registered, and the loop just
+ * tries again) or blocks in pthread_mutex_lock "until someone else does the
+ * cleanup". sqlnb's own DB_JOINENV handle (sqlnb_bdb_locks.c) blocked on the
+ * same mutexes (__env_set_state, __memp_open).
  *
  * When failchk cannot attach (no region files), BerkeleyDB falls back to its
  * other DB_REGISTER path: full recovery, which removes the regions itself
