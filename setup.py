@@ -20,7 +20,8 @@ exts = [Extension("sqlnb._fast", ["sqlnb/_fast.pyx"], include_dirs=["sqlnb"],
 bdb_dir, why = find_bdb()
 log(f"BerkeleyDB SQL flavour: {'BUILD' if bdb_dir else 'SKIP'} ({why})")
 if bdb_dir:
-    exts.append(Extension("sqlnb._fast_bdb", ["sqlnb/_fast_bdb.pyx", "sqlnb/sqlnb_bdb_locks.c"],
+    exts.append(Extension("sqlnb._fast_bdb",
+                          ["sqlnb/_fast_bdb.pyx", "sqlnb/sqlnb_bdb_locks.c", "sqlnb/sqlnb_bdb_recover.c"],
                           include_dirs=["sqlnb", bdb_dir],
                           define_macros=[("SQLNB_FLAVOUR_BDB", "1")], **dict(common, libraries=["db_sql"])))
 if os.environ.get("SQLNB_NO_EXT") == "1":

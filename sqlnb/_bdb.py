@@ -16,6 +16,9 @@
   to the same database holds an open transaction; and, through
   :func:`_watch_locks`, bounds waits for other processes' locks by the
   connection's timeout (the statement then fails with ``BusyError``).
+  Before a connection's first statement, :func:`_recover_abandoned` has
+  BerkeleyDB recover an environment that processes died in (SIGKILL), instead
+  of letting the open hang on a mutex the dead process held.
 * :func:`setup` (called once when the engine's module loads) installs the
   fork guard: a child forked while bdb connections were open can neither use
   the inherited connections nor open new ones (BerkeleyDB environments are
@@ -424,9 +427,11 @@ def _watch_locks(con, key: str) -> None:
     too, instead of waiting forever. BerkeleyDB creates the environment at the
     first statement that touches a table, so this runs before each statement
     until it has succeeded once.
+
+    Before joining, :func:`_recover_abandoned` makes sure the environment was not
+    left behind by processes that died in it; joining such an environment can
+    block forever on a mutex the dead process held.
     """
-    if not is_bdb_env(key):
-        return
     from sqlnb import _engines
 
     mod = _engines.load("bdb")
@@ -434,8 +439,52 @@ def _watch_locks(con, key: str) -> None:
     with _lock:
         if con in _watched:
             return
+        state = _recover_abandoned(mod, con, key)
+        _used.add(con)  # from here on, this connection's statements may open the environment
+        if state not in (ENV_HEALTHY, ENV_OPEN_HERE) or not os.path.exists(os.path.join(home, "__db.001")):
+            return  # no environment yet, or one BerkeleyDB SQL still has to recover: join it later
         mod.lock_watch(home, _LOCK_WAIT)
         _watched[con] = weakref.finalize(con, mod.lock_unwatch, home)
+
+
+# what sqlnb_bdb_clear_dead_env() found (sqlnb/sqlnb_bdb_recover.h)
+ENV_HEALTHY, ENV_CLEARED, ENV_SHARED_DEAD, ENV_OPEN_HERE, ENV_BUSY = range(5)
+_used: "weakref.WeakSet" = weakref.WeakSet()  # Connections that have run (or are running) a statement
+
+
+def _recover_abandoned(mod, con, key: str) -> int:
+    """Have BerkeleyDB SQL recover ``key``'s environment if the processes registered in it all died.
+
+    A process killed while it had the database open (SIGKILL, OOM killer, a
+    crash) stays listed in the environment's DB_REGISTER file. The next
+    BerkeleyDB SQL open notices and tries "failchk", which attaches to the
+    shared regions the dead process left; if that process died holding the
+    environment region's mutex, the open spins forever (libdb 5.3.28), and so
+    does joining the environment for the lock timeout. When only dead processes
+    are registered, ``mod.clear_dead_env`` removes the region files (only those),
+    and BerkeleyDB SQL's open then takes its full-recovery path: new regions,
+    the log replayed, the dead writer's unfinished transaction rolled back,
+    committed ones kept (see ``sqlnb/sqlnb_bdb_recover.c``). With a live
+    process registered too, nothing is touched.
+
+    Called with ``_lock`` held, before ``con`` runs its first statement. It is
+    skipped while another connection of this process to the same database has
+    run a statement (the environment is open here, and the C side must not open
+    and close the registry file then: closing it would drop this process's own
+    registration lock). ``_lock`` also keeps other threads from starting their
+    first statement meanwhile. Returns one of the ``ENV_*`` codes.
+    """
+    home = env_dir(key)
+    if not os.path.isdir(home):
+        return ENV_HEALTHY
+    for other, k in list(_live.items()):
+        if other is not con and k == key and other in _used and other._raw is not None \
+                and not other._raw.closed:
+            return ENV_OPEN_HERE
+    try:
+        return mod.clear_dead_env(home)
+    except OSError:
+        return ENV_HEALTHY  # could not inspect it: leave it to BerkeleyDB, as before
 
 
 def before_statement(con) -> None:

@@ -78,6 +78,30 @@ def lock_unwatch(home):
         sqlnb_bdb_lock_unwatch(ch)
 
 
+def clear_dead_env(home):
+    """Let BerkeleyDB recover the environment in directory ``home`` if only dead processes used it.
+
+    When its DB_REGISTER file lists processes that died with the environment
+    open and no live one, removes the shared region files, so that BerkeleyDB
+    SQL's next open runs full recovery instead of "failchk", which can spin
+    forever on a mutex the dead process held (see sqlnb_bdb_recover.c).
+    Returns 0 (nothing to do), 1 (regions removed), 2 (dead and live processes:
+    nothing done), 3 (this process has the environment open: not inspected) or
+    4 (the registry stayed locked: not inspected). A no-op (0) in the SQLite
+    flavour. Raises OSError when the directory cannot be inspected.
+    """
+    cdef bytes h = os.fsencode(home)
+    cdef const char *ch = h
+    cdef char err[512]
+    cdef int rc
+    err[0] = 0
+    with nogil:
+        rc = sqlnb_bdb_clear_dead_env(ch, err, sizeof(err))
+    if rc < 0:
+        raise OSError((<bytes>err).decode("utf-8", "replace"))
+    return rc
+
+
 def sqlite_version():
     """The version of the SQLite core this module runs (``sqlite3_libversion``)."""
     return (<bytes>sqlite3_libversion()).decode()

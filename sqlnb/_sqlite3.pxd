@@ -20,6 +20,7 @@ cdef extern from "sqlnb_capi.h" nogil:
     int SQLNB_HAVE_LOCK_WATCH
     int sqlnb_bdb_lock_watch(const char *home, unsigned long timeout_us, char *err, int errlen)
     void sqlnb_bdb_lock_unwatch(const char *home)
+    int sqlnb_bdb_clear_dead_env(const char *home, char *err, int errlen)
     int sqlnb_close(sqlite3 *db)
     int sqlnb_register_builtin_extensions()
 

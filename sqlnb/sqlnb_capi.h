@@ -93,10 +93,12 @@ static int sqlnb_register_builtin_extensions(void) { return 0; }
 
 #if defined(SQLNB_FLAVOUR_BDB)
 #  include "sqlnb_bdb_locks.h"
+#  include "sqlnb_bdb_recover.h"
 #  define SQLNB_HAVE_LOCK_WATCH 1
 #else  /* SQLite's own locks answer SQLITE_BUSY: nothing to bound */
 #  define sqlnb_bdb_lock_watch(home, timeout_us, err, errlen) (0)
 #  define sqlnb_bdb_lock_unwatch(home) ((void)0)
+#  define sqlnb_bdb_clear_dead_env(home, err, errlen) (0)
 #  define SQLNB_HAVE_LOCK_WATCH 0
 #endif
 

@@ -6,7 +6,9 @@
 * all engines and the stdlib in one process, the import-time version guard;
 * foreign files (SQLite file on bdb, BDB file on sqlite/system), nothing changed;
 * locking (no statement left open, in-process refusal, cross-process wait
-  that ends) and fork, each under a watchdog so a hang fails.
+  that ends) and fork, each under a watchdog so a hang fails;
+* a process killed with the database open (holding a mutex of the
+  environment, too): the next open recovers instead of hanging.
 """
 from __future__ import annotations
 
@@ -684,3 +686,137 @@ def test_fork_child_exiting_normally_leaves_the_parent_working(tmp_path):
                        text=True, timeout=50, env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["child: refused", "parent: (1,)", "parent: (2,) 0"]
+
+
+# ---------------------------------------------------------------------------
+# a process killed with the database open: the next open recovers, never hangs
+# ---------------------------------------------------------------------------
+DIE_IN_ENV = r"""
+import ctypes, os, signal, sys
+import sqlnb
+db, mutex = sys.argv[1], int(sys.argv[2])
+c = sqlnb.connect(db, engine="bdb")
+c.execute("INSERT INTO keep VALUES (-1)")  # never committed: recovery must roll it back
+if mutex:
+    # Die holding one of the environment's mutexes, as a writer SIGKILLed inside BerkeleyDB
+    # can: join the environment with a handle of our own and lock mutex number `mutex`
+    # (BerkeleyDB's own entry points; the public ones are function pointers in DB_ENV).
+    lib = ctypes.CDLL("libdb_sql-5.3.so")
+    env = ctypes.c_void_p()
+    assert lib.db_env_create(ctypes.byref(env), 0) == 0
+    assert getattr(lib, "__env_open_pp")(env, (db + "-journal").encode(), 0, 0) == 0  # DB_JOINENV
+    assert getattr(lib, "__mutex_lock_pp")(env, mutex) == 0
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+CHECK_AFTER_DEATH = r"""
+import json, sys
+import sqlnb
+c = sqlnb.connect(sys.argv[1], engine="bdb")
+out = {"integrity": c.execute("PRAGMA integrity_check").fetchall(),
+       "keep": c.execute("SELECT x FROM keep ORDER BY x").fetchall()}
+c.execute("INSERT INTO keep VALUES (2)")
+c.commit()
+out["after"] = c.execute("SELECT x FROM keep ORDER BY x").fetchall()
+c.close()
+print(json.dumps(out))
+"""
+
+
+def _py(code, *args, timeout=60):
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def _new_keep_db(tmp_path) -> str:
+    db = str(tmp_path / "k.db")
+    r = _py("import sys, sqlnb\nc = sqlnb.connect(sys.argv[1], engine='bdb')\n"
+            "c.execute('CREATE TABLE keep (x)')\nc.execute('INSERT INTO keep VALUES (42)')\n"
+            "c.commit()\nc.close()", db)
+    assert r.returncode == 0, r.stderr
+    return db
+
+
+@pytest.mark.bdb
+@pytest.mark.parametrize("mutex", [0, 1, 2], ids=["no-mutex", "mutex-1", "mutex-2"])
+def test_open_after_a_process_died_in_the_environment(tmp_path, mutex):
+    """A process SIGKILLed with the database open, mid-transaction. When it died holding one
+    of the environment's mutexes (1: the mutex region's, which BerkeleyDB SQL's own "failchk"
+    open waits for; 2: the environment region's, which joining the environment waits for),
+    the next open blocked forever. Now BerkeleyDB runs full recovery: the committed row is
+    kept, the unfinished insert is gone, and the database takes writes again."""
+    import json
+    import signal
+
+    need_engine("bdb")
+    db = _new_keep_db(tmp_path)
+    r = _py(DIE_IN_ENV, db, mutex)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    try:
+        r = _py(CHECK_AFTER_DEATH, db, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("opening the database after the SIGKILL hung for 30 s")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"integrity": [["ok"]], "keep": [[42]], "after": [[2], [42]]}
+
+
+HOLD_OPEN = r"""
+import sys, sqlnb
+c = sqlnb.connect(sys.argv[1], engine="bdb")
+print(c.execute("SELECT count(*) FROM keep").fetchone()[0], flush=True)
+sys.stdin.readline()
+c.close()
+"""
+
+
+@pytest.mark.bdb
+def test_environment_of_a_live_process_is_left_alone(tmp_path):
+    """The region files are removed only when every process registered in the environment is
+    dead: with a live one too, nothing is touched (that would split the environment in two)."""
+    import signal
+
+    need_engine("bdb")
+    from sqlnb import _engines
+
+    clear = _engines.load("bdb").clear_dead_env
+    db = _new_keep_db(tmp_path)
+    home = Path(db + "-journal")
+    assert clear(str(home)) == _bdb.ENV_HEALTHY  # everybody closed cleanly
+    live = subprocess.Popen([sys.executable, "-c", HOLD_OPEN, db], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        assert live.stdout.readline().strip() == "1"
+        assert _py(DIE_IN_ENV, db, 0).returncode == -signal.SIGKILL
+        assert clear(str(home)) == _bdb.ENV_SHARED_DEAD
+        assert (home / "__db.001").exists()
+        live.communicate("close\n", timeout=30)
+        assert live.returncode == 0
+    finally:
+        if live.poll() is None:
+            live.kill()
+    assert clear(str(home)) == _bdb.ENV_CLEARED  # only the dead one is left registered
+    assert not list(home.glob("__db.0*")) and (home / "__db.register").exists()
+    assert clear(str(home)) == _bdb.ENV_CLEARED  # (idempotent until BerkeleyDB recovers)
+    r = _py(CHECK_AFTER_DEATH, db, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert clear(str(home)) == _bdb.ENV_HEALTHY  # recovered and closed cleanly
+
+
+@pytest.mark.bdb
+def test_registry_check_keeps_this_process_registered(tmp_path, bdb):
+    """fcntl locks are per process, and closing any descriptor of a file drops them all: the
+    check must not open the registry of an environment this process uses, or this process
+    would look dead to the others (and they would remove the regions under it)."""
+    from sqlnb import _engines
+
+    bdb.execute("CREATE TABLE t (a)")
+    bdb.commit()
+    home = str(tmp_path / "b.db-journal")
+    assert _engines.load("bdb").clear_dead_env(home) == _bdb.ENV_OPEN_HERE
+    r = _py("import sys\nfrom sqlnb import _engines\nprint(_engines.load('bdb').clear_dead_env(sys.argv[1]))", home)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(_bdb.ENV_HEALTHY)  # this process still holds its slot
+    assert os.path.exists(os.path.join(home, "__db.001"))
+    bdb.execute("INSERT INTO t VALUES (1)")
+    bdb.commit()
+    assert bdb.execute("SELECT a FROM t").fetchall() == [(1,)]

@@ -588,19 +588,13 @@ def _python(code, *args, timeout=120):
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("how", ["fail", "append"])
-def test_sigkill_halfway_leaves_database_as_before(request, engine, tmp_path, how):
+def test_sigkill_halfway_leaves_database_as_before(engine, tmp_path, how):
     """A writer SIGKILLed mid-export: the next opener finds the database as it was.
 
     Setup and the check after the kill run in their own processes, so this test process
     never attaches to the database.
     """
     import json
-
-    if engine == "bdb":
-        # Known issue: in some runs the first open after the kill blocks in BerkeleyDB
-        # (the dead writer's environment locks are not recovered); most runs pass.
-        request.applymarker(pytest.mark.xfail(
-            reason="bdb: opening after a SIGKILLed writer sometimes blocks in BerkeleyDB", strict=False))
 
     db = str(tmp_path / "k.db")
     _python(SETUP, engine, db, how)
