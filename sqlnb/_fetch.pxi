@@ -348,6 +348,13 @@ cdef int _place_cols(_fstate *a, _fstate **parts, size_t *row0, size_t *dest, in
             if _join_text(a, x, dest[k], y, nb) != 0:
                 return _OOM
             _join_counts(x, y)
+            # the part's own TEXT/BLOB buffers are copied: free them now, so the join
+            # never holds the whole text twice
+            free(y.offs)
+            free(y.data)
+            y.offs = NULL
+            y.data = NULL
+            y.data_len = y.data_cap = 0
     return 0
 
 
