@@ -305,6 +305,14 @@ cdef void _join_counts(_col *x, _col *y) noexcept nogil:
     x.bad_utf8 = x.bad_utf8 or y.bad_utf8
 
 
+cdef size_t _copy_bytes(_fstate *b, int j, bint rows) noexcept:
+    """About how many bytes joining b's column j copies: its TEXT/BLOB bytes and offsets,
+    plus, when ``rows``, its tags and slots (append copies them; join_parts moves them only
+    over rowid gaps)."""
+    cdef _col *y = &b.cols[j]
+    return (b.n * 9 if rows else 0) + (b.n * 8 + y.data_len if y.offs != NULL else 0)
+
+
 cdef int _append_cols(_fstate *a, _fstate *b, int j0, int j1) noexcept nogil:
     """Copy b's columns j0..j1-1 after a's rows (a's row arrays already hold a.n + b.n rows)
     and free them in b. Columns are independent: disjoint ranges may run in parallel. 0 or _OOM."""
@@ -331,12 +339,14 @@ cdef int _place_cols(_fstate *a, _fstate **parts, size_t *row0, size_t *dest, in
                      int j0, int j1) noexcept nogil:
     """Join parts (see Fetch.part) for a's columns j0..j1-1: each part's rows were written at
     row0[k] of a's tags/slot and move down to dest[k] (nothing moves when the rowid range was
-    dense); TEXT/BLOB bytes are copied after the previous part's. Parts in ascending order.
+    dense); TEXT/BLOB bytes are copied after the previous part's, except the first part's,
+    which a takes over (its offsets grown to a's capacity). Parts in ascending order.
     Columns are independent: disjoint ranges may run in parallel. 0 or _OOM."""
     cdef int j, k
     cdef size_t nb
     cdef _col *x
     cdef _col *y
+    cdef void *p
     for j in range(j0, j1):
         x = &a.cols[j]
         for k in range(nparts):
@@ -345,7 +355,17 @@ cdef int _place_cols(_fstate *a, _fstate **parts, size_t *row0, size_t *dest, in
             if nb and dest[k] != row0[k]:
                 memmove(x.tags + dest[k], x.tags + row0[k], nb)
                 memmove(x.slot + dest[k], x.slot + row0[k], nb * 8)
-            if _join_text(a, x, dest[k], y, nb) != 0:
+            if k == 0 and dest[0] == 0 and y.offs != NULL and x.offs == NULL and x.data == NULL:
+                # take the first part's TEXT/BLOB buffers over instead of copying them
+                p = realloc(y.offs, (a.cap + 1) * 8)
+                if p == NULL:
+                    return _OOM
+                x.offs = <int64_t*>p
+                x.data, x.data_len, x.data_cap = y.data, y.data_len, y.data_cap
+                y.offs = NULL
+                y.data = NULL
+                y.data_len = y.data_cap = 0
+            elif _join_text(a, x, dest[k], y, nb) != 0:
                 return _OOM
             _join_counts(x, y)
             # the part's own TEXT/BLOB buffers are copied: free them now, so the join
@@ -733,17 +753,26 @@ cdef class Fetch:
             rc = _grow_rows(&self.fs, self.fs.n + other.fs.n)
         if rc != 0:
             raise MemoryError("out of memory while joining the parts of a parallel fetch")
-        results = self._by_columns(threads, other)
+        results = self._by_columns(threads, other, [_copy_bytes(&other.fs, j, True) for j in range(ncol)])
         _append_done(&self.fs, &other.fs)
         if any(results):
             raise MemoryError("out of memory while joining the parts of a parallel fetch")
 
-    def _by_columns(self, int threads, Fetch other):
+    def _by_columns(self, int threads, Fetch other, list weights):
         """Run _append_cols (``other`` given) or _place_cols (the parts set up by join_parts)
-        over disjoint groups of columns on ``threads`` threads; their result codes."""
+        over disjoint groups of columns on up to ``threads`` threads, the groups cut so that
+        each has about the same ``weights`` (bytes to copy per column); their result codes."""
         cdef int ncol = self.fs.ncol
+        cdef int j
         threads = max(1, min(threads, ncol))
-        cuts = [ncol * k // threads for k in range(threads + 1)]
+        total = sum(weights) or 1
+        cuts, acc = [0], 0
+        for j in range(ncol - 1):
+            acc += weights[j]
+            if len(cuts) < threads and acc * threads >= total * len(cuts):
+                cuts.append(j + 1)
+        cuts.append(ncol)
+        threads = len(cuts) - 1
         results = [0] * threads
         workers = [_threading.Thread(target=self._cols_part, args=(other, cuts[k], cuts[k + 1], results, k))
                    for k in range(1, threads)]
@@ -794,8 +823,10 @@ cdef class Fetch:
     def part(self, Py_ssize_t row0, Py_ssize_t rows):
         """A Fetch whose ``run`` writes tags and numbers straight into rows ``row0`` ..
         ``row0 + rows - 1`` of this one's buffers (set up with ``reserve``); it raises
-        PartFull if the statement returns more than ``rows`` rows. Parts must cover
-        disjoint row ranges; join them with ``join_parts`` once every one has run."""
+        PartFull if its statements return more than ``rows`` rows (``run`` may be called
+        for several statements: their rows follow each other). The rows parts write must
+        not overlap (their capacities may); join them with ``join_parts`` once every one
+        has run."""
         cdef Fetch p
         cdef int i
         if self.fs.cols == NULL or self.fs.borrowed or self.fs.n != 0 or self.fs.cols[0].slot == NULL:
@@ -834,7 +865,7 @@ cdef class Fetch:
                 raise ValueError("join_parts(): a part belongs to another Fetch, was joined, or is running")
             if p._row0 < end:
                 raise ValueError("join_parts(): parts overlap or are not in row order")
-            end = p._row0 + p.fs.cap
+            end = p._row0 + p.fs.n  # the rows written (a part's capacity may reach into the next)
         if n == 0:
             return
         self._jparts = <_fstate**>calloc(n, sizeof(_fstate*))
@@ -850,7 +881,9 @@ cdef class Fetch:
                 self._jdest[k] = total
                 total += p.fs.n
             self._jn = n
-            results = self._by_columns(threads, None)
+            weights = [sum(_copy_bytes(self._jparts[k], j, self._jdest[k] != self._jrow0[k]) for k in range(n))
+                       for j in range(self.fs.ncol)]
+            results = self._by_columns(threads, None, weights)
             if any(results):
                 raise MemoryError("out of memory while joining the parts of a parallel fetch")
             self.fs.n = total

@@ -813,9 +813,9 @@ def _fetch_ranges(con, mod, part_sql, params, ranges, n, names, decl, sql, *, in
 
     Each worker connection holds one read transaction over all the ranges it takes (one
     snapshot per worker). ``in_place``: the ranges write tags and numbers straight into one
-    reserved set of buffers (Fetch.part), so joining copies only TEXT/BLOB bytes, and rows
-    move only over rowids that have no row; otherwise each range is a Fetch of its own,
-    appended in order.
+    reserved set of buffers (Fetch.part), so joining copies only TEXT/BLOB bytes (not even
+    those of the first Fetch), and rows move only over rowids that have no row; otherwise
+    the Fetches are appended in order.
     """
     raw = con._raw
     dest = mod.Fetch()
@@ -827,8 +827,6 @@ def _fetch_ranges(con, mod, part_sql, params, ranges, n, names, decl, sql, *, in
     # read-only, URI filenames as the main connection, no SQLite mutex (each is used by one thread)
     flags = _modes.OPEN_READONLY | (raw.flags & _modes.OPEN_URI) | _modes.OPEN_NOMUTEX
     base = ranges[0][0]
-    parts = [None] * len(ranges)
-    taken = iter(range(len(ranges)))  # next() on it is atomic under the GIL
     stop = threading.Event()
     workers, stmts = [], []
     try:
@@ -839,24 +837,54 @@ def _fetch_ranges(con, mod, part_sql, params, ranges, n, names, decl, sql, *, in
             w.timeout = raw.timeout
             st, _ = w.prepare(part_sql.encode("utf-8", "surrogateescape"), 0)
             stmts.append(st)
-        errors = [None] * len(workers)
-        done_rows = [0] * len(workers)
-        busy = [False] * len(workers)
+        nw = len(workers)
+        errors = [None] * nw
+        done_rows = [0] * nw
+        busy = [False] * nw
+        # Worker i owns the ranges cuts[i]:cuts[i + 1] and reads them from the front into one
+        # Fetch; a worker done with its own takes the last range left in the region with most
+        # left. So each region's rows are mostly one Fetch (whose TEXT/BLOB the join can take
+        # over instead of copying), and a slower core still ends up reading fewer ranges.
+        cuts = [len(ranges) * i // nw for i in range(nw + 1)]
+        front, back = cuts[:-1], cuts[1:]
+        claims = threading.Lock()
+        pieces = []  # (first range index, Fetch)
+
+        def claim(i):
+            with claims:
+                if front[i] < back[i]:
+                    front[i] += 1
+                    return front[i] - 1, True
+                j = max(range(nw), key=lambda r: back[r] - front[r])
+                if back[j] <= front[j]:
+                    return None, False
+                back[j] -= 1
+                return back[j], False
 
         def work(i):
             w, st = workers[i], stmts[i]
+            own = None
             try:
                 _query_rows(w, "BEGIN")  # one snapshot for every range this worker reads
-                for k in taken:
-                    if stop.is_set():
+                while not stop.is_set():
+                    k, mine = claim(i)
+                    if k is None:
                         break
                     lo_k, hi_k = ranges[k]
-                    f = dest.part(lo_k - base, hi_k - lo_k + 1) if in_place else mod.Fetch()
+                    f = own if mine else None
+                    if f is None:
+                        # rows of a range (a stolen one) or of the whole region (this worker's run)
+                        span_hi = ranges[cuts[i + 1] - 1][1] if mine else hi_k
+                        f = dest.part(lo_k - base, span_hi - lo_k + 1) if in_place else mod.Fetch()
+                        with claims:
+                            pieces.append((k, f))
+                        if mine:
+                            own = f
                     _bind_with_range(st, params, lo_k, hi_k)
+                    before = f.nrows
                     busy[i] = True
                     f.run(st)
-                    parts[k] = f
-                    done_rows[i] += f.nrows
+                    done_rows[i] += f.nrows - before
                     busy[i] = False
             except BaseException as exc:  # noqa: BLE001 - reported by the main thread
                 errors[i] = exc
@@ -896,12 +924,13 @@ def _fetch_ranges(con, mod, part_sql, params, ranges, n, names, decl, sql, *, in
             first = next((e for e in failed if not isinstance(e, _errors.OperationalError)
                           or "interrupt" not in str(e)), failed[0])
             raise first
+        fetches = [f for _, f in sorted(pieces, key=lambda kf: kf[0])]
         if in_place:
-            dest.join_parts(parts, threads=n)
+            dest.join_parts(fetches, threads=n)
             cols = dest.columns()
         else:
-            first = parts[0]
-            for f in parts[1:]:
+            first = fetches[0]
+            for f in fetches[1:]:
                 first.append(f, threads=n)
             cols = first.columns()
         raw.rows_seen = cols[0].nrows if cols else 0
