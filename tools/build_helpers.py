@@ -109,6 +109,8 @@ class OptionalBuildExt(build_ext):
                 src, objects = own_objects(self.compiler)
                 ext.include_dirs = [str(src)] + list(ext.include_dirs)
                 ext.extra_objects = objects
+                # relink when the objects change (other flags or sources: a new cache directory)
+                ext.depends = list(ext.depends) + objects
             super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001 - any compiler failure means "no C engine"
             if required:
