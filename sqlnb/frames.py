@@ -790,7 +790,8 @@ def _parallel_run(con, sql, params, cap, parallel):
         return _fetch_ranges(con, mod, part_sql, params, ranges, n, names, decl, sql, in_place=False)
 
 
-# a worker takes the next rowid range when it is done with one, so a slower core reads fewer
+# rowid ranges per worker: its region, read from the front; a worker done with its own takes
+# ranges from the back of another's, so a slower core reads fewer
 _RANGES_PER_WORKER = 8
 _MIN_RANGE_ROWS = 16384
 
