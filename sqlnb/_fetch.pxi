@@ -339,14 +339,13 @@ cdef int _place_cols(_fstate *a, _fstate **parts, size_t *row0, size_t *dest, in
                      int j0, int j1) noexcept nogil:
     """Join parts (see Fetch.part) for a's columns j0..j1-1: each part's rows were written at
     row0[k] of a's tags/slot and move down to dest[k] (nothing moves when the rowid range was
-    dense); TEXT/BLOB bytes are copied after the previous part's, except the first part's,
-    which a takes over (its offsets grown to a's capacity). Parts in ascending order.
-    Columns are independent: disjoint ranges may run in parallel. 0 or _OOM."""
+    dense). TEXT/BLOB bytes are not copied: a takes the first part's buffers over, the
+    others stay in their parts (chunks). Parts in ascending order. Columns are independent:
+    disjoint ranges may run in parallel. Always 0."""
     cdef int j, k
     cdef size_t nb
     cdef _col *x
     cdef _col *y
-    cdef void *p
     for j in range(j0, j1):
         x = &a.cols[j]
         for k in range(nparts):
@@ -355,26 +354,14 @@ cdef int _place_cols(_fstate *a, _fstate **parts, size_t *row0, size_t *dest, in
             if nb and dest[k] != row0[k]:
                 memmove(x.tags + dest[k], x.tags + row0[k], nb)
                 memmove(x.slot + dest[k], x.slot + row0[k], nb * 8)
-            if k == 0 and dest[0] == 0 and y.offs != NULL and x.offs == NULL and x.data == NULL:
-                # take the first part's TEXT/BLOB buffers over instead of copying them
-                p = realloc(y.offs, (a.cap + 1) * 8)
-                if p == NULL:
-                    return _OOM
-                x.offs = <int64_t*>p
-                x.data, x.data_len, x.data_cap = y.data, y.data_len, y.data_cap
+            if k == 0 and y.offs != NULL:
+                # the first part's TEXT/BLOB buffers become a's (the other parts' stay
+                # theirs: Fetch.join_parts hands them to the columns as further chunks)
+                x.offs, x.data, x.data_len, x.data_cap = y.offs, y.data, y.data_len, y.data_cap
                 y.offs = NULL
                 y.data = NULL
                 y.data_len = y.data_cap = 0
-            elif _join_text(a, x, dest[k], y, nb) != 0:
-                return _OOM
             _join_counts(x, y)
-            # the part's own TEXT/BLOB buffers are copied: free them now, so the join
-            # never holds the whole text twice
-            free(y.offs)
-            free(y.data)
-            y.offs = NULL
-            y.data = NULL
-            y.data_len = y.data_cap = 0
     return 0
 
 
@@ -463,6 +450,49 @@ cdef class RawColumn:
     cdef _Buf _offs
     cdef _Buf _data
     cdef bint _ints_as_double     # INTEGER slots already converted to doubles in place
+    cdef list _chunks             # TEXT/BLOB in pieces: [(row0, nrows, offsets|None, data|None)]
+
+    def text_chunks(self):
+        """``[(row0, nrows, offsets, data), ...]`` when the TEXT/BLOB bytes are in several
+        pieces (a parallel fetch's regions, each with offsets from 0; None: no bytes there),
+        else None. ``offsets()``, ``data()`` and ``objects()`` join them (a copy) first."""
+        return self._chunks
+
+    cdef int _flatten(self) except -1:
+        cdef Py_ssize_t n = self.nrows, total = 0, r0, nr, i
+        cdef int64_t base = 0
+        cdef int64_t *offs
+        cdef int64_t *src
+        cdef char *data
+        cdef _Buf o, d
+        if self._chunks is None:
+            return 0
+        for _r, _n, _o, dd in self._chunks:
+            total += (<_Buf>dd).size if dd is not None else 0
+        offs = <int64_t*>calloc(n + 1, 8)
+        data = <char*>malloc(total if total else 1)
+        if offs == NULL or data == NULL:
+            free(offs)
+            free(data)
+            raise MemoryError()
+        for r0, nr, oo, dd in self._chunks:
+            if oo is None:
+                for i in range(nr):
+                    offs[r0 + i + 1] = base
+            else:
+                o = oo
+                src = <int64_t*>o.ptr
+                for i in range(nr):
+                    offs[r0 + i + 1] = base + src[i + 1]
+            if dd is not None:
+                d = dd
+                if d.size:
+                    memcpy(data + base, d.ptr, d.size)
+                base += d.size
+        self._offs = _own(offs, (n + 1) * 8)
+        self._data = _own(data, total)
+        self._chunks = None
+        return 0
 
     def ints_exact(self):
         """True when every INTEGER value of the column is exactly representable as a double."""
@@ -538,31 +568,44 @@ cdef class RawColumn:
                 m[i] = tags[i] == _T_NULL
         return np.frombuffer(out, dtype=np.bool_, count=n)
 
-    def validity(self):
-        """An Arrow validity bitmap (bit set = value present), or None when nothing is NULL."""
-        cdef Py_ssize_t i, n = self.nrows
-        cdef Py_ssize_t nbytes = (n + 7) // 8
+    def validity(self, Py_ssize_t start=0, Py_ssize_t count=-1):
+        """An Arrow validity bitmap (bit set = value present) of rows ``start`` ..
+        ``start + count - 1`` (all rows by default), or None when none of them is NULL."""
+        cdef Py_ssize_t i, n
+        cdef Py_ssize_t nbytes
         cdef unsigned char *tags = <unsigned char*>self._tags.ptr
         cdef _Buf out
         cdef uint8_t *bits
+        cdef bint nulls = False
+        if count < 0:
+            count = self.nrows - start
+        if start < 0 or start > self.nrows or count > self.nrows - start:
+            raise IndexError(f"rows {start}..{start + count} are outside the column's {self.nrows}")
         if self.null_count == 0:
             return None
+        n = count
+        nbytes = (n + 7) // 8
         out = _own(calloc(nbytes if nbytes else 1, 1), nbytes)
         bits = <uint8_t*>out.ptr
+        tags += start
         with nogil:
             for i in range(n):
                 if tags[i] != _T_NULL:
                     bits[i >> 3] |= <uint8_t>(1 << (i & 7))
-        return out
+                else:
+                    nulls = True
+        return out if nulls else None
 
     def offsets(self):
         """The n+1 int64 Arrow offsets into ``data()`` (a buffer object)."""
+        self._flatten()
         if self._offs is None:
             self._offs = _own(calloc(self.nrows + 1, 8), (self.nrows + 1) * 8)
         return self._offs
 
     def data(self):
         """The TEXT/BLOB bytes back to back (a buffer object)."""
+        self._flatten()
         if self._data is None:
             self._data = _own(NULL, 0)
         return self._data
@@ -574,6 +617,8 @@ cdef class RawColumn:
         ``surrogateescape``, as sqlnb's cursors do), BLOB -> bytes, NULL -> None.
         """
         import numpy as np
+
+        self._flatten()
 
         cdef Py_ssize_t i, n = self.nrows
         cdef unsigned char *tags = <unsigned char*>self._tags.ptr
@@ -622,6 +667,8 @@ cdef class Fetch:
     cdef size_t _row0         # a part: its first row in the owner's buffers
     cdef Py_ssize_t _lent     # parts handed out and not yet joined: no growth meanwhile
     cdef bint _running        # inside run() (set and cleared with the GIL held)
+    cdef list _tails          # after join_parts: per column, the TEXT/BLOB chunks of parts 2.. (or None)
+    cdef size_t _n0           # after join_parts: rows of the first part (whose TEXT/BLOB is ours)
     cdef _fstate **_jparts    # join_parts' arguments to _place_cols, while it runs
     cdef size_t *_jrow0
     cdef size_t *_jdest
@@ -643,6 +690,7 @@ cdef class Fetch:
                 _free_col(&self.fs.cols[i])
             free(self.fs.cols)
         memset(&self.fs, 0, sizeof(_fstate))
+        self._tails = None
         if self._owner is not None:
             self._owner._lent -= 1
             self._owner = None
@@ -855,9 +903,10 @@ cdef class Fetch:
         buffers become this Fetch's, the others' bytes are copied after them (each part's freed
         once copied). ``threads`` > 1 works on disjoint groups of columns, cut by bytes to copy."""
         cdef Fetch p
-        cdef int k, n = len(parts)
+        cdef int j, k, n = len(parts)
         cdef size_t total = 0, end = 0
-        cdef bint ok = False
+        cdef bint ok = False, text
+        cdef _col *y
         self._check_free_running()
         if self.fs.n != 0 or n != self._lent:
             raise ValueError(f"join_parts() needs all {self._lent} outstanding parts, once")
@@ -887,6 +936,24 @@ cdef class Fetch:
             results = self._by_columns(threads, None, weights)
             if any(results):
                 raise MemoryError("out of memory while joining the parts of a parallel fetch")
+            # the TEXT/BLOB of the parts after the first is not copied: each column gets it as
+            # further chunks (RawColumn.text_chunks), which Arrow and pandas take as they are
+            tails = []
+            for j in range(self.fs.ncol):
+                chunks = []
+                text = self.fs.cols[j].offs != NULL
+                for k in range(1, n):
+                    y = &self._jparts[k].cols[j]
+                    text = text or y.offs != NULL
+                    chunks.append((self._jdest[k], self._jparts[k].n,
+                                   _own(y.offs, (self._jparts[k].n + 1) * 8) if y.offs != NULL else None,
+                                   _own(y.data, y.data_len) if y.data != NULL else None))
+                    y.offs = NULL
+                    y.data = NULL
+                    y.data_len = y.data_cap = 0
+                tails.append(chunks if text and chunks else None)
+            self._tails = tails
+            self._n0 = self._jparts[0].n
             self.fs.n = total
             ok = True
         finally:
@@ -918,8 +985,17 @@ cdef class Fetch:
         if self.fs.borrowed:
             raise ValueError("a part's rows belong to its owner: join_parts() them there")
         out = []
+        tails = self._tails
+        self._tails = None
         for i in range(self.fs.ncol):
             c = &self.fs.cols[i]
+            chunks = None
+            if tails is not None and tails[i] is not None:  # TEXT/BLOB in pieces (join_parts)
+                chunks = [(0, self._n0, _own(c.offs, (self._n0 + 1) * 8) if c.offs != NULL else None,
+                           _own(c.data, c.data_len) if c.data != NULL else None)] + tails[i]
+                c.offs = NULL
+                c.data = NULL
+                c.data_len = c.data_cap = 0
             if c.slot != NULL and not (c.counts[_T_INT] or c.counts[_T_FLOAT]):
                 free(c.slot)  # reserved for numbers that never came
                 c.slot = NULL
@@ -955,6 +1031,7 @@ cdef class Fetch:
             if c.data != NULL:
                 rc._data = _own(c.data, c.data_len)
                 c.data = NULL
+            rc._chunks = chunks
             out.append(rc)
         self._clear()
         return out

@@ -236,6 +236,10 @@ def _arrow_column(col, kind, n):
         return col.arrow(kind)
     if kind == "null":
         return pa.nulls(n)
+    if kind in ("text", "blob") and col.text_chunks() is not None:
+        # a parallel fetch's regions: one Arrow chunk each, nothing copied
+        typ = pa.large_string() if kind == "text" and not col.bad_utf8 else pa.large_binary()
+        return pa.chunked_array([_arrow_text_chunk(col, typ, *chunk) for chunk in col.text_chunks()], type=typ)
     validity = col.validity()
     vbuf = pa.py_buffer(validity) if validity is not None else None
     if kind == "int":
@@ -245,6 +249,16 @@ def _arrow_column(col, kind, n):
     typ = pa.large_string() if kind == "text" and not col.bad_utf8 else pa.large_binary()
     return pa.Array.from_buffers(typ, n, [vbuf, pa.py_buffer(col.offsets()), pa.py_buffer(col.data())],
                                  col.null_count)
+
+
+def _arrow_text_chunk(col, typ, row0, nrows, offsets, data):
+    import numpy as np
+    import pyarrow as pa
+
+    validity = col.validity(row0, nrows)
+    offs = pa.py_buffer(offsets) if offsets is not None else pa.py_buffer(np.zeros(nrows + 1, np.int64))
+    return pa.Array.from_buffers(typ, nrows, [pa.py_buffer(validity) if validity is not None else None,
+                                              offs, pa.py_buffer(data) if data is not None else pa.py_buffer(b"")])
 
 
 def _arrow_object_column(col):

@@ -228,3 +228,23 @@ class TestParts:
         del b  # a dropped part gives its range back
         dest.join_parts([a])
         assert dest.columns()[0].objects().tolist() == [1, 2, 3, 4]
+
+
+def test_text_of_later_regions_stays_in_chunks(db, monkeypatch):
+    """The join copies no TEXT: a parallel result's text columns are chunks (one per region);
+    Arrow and pandas take them as they are, and offsets()/data()/objects() join them on demand."""
+    monkeypatch.setattr(frames, "_MIN_RANGE_ROWS", 500)
+    sql = "SELECT s, v, CAST(id AS BLOB) AS b FROM t"
+    par = frames.run(db, sql, parallel=3)
+    one = frames.run(db, sql)
+    for pc, oc in zip(par.raw_columns, one.raw_columns):
+        assert pc.text_chunks() is not None and len(pc.text_chunks()) >= 3
+        assert sum(nr for _, nr, _, _ in pc.text_chunks()) == pc.nrows
+    tbl = par.to_arrow()
+    assert tbl.column("s").num_chunks >= 3 and tbl.equals(one.to_arrow())
+    df = par.to_pandas()
+    pd.testing.assert_frame_equal(df, one.to_pandas(), check_exact=True)
+    for pc, oc in zip(par.raw_columns, one.raw_columns):
+        assert bytes(pc.offsets()) == bytes(oc.offsets()) and bytes(pc.data()) == bytes(oc.data())
+        assert pc.text_chunks() is None  # joined once, on demand
+        assert pc.objects().tolist() == oc.objects().tolist()
