@@ -900,8 +900,9 @@ cdef class Fetch:
     def join_parts(self, parts, int threads=1):
         """Join every outstanding part (see ``part``), in row order, into this Fetch's rows:
         rows move down over the gaps left by rowids with no row; the first part's TEXT/BLOB
-        buffers become this Fetch's, the others' bytes are copied after them (each part's freed
-        once copied). ``threads`` > 1 works on disjoint groups of columns, cut by bytes to copy."""
+        buffers become this Fetch's and the others' stay as they are, handed to the columns as
+        further chunks (RawColumn.text_chunks). ``threads`` > 1 works on disjoint groups of
+        columns."""
         cdef Fetch p
         cdef int j, k, n = len(parts)
         cdef size_t total = 0, end = 0
