@@ -305,12 +305,10 @@ cdef void _join_counts(_col *x, _col *y) noexcept nogil:
     x.bad_utf8 = x.bad_utf8 or y.bad_utf8
 
 
-cdef size_t _copy_bytes(_fstate *b, int j, bint rows) noexcept:
-    """About how many bytes joining b's column j copies: its TEXT/BLOB bytes and offsets,
-    plus, when ``rows``, its tags and slots (append copies them; join_parts moves them only
-    over rowid gaps)."""
+cdef size_t _copy_bytes(_fstate *b, int j) noexcept:
+    """About how many bytes appending b's column j copies: tags, slots, TEXT/BLOB offsets and bytes."""
     cdef _col *y = &b.cols[j]
-    return (b.n * 9 if rows else 0) + (b.n * 8 + y.data_len if y.offs != NULL else 0)
+    return b.n * 9 + (b.n * 8 + y.data_len if y.offs != NULL else 0)
 
 
 cdef int _append_cols(_fstate *a, _fstate *b, int j0, int j1) noexcept nogil:
@@ -801,7 +799,7 @@ cdef class Fetch:
             rc = _grow_rows(&self.fs, self.fs.n + other.fs.n)
         if rc != 0:
             raise MemoryError("out of memory while joining the parts of a parallel fetch")
-        results = self._by_columns(threads, other, [_copy_bytes(&other.fs, j, True) for j in range(ncol)])
+        results = self._by_columns(threads, other, [_copy_bytes(&other.fs, j) for j in range(ncol)])
         _append_done(&self.fs, &other.fs)
         if any(results):
             raise MemoryError("out of memory while joining the parts of a parallel fetch")
@@ -932,8 +930,10 @@ cdef class Fetch:
                 self._jdest[k] = total
                 total += p.fs.n
             self._jn = n
-            weights = [sum(_copy_bytes(self._jparts[k], j, self._jdest[k] != self._jrow0[k]) for k in range(n))
-                       for j in range(self.fs.ncol)]
+            # only rows that move over rowid gaps cost anything (TEXT/BLOB is not copied): a
+            # dense table needs no thread at all
+            moved = sum(self._jparts[k].n * 9 for k in range(n) if self._jdest[k] != self._jrow0[k])
+            weights = [moved] * self.fs.ncol
             results = self._by_columns(threads, None, weights)
             if any(results):
                 raise MemoryError("out of memory while joining the parts of a parallel fetch")
