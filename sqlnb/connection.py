@@ -59,6 +59,11 @@ def parse_url(target: str) -> tuple[str | None, str, dict]:
         raise _errors.InterfaceError(
             f"unknown URL scheme {scheme!r} in {redact(target)!r}; use one of "
             f"sqlite://, bdb://, system://, lsm://")
+    if "@" in parts.netloc:
+        # SQLite files have no login: refuse rather than open a file named after the credentials
+        raise _errors.InterfaceError(
+            f"{redact(target)!r} has a user name or password: sqlnb URLs take none (SQLite files "
+            f"have no login); use {scheme}:///relative/path or {scheme}:////absolute/path")
     path = unquote(parts.path)
     if parts.netloc:
         path = parts.netloc + path
@@ -72,27 +77,176 @@ def parse_url(target: str) -> tuple[str | None, str, dict]:
     return known[scheme], path, opts
 
 
+# Query names whose values are hidden: any name containing one of these, or ending in "key"
+# (key, apikey, api_key, secret_key, access_key, ...). lsm:// URLs keep ``key=`` itself
+# visible: there it names the key column, not a secret.
+_SECRET_PARTS = ("passw", "pwd", "secret", "token", "credential", "auth")
+
+
+def _is_secret(name: str, scheme: str) -> bool:
+    n = unquote(name).lower()
+    if scheme == "lsm" and n == "key":
+        return False
+    return n.endswith("key") or any(part in n for part in _SECRET_PARTS)
+
+
+def _redact_query(query: str, scheme: str) -> str:
+    return "&".join(
+        (k + "=***") if _is_secret(k, scheme) else p
+        for p in query.split("&") if p
+        for k in [p.split("=", 1)[0]])
+
+
 def redact(url: str) -> str:
-    """The URL with any password (``user:secret@``) and secret-looking query values hidden."""
+    """The URL with any password (``user:secret@``) and secret-looking query values hidden.
+
+    Secret names: anything containing ``passw``, ``pwd``, ``secret``, ``token``,
+    ``credential`` or ``auth``, or ending in ``key`` (``key``, ``apikey``,
+    ``secret_key``, ...), in any case; an lsm:// URL's ``key=`` (the key column) stays.
+    ``file:`` URIs (``uri=True``) are redacted the same way.
+    """
+    if not isinstance(url, str):
+        return url
     if "://" not in url:
+        if url[:5].lower() == "file:" and "?" in url:
+            base, _, rest = url.partition("?")
+            query, hash_, frag = rest.partition("#")
+            query = _redact_query(query, "file")
+            return base + (f"?{query}" if query else "") + hash_ + frag
         return url
     parts = urlsplit(url)
+    scheme = parts.scheme.lower()
     netloc = parts.netloc
     if "@" in netloc:
         creds, host = netloc.rsplit("@", 1)
         user = creds.split(":", 1)[0]
         netloc = f"{user}:***@{host}"
-    secret = ("password", "pwd", "token", "secret") if parts.scheme.lower() == "lsm" else (
-        "password", "pwd", "key", "token", "secret")  # lsm:// ?key= names the key column
-    query = "&".join(
-        (k + "=***") if k.lower() in secret else p
-        for p in parts.query.split("&") if p
-        for k in [p.split("=", 1)[0]])
+    query = _redact_query(parts.query, scheme)
     out = f"{parts.scheme}://{netloc}{parts.path}"
     return out + (f"?{query}" if query else "")
 
 
-def connect(database=":memory:", *, engine: str | None = None, mode: str = "rw",
+_MODE_ORDER = {"rw": 0, "ro-scratch": 1, "ro": 2}
+
+
+def strictest_mode(*asked) -> str:
+    """The strictest of the modes asked for (``None``: not asked); ``rw`` when none was.
+
+    ``rw`` < ``ro-scratch`` < ``ro``: a mode is never loosened by another source
+    (see docs/read-only.md, "Which mode a connection gets").
+    """
+    modes = [m for m in asked if m is not None]
+    for m in modes:
+        if m not in _MODE_ORDER:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {m!r}")
+    return max(modes, key=_MODE_ORDER.__getitem__) if modes else "rw"
+
+
+def _uri_mode(uri: str) -> str | None:
+    """The sqlnb mode a ``file:`` URI's own ``mode=`` asks for: ``ro`` for ``mode=ro``, else none.
+
+    ``rw``, ``rwc`` and ``memory`` ask nothing stricter than ``rw``; an unknown value
+    is left to SQLite, which refuses it ("no such access mode").
+    """
+    query = uri.partition("?")[2].partition("#")[0]
+    values = [unquote(p.split("=", 1)[1]) for p in query.split("&") if p.startswith("mode=")]
+    return "ro" if "ro" in values else None
+
+
+def _uri_read_only(uri: str) -> str:
+    """``uri`` with its ``mode=`` made ``ro`` (added if missing; ``memory`` is kept).
+
+    A read-only connection opens read-only at the file level as well, on every engine,
+    whatever the URI asked (the stdlib engine opens a URI with the URI's own mode).
+    """
+    base, sep, rest = uri.partition("?")
+    query, hash_, frag = rest.partition("#")
+    params, seen = [], False
+    for p in (query.split("&") if query else []):
+        if p.startswith("mode="):
+            seen = True
+            if unquote(p[5:]) != "memory":
+                p = "mode=ro"
+        params.append(p)
+    if not seen:
+        params.append("mode=ro")
+    return f"{base}?{'&'.join(params)}{hash_}{frag}"
+
+
+def _secrets_of(target: str) -> list:
+    """The secret substrings of ``target`` (password, secret query values), longest first."""
+    out = []
+    if "://" in target:
+        parts = urlsplit(target)
+        if "@" in parts.netloc:
+            creds = parts.netloc.rsplit("@", 1)[0]
+            if ":" in creds:
+                out.append(creds.split(":", 1)[1])
+        scheme, query = parts.scheme.lower(), parts.query
+    elif target[:5].lower() == "file:":
+        scheme, query = "file", target.partition("?")[2].partition("#")[0]
+    else:
+        return out
+    for p in query.split("&"):
+        k, eq, v = p.partition("=")
+        if eq and v and _is_secret(k, scheme):
+            out.extend({v, unquote(v)})
+    return sorted({s for s in out if s}, key=len, reverse=True)
+
+
+def _scrubbed(exc: BaseException, target: str) -> BaseException:
+    """``exc`` with every secret of ``target`` replaced by ``***`` in its message and attributes."""
+    secrets = _secrets_of(target)
+    if not secrets:
+        return exc
+
+    def clean(v):
+        if isinstance(v, str):
+            for s in secrets:
+                v = v.replace(s, "***")
+        return v
+
+    seen, todo = set(), [exc]
+    while todo:  # the exception and the ones it was raised from / during
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        try:
+            e.args = tuple(clean(a) for a in e.args)
+        except (AttributeError, TypeError):
+            pass
+        for attr in ("filename", "filename2", "sql", "target"):
+            if isinstance(getattr(e, attr, None), str):
+                try:
+                    setattr(e, attr, clean(getattr(e, attr)))
+                except (AttributeError, TypeError):
+                    pass
+        notes = getattr(e, "__notes__", None)
+        if notes:
+            e.__notes__ = [clean(n) for n in notes]
+        todo += [e.__cause__, e.__context__]
+    return exc
+
+
+def _no_secrets_in_errors(fn):
+    """Every exception ``connect()`` raises has the target's secrets replaced by ``***``
+    (messages name the target; a password or key must never show in a notebook)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(database=":memory:", *args, **kwargs):
+        try:
+            return fn(database, *args, **kwargs)
+        except BaseException as exc:
+            if isinstance(database, str):
+                _scrubbed(exc, database)
+            raise
+    return wrapper
+
+
+@_no_secrets_in_errors
+def connect(database=":memory:", *, engine: str | None = None, mode: str | None = None,
             timeout: float = 5.0, statement_timeout: float | None = None,
             isolation_level: str | None = "", check_same_thread: bool = True,
             uri: bool = False, allow_load_extension: bool = False,
@@ -107,6 +261,8 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str = "rw",
         (BerkeleyDB SQL) or ``"system"`` (stdlib). Overrides the URL scheme.
     :param mode: ``"rw"``, ``"ro"`` or ``"ro-scratch"``: enforced by an
         authorizer in C that no SQL statement can lift (see docs/read-only.md).
+        The connection gets the strictest of this, the URL's ``?mode=`` and a
+        ``file:`` URI's ``mode=ro`` (``rw`` < ``ro-scratch`` < ``ro``; none: ``rw``).
     :param timeout: seconds to wait on a locked database (busy timeout).
     :param statement_timeout: per-statement time limit in seconds (None: none).
     :param isolation_level: as in the stdlib; ``None`` is autocommit.
@@ -116,22 +272,26 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str = "rw",
     if not isinstance(database, str):
         raise TypeError(f"database must be a path (str or os.PathLike) or a URL, not {type(database).__name__}")
     url_engine, path, opts = parse_url(database)
+    # the mode: the strictest asked for, never loosened by another source (docs/read-only.md)
+    url_mode = opts.pop("mode", None)
+    if url_mode is not None and url_mode not in MODES:
+        raise ValueError(f"{redact(database)!r} asks for mode {url_mode!r}; "
+                         f"?mode= must be one of {', '.join(MODES)}")
+    is_uri = uri and url_engine is None and path[:5].lower() == "file:"
+    mode = strictest_mode(mode, url_mode, _uri_mode(path) if is_uri else None)
+    if is_uri and mode != "rw":
+        path = _uri_read_only(path)  # read-only at the file level too, whatever the URI said
     if url_engine == "lsm":
         from sqlnb import lsm as _lsm  # the lsm:// opener mounts a file on an in-memory SQLite
 
-        mode = opts.pop("mode", mode)  # ?mode=ro in the URL wins, as for the other schemes
         return _lsm.connect_lsm(path, mode=mode, timeout=timeout, statement_timeout=statement_timeout,
                                 isolation_level=isolation_level, check_same_thread=check_same_thread,
                                 url=database, **{**opts, **lsm_options})
     if lsm_options:
         raise TypeError(f"connect() got unexpected keyword arguments: {', '.join(lsm_options)}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     name = engine or url_engine or _engines.default_engine()
     if name not in ENGINES:
         raise _errors.InterfaceError(f"unknown engine {name!r}; choose one of: {', '.join(ENGINES)}")
-    if "mode" in opts and opts["mode"] in MODES:
-        mode = opts["mode"]
     from sqlnb import _bdb, _modes
 
     if name == "bdb":

@@ -18,7 +18,7 @@ from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, vali
 
 from sqlnb import _cell, _session, display, explore
 from sqlnb import errors as _errors
-from sqlnb.connection import Connection
+from sqlnb.connection import Connection, strictest_mode
 
 _OUT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*<<(.*)$", re.S)
 _TOKEN = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|\S+")
@@ -143,8 +143,8 @@ class SqlMagic(Magics):
                     "(all are kept either way: .results, _sqlnb_results).").tag(config=True)
     default_engine = Unicode("", help="Engine for new connections when neither --engine nor the URL "
                              "names one: sqlite, bdb or system ('' = sqlnb's default).").tag(config=True)
-    default_mode = Enum(["rw", "ro", "ro-scratch"], "rw", help="Mode for new connections when "
-                        "--mode is not given.").tag(config=True)
+    default_mode = Enum(["rw", "ro", "ro-scratch"], "rw", help="Mode for new connections: the least "
+                        "strict they get (--mode and a URL's ?mode= may only make it stricter).").tag(config=True)
     short_errors = Bool(True, help="Show a failing statement as one line (class, statement number, "
                         "line, SQLite's message) instead of a Python traceback. The cell still "
                         "fails.").tag(config=True)
@@ -202,7 +202,8 @@ class SqlMagic(Magics):
               help="Engine of the connection being opened (default: the URL's scheme, else "
                    "SqlMagic.default_engine).")
     @argument("-m", "--mode", choices=["rw", "ro", "ro-scratch"],
-              help="Mode of the connection being opened (default: SqlMagic.default_mode).")
+              help="Mode of the connection being opened; the strictest of this, SqlMagic.default_mode "
+                   "and the URL's ?mode= wins (rw < ro-scratch < ro).")
     @argument("--use", metavar="NAME", help="Switch the current connection to NAME.")
     @argument("-l", "--connections", action="store_true",
               help="List the open connections: alias, engine, version, URL (secrets hidden), mode.")
@@ -305,7 +306,7 @@ class SqlMagic(Magics):
             else:
                 self.session.open(target, alias=args.alias,
                                   engine=args.engine or self.default_engine or None,
-                                  mode=args.mode or self.default_mode, timeout=self.busy_timeout,
+                                  mode=strictest_mode(args.mode, self.default_mode), timeout=self.busy_timeout,
                                   statement_timeout=self.timeout or None)
         if args.close:
             self.session.close(args.close)
