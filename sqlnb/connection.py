@@ -547,11 +547,27 @@ class Connection:
         return _bdb.retry_busy(self, fn, *args, statement=statement)
 
     def _maybe_begin(self, st):
-        """Open the implicit transaction the stdlib would open before DML."""
+        """Open the implicit transaction the stdlib would open before DML.
+
+        An interrupt (Ctrl-C) that lands once the BEGIN took effect rolls it back
+        before going on: no transaction the caller never saw opening stays open.
+        """
         if self.isolation_level is None:
             return
         if self._raw.autocommit and st.readonly is not True and _first_keyword(st.sql) in _DML:
-            self._run_simple(f"BEGIN {self.isolation_level}".strip())
+            try:
+                self._run_simple(f"BEGIN {self.isolation_level}".strip())
+            except BaseException:
+                self._roll_back_quietly()
+                raise
+
+    def _roll_back_quietly(self):
+        """Roll back an open transaction, if any, keeping the exception being handled."""
+        try:
+            if self._raw is not None and not self._raw.closed and not self._raw.autocommit:
+                self._run_simple("ROLLBACK")
+        except BaseException:  # noqa: BLE001 - the original exception wins
+            pass
 
     def statements(self, sql: str):
         """Yield ``(RawStatement, start, end)`` for each statement of ``sql``.
@@ -637,13 +653,16 @@ class Cursor:
         st = self._prepare_one(sql)
         if st is None:
             return self
+        fresh = con._raw.autocommit
         try:
+            st.bind(parameters)  # before the implicit BEGIN, as in the stdlib: a bad value opens nothing
             con._maybe_begin(st)
-            st.bind(parameters)
             has_row = con._waiting(st.step, statement=st)
             names = st.column_names()
         except BaseException as exc:
             st.finalize()
+            if fresh and not isinstance(exc, _errors.Error):
+                con._roll_back_quietly()  # interrupted: the transaction this call opened goes too
             better = con._explain(exc, sql)
             if better is not None:
                 raise better from exc

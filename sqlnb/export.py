@@ -822,9 +822,17 @@ def _raise_cache(raw) -> int | None:
 
 
 def _fill_table(raw, mod, name, cols, names, n, *, if_exists, own, chunk_rows, rows_per_step) -> None:
-    """to_table's transaction: create/replace/append, fill, commit; roll back on any error."""
-    _run(raw, "BEGIN IMMEDIATE" if own else f"SAVEPOINT {_SAVEPOINT}")
+    """to_table's transaction: create/replace/append, fill, commit; roll back on any error.
+
+    The BEGIN/SAVEPOINT runs inside the ``try``: an interrupt (Ctrl-C) that lands
+    right after it took effect still rolls back, so no transaction of ours stays open
+    (a later export would write into it and vanish at close). ``_undo`` finds out
+    from the connection whether it did take effect.
+    """
+    begun = False
     try:
+        _run(raw, "BEGIN IMMEDIATE" if own else f"SAVEPOINT {_SAVEPOINT}")
+        begun = True
         found = _existing(raw, name)
         create = True
         targets = names
@@ -858,24 +866,34 @@ def _fill_table(raw, mod, name, cols, names, n, *, if_exists, own, chunk_rows, r
                     _insert_fast(raw, mod, insert_sql, cols, n, chunk_rows, rows_per_step)
         _run(raw, "COMMIT" if own else f"RELEASE {_SAVEPOINT}")
     except BaseException as exc:
-        _undo(raw, own, exc)
+        _undo(raw, own, exc, begun)
         raise
 
 
-def _undo(raw, own: bool, exc: BaseException) -> None:
-    """Roll the export back; note on ``exc`` if SQLite had already rolled back more."""
+def _undo(raw, own: bool, exc: BaseException, begun: bool = True) -> None:
+    """Roll the export back; note on ``exc`` if SQLite had already rolled back more.
+
+    ``begun`` False: the exception came before the BEGIN/SAVEPOINT was known to have
+    run. With ``own``, the connection's autocommit state says whether it did; inside the
+    caller's transaction, a ROLLBACK TO that finds no savepoint of ours is expected then.
+    """
     try:
         if raw.closed:
             return
         if raw.autocommit:
-            if not own and hasattr(exc, "add_note"):
+            if not own and begun and hasattr(exc, "add_note"):
                 exc.add_note("SQLite rolled back the whole enclosing transaction (it does so on an "
                              "interrupt or an I/O error), not just the export")
             return
         if own:
             _run(raw, "ROLLBACK")
         else:
-            _run(raw, f"ROLLBACK TO {_SAVEPOINT}")
+            try:
+                _run(raw, f"ROLLBACK TO {_SAVEPOINT}")
+            except _errors.Error:
+                if begun:
+                    raise
+                return  # the SAVEPOINT never ran: nothing of ours to undo
             _run(raw, f"RELEASE {_SAVEPOINT}")
     except BaseException as undo_exc:  # noqa: BLE001 - report both, the original wins
         if hasattr(exc, "add_note"):

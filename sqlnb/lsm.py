@@ -543,9 +543,9 @@ class LsmTable:
         deadline = time.monotonic() + (self.timeout or 0)
         unexplained = 0
         while True:
-            if ours:
-                con.execute("BEGIN")
             try:
+                if ours:  # inside the try: an interrupt right after BEGIN still rolls it back
+                    con.execute("BEGIN")
                 self._lock()
                 break
             except _errors.SQLError as exc:
