@@ -768,7 +768,13 @@ cdef class RawStatement:
         elif _is_float_scalar(v):
             return self._bind_one(i, float(v), label)
         elif getattr(type(v), "__index__", None) is not None:
-            return self._bind_one(i, operator.index(v), label)
+            try:
+                v = operator.index(v)
+            except TypeError:  # e.g. a numpy array of more than one value (its type has __index__)
+                raise _errors.BindError(
+                    f"parameter {label}: a value of type '{type(v).__name__}' is not a single value "
+                    f"(bind None, bool, int, float, str, bytes, bytearray, memoryview, date, time or datetime)") from None
+            return self._bind_one(i, v, label)
         elif isinstance(v, (_dt.date, _dt.time)):
             # ISO-8601 text, as the stdlib's default adapters write it
             return self._bind_one(i, v.isoformat(" ") if isinstance(v, _dt.datetime) else v.isoformat(), label)
@@ -925,12 +931,12 @@ cdef bint _is_mapping(object o):
 
 cdef bint _is_integer_scalar(object o):
     mod = type(o).__module__
-    return mod == "numpy" and hasattr(o, "dtype") and o.dtype.kind in "iub"
+    return mod == "numpy" and hasattr(o, "dtype") and o.dtype.kind in "iub" and getattr(o, "ndim", 0) == 0
 
 
 cdef bint _is_float_scalar(object o):
     mod = type(o).__module__
-    return mod == "numpy" and hasattr(o, "dtype") and o.dtype.kind == "f"
+    return mod == "numpy" and hasattr(o, "dtype") and o.dtype.kind == "f" and getattr(o, "ndim", 0) == 0
 
 
 def complete_statement(str sql):

@@ -92,13 +92,40 @@ def _params(params):
     return tuple(_adapt(v, str(i)) for i, v in enumerate(seq, 1))
 
 
+def _boundary_error(obj, exc: _sq.Error) -> _errors.Error:
+    """The sqlnb exception for a stdlib one that reached the adapter's boundary (by type).
+
+    A ``sqlite3.ProgrammingError`` on a closed connection (another thread's close()
+    during a fetch) is a :class:`ConnectionClosedError`, as on the Cython engines.
+    """
+    conn = obj if isinstance(obj, RawConnection) else obj.conn
+    if isinstance(exc, _sq.ProgrammingError) and conn.closed:
+        return _errors.ConnectionClosedError("Cannot operate on a closed database.")
+    return conn._translate(exc)
+
+
+def _sqlnb_errors(method):
+    """The adapter boundary: no stdlib ``sqlite3`` exception leaves ``method``."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except _sq.Error as exc:
+            raise _boundary_error(self, exc) from None
+    return wrapper
+
+
 def _serialized(method):
-    """Run ``method`` holding the connection's lock (see RawConnection._lock)."""
+    """Run ``method`` holding the connection's lock (see RawConnection._lock); stdlib
+    exceptions leave it as sqlnb's (see ``_sqlnb_errors``)."""
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         lock = self._lock if isinstance(self, RawConnection) else self.conn._lock
-        with lock:
-            return method(self, *args, **kwargs)
+        try:
+            with lock:
+                return method(self, *args, **kwargs)
+        except _sq.Error as exc:
+            raise _boundary_error(self, exc) from None
     return wrapper
 
 
@@ -207,6 +234,7 @@ class RawConnection:
 
     _interrupt_asked = False
 
+    @_sqlnb_errors
     def interrupt(self):
         self._interrupt_asked = True
         self._con.interrupt()
@@ -216,6 +244,7 @@ class RawConnection:
 
     _last_changes = 0
 
+    @_sqlnb_errors
     def total_changes(self):
         return self._con.total_changes
 
@@ -225,6 +254,7 @@ class RawConnection:
     _lastrowid = 0
 
     @property
+    @_sqlnb_errors
     def autocommit(self):
         return not self._con.in_transaction
 
@@ -236,6 +266,7 @@ class RawConnection:
         self._report_every = float(every) if every and every > 0 else 0.0
         self._next_report = time.monotonic() + self._report_every
 
+    @_sqlnb_errors
     def install_policy(self, policy):
         """Install ``policy`` (sqlnb.authorizer) through the stdlib's ``set_authorizer``.
 
@@ -280,13 +311,19 @@ def _adapt(v, label):
         return v
     if isinstance(v, (_dt.date, _dt.time)):
         return v.isoformat(" ") if isinstance(v, _dt.datetime) else v.isoformat()
-    kind = getattr(getattr(v, "dtype", None), "kind", "") if type(v).__module__ == "numpy" else ""
+    kind = getattr(getattr(v, "dtype", None), "kind", "") \
+        if type(v).__module__ == "numpy" and getattr(v, "ndim", 0) == 0 else ""  # a scalar, not an array
     if kind in ("i", "u", "b"):
         return int(v)
     if kind == "f":
         return float(v)
     if isinstance(v, numbers.Integral) or getattr(type(v), "__index__", None) is not None:
-        return operator.index(v)
+        try:
+            return operator.index(v)
+        except TypeError:  # e.g. a numpy array of more than one value (its type has __index__)
+            raise _errors.BindError(
+                f"parameter {label}: a value of type '{type(v).__name__}' is not a single value "
+                f"(bind None, bool, int, float, str, bytes, bytearray, memoryview, date, time or datetime)") from None
     if isinstance(v, numbers.Real) and not isinstance(v, decimal.Decimal):
         return float(v)
     raise _errors.BindError(
@@ -309,10 +346,15 @@ class RawStatement:
 
     @_serialized
     def finalize(self):
-        if self._cur is not None:
-            self._cur.close()
-        self._cur = None
+        cur, self._cur = self._cur, None
         self.done = True
+        if cur is not None:
+            try:
+                cur.close()
+            except _sq.ProgrammingError:
+                if not self.conn.closed:
+                    raise
+                # the connection was closed (maybe by another thread): its statements went with it
 
     @_serialized
     def reset(self):

@@ -257,9 +257,14 @@ def _arrow_dtype_col(name, series, dtype) -> _Col:
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t) \
             or pa.types.is_fixed_size_binary(t):
         return _arrow_col(name, chunked, blob=True, dtype=dtype)
+    if pa.types.is_nested(t):  # list, struct, map, union: no single SQLite value
+        raise _errors.BindError(
+            f"column {name!r}: Arrow type {t} has no SQLite representation (one value per cell); "
+            f"convert it first, e.g. to JSON text: df[{name!r}].map(lambda v: json.dumps(v.tolist() "
+            f"if hasattr(v, 'tolist') else v))")
     mask = _mask_of(series)
-    if pa.types.is_boolean(t):
-        return _int_col(name, series.to_numpy(dtype=np.int64, na_value=0), mask, dtype,
+    if pa.types.is_boolean(t):  # NA -> NULL through the mask (Arrow cannot cast a NA fill of 0 to bool)
+        return _int_col(name, series.to_numpy(dtype=np.bool_, na_value=False).astype(np.int64), mask, dtype,
                         family="bool", decl="BOOLEAN")
     if pa.types.is_integer(t):
         if pa.types.is_uint64(t):
@@ -296,8 +301,8 @@ def _convert(series, name: str, *, dtype: str | None = None) -> _Col:
             return _arrow_col(name, series.array.__arrow_array__(), blob=False, dtype=dtype)
         return _object_col(name, series.astype(object), dtype)
     if isinstance(dt, pd.BooleanDtype):
-        return _int_col(name, series.to_numpy(dtype=np.int64, na_value=0), _mask_of(series), dtype,
-                        family="bool", decl="BOOLEAN")
+        return _int_col(name, series.to_numpy(dtype=np.bool_, na_value=False).astype(np.int64),
+                        _mask_of(series), dtype, family="bool", decl="BOOLEAN")
     if isinstance(dt, (pd.PeriodDtype, pd.IntervalDtype)):
         raise _errors.BindError(
             f"column {name!r}: dtype {dt} has no SQLite representation; convert it first, "
@@ -586,7 +591,7 @@ def _py_values(c: _Col, start: int, stop: int) -> list:
             out.append(int(v))
         elif isinstance(v, np.floating):
             out.append(float(v))
-        elif getattr(type(v), "__index__", None) is not None:
+        elif getattr(type(v), "__index__", None) is not None and not isinstance(v, np.ndarray):
             out.append(operator.index(v))
         elif isinstance(v, (_dt.date, _dt.time)):  # ISO-8601 text, as every engine binds them
             out.append(v.isoformat(" ") if isinstance(v, _dt.datetime) else v.isoformat())

@@ -458,3 +458,13 @@ def test_magic_connect_line_and_listing_hide_secrets(tmp_path):
             assert s not in text
     finally:
         close_shell(ip)
+
+
+def test_binding_an_array_is_a_bind_error(engine):
+    import numpy as np
+
+    con = sqlnb.connect(":memory:", engine=engine)
+    for bad in (np.array([1, 2]), np.array([5]), np.array([1.5, 2.5]), np.array([[1]])):
+        with pytest.raises(errors.BindError, match="parameter 1"):
+            con.execute("SELECT ?", (bad,))
+    assert con.execute("SELECT ?, ?", (np.array(5), np.int32(7))).fetchone() == (5, 7)  # 0-d: one value
