@@ -310,27 +310,44 @@ def test_to_table_random_sigint_never_leaves_a_transaction(engine, tmp_path):
     need_engine(engine)
     path = tmp_path / "x.db"
     con = sqlnb.connect(str(path), engine=engine)
-    df = frame(2000)
+    rows = 30000 if engine == "sqlite" else 3000  # a few CPU-timer ticks (4 ms) per export
+    df = frame(rows)
+    import time
+
+    spans = []
+    for k in range(3):  # spread the signals over about one (warm) export's CPU time
+        t0 = time.process_time()
+        con.to_table(df, f"calibrate{k}")
+        spans.append(time.process_time() - t0)
+    span = max(min(spans), 0.002) * 1.3
     rng = random.Random(18)
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    armed = [False]
+
+    def interrupt(*_):  # what SIGINT's default handler does, while armed
+        if armed[0]:
+            raise KeyboardInterrupt
+
+    # a CPU-time timer (SIGPROF): SIGALRM belongs to pytest-timeout
+    old = signal.signal(signal.SIGPROF, interrupt)
     try:
-        for i in range(40):
+        for i in range(60):
             try:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, lambda *_: signal.raise_signal(signal.SIGINT))
-                signal.setitimer(signal.ITIMER_REAL, rng.uniform(0.0001, 0.01))
-                con.to_table(df, f"t{i}")
+                try:
+                    armed[0] = True
+                    signal.setitimer(signal.ITIMER_PROF, rng.uniform(0.00005, span))
+                    con.to_table(df, f"t{i}")
+                finally:
+                    armed[0] = False
+                    signal.setitimer(signal.ITIMER_PROF, 0)
             except KeyboardInterrupt:
                 pass
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
             assert not con.in_transaction, f"iteration {i}"
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGINT, old)
-    assert con.to_table(df, "final") == 2000
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, old)
+    assert con.to_table(df, "final") == rows
     con.close()
-    assert survives_reopen(engine, path, "final", 2000)
+    assert survives_reopen(engine, path, "final", rows)
 
 
 # --- point 8 (a): system engine errors are sqlnb's ------------------------------------------
