@@ -168,9 +168,12 @@ def test_statement_timeout_bounds_the_whole_parallel_fetch(db, monkeypatch):
     clock = {"t": 1000.0, "ranges": 0}
     orig = frames._bind_with_range
 
+    lock = threading.Lock()
+
     def bind(st, params, lo, hi):
-        clock["ranges"] += 1
-        clock["t"] += 0.1
+        with lock:
+            clock["ranges"] += 1
+            clock["t"] += 0.1
         orig(st, params, lo, hi)
 
     monkeypatch.setattr(frames, "_clock", lambda: clock["t"])
@@ -422,13 +425,18 @@ def test_interrupt_or_ctrl_c_stops_every_parallel_worker(db, monkeypatch, how):
             if len(firsts) == 2:
                 reached.set()
             assert go.wait(60)
-            # until the stop has reached this worker's connection (the main thread's
-            # signal handler or its wait loop interrupts every worker): a bounded wait
-            for _ in range(6000):
-                if _fast.interrupt_count(st.conn):
-                    break
-                go.wait(0.01)
+            # until the main thread has asked every worker to stop (its SIGINT handler, or
+            # its wait loop on seeing interrupt())
+            assert stopped.wait(60)
+            assert _fast.interrupt_count(st.conn) > 0  # this worker's connection was interrupted
         orig(st, params, lo, hi)
+
+    stopped = threading.Event()
+    orig_request = frames._Stop.request
+
+    def request(self):
+        orig_request(self)
+        stopped.set()
 
     def other():
         assert reached.wait(60)
@@ -439,9 +447,10 @@ def test_interrupt_or_ctrl_c_stops_every_parallel_worker(db, monkeypatch, how):
         go.set()
 
     monkeypatch.setattr(frames, "_bind_with_range", bind)
+    monkeypatch.setattr(frames._Stop, "request", request)
     helper = threading.Thread(target=other)
     helper.start()
-    expected = (errors.OperationalError, "interrupted") if how == "interrupt" else (KeyboardInterrupt, "")
+    expected = (errors.InterruptError, "interrupted") if how == "interrupt" else (KeyboardInterrupt, None)
     with pytest.raises(expected[0], match=expected[1]):
         db.query_df("SELECT * FROM t", parallel=2)
     helper.join()
