@@ -545,10 +545,27 @@ def test_the_policy_holds_on_the_workers(db, tmp_path, mode):
         assert one["s"].isna().all()
         many = masked.query_df("SELECT * FROM t", parallel=2)
         pd.testing.assert_frame_equal(many, one, check_exact=True)
-        with pytest.raises(errors.PolicyError):
+        with pytest.raises(errors.AccessDeniedError):
             masked.query_df("SELECT * FROM e", parallel=2)
     finally:
         masked.close()
+    from sqlnb import authorizer as auth
+
+    seen = []
+
+    def hide_f(action, a1, a2, db_name, inner):  # the user's own authorizer: column f reads as NULL
+        seen.append(threading.current_thread().name)
+        return auth.IGNORE if (a1, a2) == ("t", "f") else auth.OK
+
+    own = sqlnb.connect(path, engine="sqlite", mode=mode, authorizer=hide_f, allow_tables=["t"])
+    try:
+        one = own.query_df("SELECT * FROM t")
+        assert one["f"].isna().all() and one["s"].notna().any()
+        n_serial = len(seen)
+        pd.testing.assert_frame_equal(own.query_df("SELECT * FROM t", parallel=2), one, check_exact=True)
+        assert len(seen) > n_serial
+    finally:
+        own.close()
 
 
 def test_bdb_is_refused(tmp_path):
