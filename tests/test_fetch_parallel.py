@@ -617,6 +617,9 @@ def test_every_worker_reads_one_moment(db, monkeypatch, journal):
     A WAL with no frame yet has no snapshot to share: the second worker sees that the WAL
     moved, and the fetch starts again, at the state after the commit. Either way the frame
     is exactly one commit's state, as the serial fetch at that moment."""
+    from sqlnb import _fast
+
+    assert _fast.HAVE_SNAPSHOT and "ENABLE_SNAPSHOT" in sqlnb.compile_options()
     db.execute(f"PRAGMA journal_mode = {journal[:3] if journal.startswith('wal') else journal}")
     if journal != "wal-no-frame":
         db.execute("INSERT INTO t (id, v) VALUES (60003, 'a frame in the WAL')")
