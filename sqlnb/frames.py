@@ -923,7 +923,7 @@ class _Stop:
             w.interrupt()  # lock-free; does nothing on a closed connection
 
     def asked(self):
-        return self.requested or self.interrupted()
+        return self.requested or self.signal is not None or self.interrupted()
 
 
 class _HoldCtrlC:
@@ -1056,6 +1056,7 @@ def _fetch_ranges(con, mod, bounds_sql, part_sql, params, n, names, decl, sql):
         in_place = None
         tries = 0
         while True:
+            stop.requested = False  # a new attempt (a held Ctrl-C, interrupt() still count)
             try:
                 result = _fetch_once(con, mod, bounds_sql, part_sql, params, n, names, decl, sql,
                                      stop, deadline, in_place)
@@ -1122,13 +1123,15 @@ def _fetch_once(con, mod, bounds_sql, part_sql, params, n, names, decl, sql, sto
         # the workers first (joined whatever happens), then their statements and connections
         for crew in crews:
             crew.close(stop)
-        if not raw.closed and not raw.autocommit:
-            _query_rows(raw, "ROLLBACK")
-        for st in stmts:
-            st.finalize()
-        for w in workers:
-            w.close()
-        stop.conns.clear()
+        try:
+            if not raw.closed and not raw.autocommit:
+                _query_rows(raw, "ROLLBACK")
+        finally:
+            for st in stmts:
+                st.finalize()
+            for w in workers:
+                w.close()
+            stop.conns.clear()
 
 
 def _stopped_result(stop, raw, sql):

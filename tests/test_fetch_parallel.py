@@ -139,6 +139,29 @@ def test_a_slow_worker_has_its_ranges_taken(db, monkeypatch, in_place):
     assert len(slow) < 8 and len(slow) + len(other) == 16, bound
 
 
+def test_a_part_that_overflows_starts_again_with_the_copying_join(db, monkeypatch):
+    """A range that returns more rows than its reserved part holds (PartFull; impossible
+    for a rowid range, forced here by widening the first range bound) makes the fetch
+    start again with separate buffers: the frame is still the single-threaded one."""
+    db.execute("CREATE TABLE dense (id INTEGER PRIMARY KEY, x)")
+    db.executemany("INSERT INTO dense VALUES (?, ?)", [(i, i * 2) for i in range(1, 20001)])
+    db.commit()
+    monkeypatch.setattr(frames, "_MIN_RANGE_ROWS", 500)
+    monkeypatch.setattr(frames, "_can_reserve", lambda span, ncol: True)
+    orig, widened = frames._bind_with_range, []
+
+    def bind(st, params, lo, hi):
+        if lo == 1 and not widened:  # the first attempt's first range reads the whole table
+            widened.append(lo)
+            hi = 20000
+        orig(st, params, lo, hi)
+
+    monkeypatch.setattr(frames, "_bind_with_range", bind)
+    many = db.query_df("SELECT * FROM dense", parallel=2)
+    assert widened == [1]
+    pd.testing.assert_frame_equal(many, db.query_df("SELECT * FROM dense"), check_exact=True)
+
+
 def test_rowids_at_the_int64_ends(db):
     db.execute("CREATE TABLE ends (x)")
     db.executemany("INSERT INTO ends (rowid, x) VALUES (?, ?)",
