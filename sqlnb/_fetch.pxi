@@ -645,6 +645,23 @@ cdef class RawColumn:
 # ---------------------------------------------------------------------------
 # the fetch
 # ---------------------------------------------------------------------------
+def _join_threads(threads):
+    """Join every started thread of ``threads``; an exception meanwhile (KeyboardInterrupt)
+    is kept and raised once all are joined."""
+    pending = None
+    while True:
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.05)
+            break
+        except BaseException as exc:
+            if pending is None:
+                pending = exc
+    if pending is not None:
+        raise pending
+
+
 @cython.no_gc_clear   # a part's __dealloc__ gives its owner back the lent rows (self._owner)
 cdef class Fetch:
     """Column buffers being filled from one statement (or several, appended in order).
@@ -722,7 +739,17 @@ cdef class Fetch:
         """Collect the rows of ``stmt`` (bound and not yet stepped, or on an unread row
         when ``include_current``). Returns "done", or "more" when ``limit`` stopped it
         with the statement on a further, unread row. Raises the step's error after
-        resetting the statement (the connection stays usable)."""
+        resetting the statement (the connection stays usable).
+
+        Holds the connection's lock while it steps: no other thread can finalize the
+        statement or close the connection under it (they wait for it to return)."""
+        _lock(stmt.conn)
+        try:
+            return self._run(stmt, limit, include_current)
+        finally:
+            _unlock(stmt.conn)
+
+    def _run(self, RawStatement stmt, Py_ssize_t limit, bint include_current):
         stmt._check()
         self._check_free("run it")
         cdef RawConnection conn = stmt.conn
@@ -820,13 +847,15 @@ cdef class Fetch:
         cuts.append(ncol)
         threads = len(cuts) - 1
         results = [0] * threads
-        workers = [_threading.Thread(target=self._cols_part, args=(other, cuts[k], cuts[k + 1], results, k))
+        workers = [_threading.Thread(target=self._cols_part, args=(other, cuts[k], cuts[k + 1], results, k),
+                                     name=f"sqlnb-parallel-fetch-join-{k}", daemon=True)
                    for k in range(1, threads)]
-        for t in workers:
-            t.start()
-        self._cols_part(other, cuts[0], cuts[1], results, 0)
-        for t in workers:
-            t.join()
+        try:
+            for t in workers:
+                t.start()
+            self._cols_part(other, cuts[0], cuts[1], results, 0)
+        finally:
+            _join_threads(workers)  # they write into our buffers: never leave one running
         return results
 
     def _cols_part(self, Fetch other, int j0, int j1, list results, int k):
@@ -1059,3 +1088,97 @@ def utf8_valid(data):
     if mv.shape[0] == 0:
         return True
     return _utf8_valid(&mv[0], mv.shape[0])
+
+
+# ---------------------------------------------------------------------------
+# parallel fetch plumbing (sqlnb/frames.py): one snapshot for every worker,
+# the connection state the workers must share, the interrupts asked for
+# ---------------------------------------------------------------------------
+HAVE_SNAPSHOT = bool(SQLNB_HAVE_SNAPSHOT)
+
+
+cdef class Snapshot:
+    """A WAL snapshot (``sqlite3_snapshot``) of one schema of a connection: other connections
+    on the same file open it to read exactly the same database state (``snapshot_open``)."""
+    cdef sqlite3_snapshot *snap
+
+    def __dealloc__(self):
+        if self.snap != NULL:
+            sqlite3_snapshot_free(self.snap)
+            self.snap = NULL
+
+
+def snapshot_get(RawConnection raw, schema="main"):
+    """The snapshot ``raw``'s open read transaction on ``schema`` reads (WAL mode only;
+    ``sqlite3_snapshot_get``). Raises the mapped error when there is none to take."""
+    cdef Snapshot s = Snapshot.__new__(Snapshot)
+    cdef bytes name = schema.encode()
+    cdef int rc
+    _lock(raw)
+    try:
+        raw._check()
+        rc = sqlite3_snapshot_get(raw.db, name, &s.snap)
+        if rc != SQLITE_OK:
+            s.snap = NULL
+            raise _error_for(rc, NULL, None)  # (these calls leave no message of their own)
+    finally:
+        _unlock(raw)
+    return s
+
+
+def snapshot_open(RawConnection raw, Snapshot snap not None, schema="main"):
+    """Start ``raw``'s read transaction on ``schema`` at ``snap`` (``sqlite3_snapshot_open``):
+    after BEGIN, with no statement running; ``raw`` must have read the database once
+    before (until then its pager does not know the file is in WAL mode)."""
+    cdef bytes name = schema.encode()
+    cdef int rc
+    if snap.snap == NULL:
+        raise ValueError("an empty snapshot")
+    _lock(raw)
+    try:
+        raw._check()
+        rc = sqlite3_snapshot_open(raw.db, name, snap.snap)
+        if rc != SQLITE_OK:
+            raise _error_for(rc, NULL, None)  # (these calls leave no message of their own)
+    finally:
+        _unlock(raw)
+
+
+def db_config_flag(RawConnection raw, int op, int value=-1):
+    """Read (``value`` -1) or set one of ``sqlite3_db_config``'s on/off settings; returns the
+    setting now, or None when this core does not know ``op``."""
+    cdef int out = -1
+    cdef int rc
+    _lock(raw)
+    try:
+        raw._check()
+        rc = sqlnb_db_config_flag(raw.db, op, value, &out)
+    finally:
+        _unlock(raw)
+    return out if rc == SQLITE_OK else None
+
+
+def database_names(RawConnection raw):
+    """The schema names of ``raw``: "main", "temp" (once it exists) and the attached ones
+    (``sqlite3_db_name``; no authorizer involved). Empty on a core without it."""
+    cdef const char *p
+    cdef int i = 0
+    out = []
+    _lock(raw)
+    try:
+        raw._check()
+        while True:
+            p = sqlite3_db_name(raw.db, i)
+            if p == NULL:
+                break
+            out.append(p.decode("utf-8", "surrogateescape"))
+            i += 1
+    finally:
+        _unlock(raw)
+    return out
+
+
+def interrupt_count(RawConnection raw):
+    """How many times ``raw.interrupt()`` was called (a parallel fetch's main thread and
+    workers poll it: ``sqlite3_interrupt`` alone reaches only ``raw``'s own statements)."""
+    return raw._pstate.interrupts

@@ -203,3 +203,13 @@ cdef extern from "sqlnb_capi.h" nogil:
 # --- read-only modes and policies (sqlnb/_auth.pxi) ---------------------------
 cdef extern from "sqlnb_capi.h" nogil:
     int sqlite3_enable_load_extension(sqlite3 *db, int onoff)
+
+# --- parallel fetch (sqlnb/_fetch.pxi): one snapshot, the connection's state --------
+cdef extern from "sqlnb_capi.h" nogil:
+    ctypedef struct sqlite3_snapshot
+    int SQLNB_HAVE_SNAPSHOT
+    int sqlite3_snapshot_get(sqlite3 *db, const char *zSchema, sqlite3_snapshot **ppSnapshot)
+    int sqlite3_snapshot_open(sqlite3 *db, const char *zSchema, sqlite3_snapshot *pSnapshot)
+    void sqlite3_snapshot_free(sqlite3_snapshot *p)
+    const char *sqlite3_db_name(sqlite3 *db, int N)
+    int sqlnb_db_config_flag(sqlite3 *db, int op, int value, int *out)

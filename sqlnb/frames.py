@@ -759,8 +759,8 @@ def _parallel_run(con, sql, params, cap, parallel):
         _refuse("an in-memory database cannot be opened by other connections")
     if not raw.autocommit:
         _refuse("a transaction is open on this connection (other connections would not see its changes)")
-    if getattr(raw, "policy", None) is not None and raw.policy.summary() != "rw":
-        _refuse("this connection has a policy (mode or masks) that the extra read connections would not apply")
+    mod = importlib.import_module(type(raw).__module__)
+    _refuse_unshared_state(raw, mod)
     head, table, ref, where = _plain_scan_parts(sql)
     plan = _query_rows(raw, "EXPLAIN QUERY PLAN " + sql)
     if len(plan) != 1 or not re.fullmatch(r"SCAN \S+|SEARCH \S+ USING INTEGER PRIMARY KEY \(.*\)",
@@ -770,11 +770,9 @@ def _parallel_run(con, sql, params, cap, parallel):
     ops = {r[1] for r in _query_rows(raw, "EXPLAIN " + sql)} & _CROSS_ROW_OPS
     if ops:
         _refuse(f"the query combines rows (aggregate, DISTINCT, ORDER BY, window or LIMIT: {', '.join(sorted(ops))})")
+    bounds_sql = _rowid_bounds_sql(table)
     try:
-        # two subqueries: SQLite answers a lone min() or max() of the rowid from the b-tree's ends,
-        # but min() and max() in one SELECT would scan the whole table
-        lo, hi = _query_rows(raw, f"SELECT (SELECT min(_rowid_) FROM {table}), "
-                                  f"(SELECT max(_rowid_) FROM {table})")[0]
+        _query_rows(raw, bounds_sql)
     except _errors.Error as exc:
         _refuse(f"table {table} has no rowid to split by ({exc})")
     st0 = None
@@ -784,11 +782,6 @@ def _parallel_run(con, sql, params, cap, parallel):
     finally:
         if st0 is not None:
             st0.finalize()
-    if lo is None:  # empty table
-        return run(con, sql, params)
-    nchunks = max(n, min(n * _RANGES_PER_WORKER, (hi - lo + 1) // _MIN_RANGE_ROWS))
-    bounds = sorted({lo + (hi - lo + 1) * k // nchunks for k in range(nchunks)})
-    ranges = [(b, nb - 1) for b, nb in zip(bounds, bounds[1:])] + [(bounds[-1], hi)]  # inclusive
     named = _is_mapping(params)
     cond = (f"{ref}._rowid_ BETWEEN :__sqlnb_lo AND :__sqlnb_hi" if named
             else f"{ref}._rowid_ BETWEEN ? AND ?")
@@ -796,12 +789,236 @@ def _parallel_run(con, sql, params, cap, parallel):
     plan = _query_rows(raw, "EXPLAIN QUERY PLAN " + part_sql)
     if len(plan) != 1 or "USING INTEGER PRIMARY KEY" not in str(plan[0][-1]):
         _refuse(f"a rowid range of {table} is not read in rowid order (plan: {plan[0][-1] if plan else '?'})")
-    mod = importlib.import_module(type(raw).__module__)
+    res = _fetch_ranges(con, mod, bounds_sql, part_sql, params, n, names, decl, sql)
+    if res is None:  # the table was empty at the moment read
+        return run(con, sql, params)
+    return res
+
+
+def _rowid_bounds_sql(table):
+    # two subqueries: SQLite answers a lone min() or max() of the rowid from the b-tree's ends,
+    # but min() and max() in one SELECT would scan the whole table
+    return f"SELECT (SELECT min(_rowid_) FROM {table}), (SELECT max(_rowid_) FROM {table})"
+
+
+# --- the connection's state: what the workers share, or a refusal ---------------------------
+# sqlite3_db_config switches that change what a statement means or returns (copied to every
+# worker): TRIGGER, WRITABLE_SCHEMA, LEGACY_ALTER_TABLE, DQS_DML, DQS_DDL, VIEW, TRUSTED_SCHEMA,
+# COMMENTS
+_COPIED_CONFIG = (1003, 1011, 1012, 1013, 1014, 1015, 1017, 1022)
+_REVERSE_SCANORDER = 1019  # PRAGMA reverse_unordered_selects
+_LIMITS = range(12)  # SQLITE_LIMIT_LENGTH (0) .. SQLITE_LIMIT_WORKER_THREADS (11)
+
+
+def _refuse_unshared_state(raw, mod):
+    """Refuse what the workers (fresh connections to the same file) could not share.
+
+    Copied instead (``_share_settings``): the sqlite3_db_config switches above, the
+    limits and the policy. Refused: attached databases and TEMP objects (the workers
+    would not see them, or would read main's table of the same name),
+    ``case_sensitive_like`` (it replaces LIKE on this connection only),
+    ``reverse_unordered_selects`` (the rows' order) and a connection that may load
+    extensions (they can add or replace functions and collations; sqlnb itself adds none).
+    """
+    attached = mod.database_names(raw)[2:]  # 0 is main, 1 temp
+    if attached:
+        _refuse(f"this connection has attached databases ({', '.join(attached)}) "
+                "that the extra read connections would not have")
+    if _query_rows(raw, "SELECT 1 FROM temp.sqlite_master LIMIT 1"):
+        _refuse("this connection has TEMP tables, views, indexes or triggers that the extra "
+                "read connections would not see")
+    if _query_rows(raw, "SELECT 'a' LIKE 'A'")[0][0] != 1:
+        _refuse("PRAGMA case_sensitive_like is on for this connection only (the extra read "
+                "connections would compare with LIKE differently)")
+    if mod.db_config_flag(raw, _REVERSE_SCANORDER):
+        _refuse("PRAGMA reverse_unordered_selects is on (the rows would come in another order)")
+    policy = getattr(raw, "policy", None)
+    if policy is not None and policy.allow_load_extension:
+        _refuse("this connection may load extensions (allow_load_extension=True), which can add "
+                "or replace functions and collations that the extra read connections would not have")
+
+
+def _share_settings(raw, mod, w):
+    """Give worker ``w`` ``raw``'s result-changing settings (before it prepares anything)."""
+    for op in _COPIED_CONFIG:
+        v = mod.db_config_flag(raw, op)
+        if v is not None:
+            mod.db_config_flag(w, op, v)
+    for cat in _LIMITS:
+        w.limit(cat, raw.limit(cat))
+
+
+def _install_policy(raw, mod, w):
+    """Install ``raw``'s mode and policies on worker ``w`` (the same compiled rules: masked
+    columns read as NULL there too, denied tables stay denied)."""
+    import copy
+
+    policy = getattr(raw, "policy", None)
+    if policy is None:
+        return
+    mine = copy.copy(policy)  # its own refusal record (the AuthTable of w)
+    mine.table = mod.install_policy(w, policy.c_spec())
+    w.policy = mine
+
+
+# --- one moment for every worker -----------------------------------------------------------
+class _Moved(Exception):
+    """A commit landed while the workers began to read (only possible in a WAL database
+    whose WAL had no frame yet, where no snapshot can be taken): start again."""
+
+
+_MOMENT_TRIES = 3
+
+
+def _snapshot_of(raw, mod):
+    """The WAL snapshot ``raw``'s read transaction reads, or None (rollback journal, or a WAL
+    with no frame written since it was created)."""
+    if not mod.HAVE_SNAPSHOT:
+        return None
     try:
-        return _fetch_ranges(con, mod, part_sql, params, ranges, n, names, decl, sql,
-                             in_place=_can_reserve(hi - lo + 1, len(names)))
-    except mod.PartFull:  # a range held more rows than rowids: cannot happen for a rowid table
-        return _fetch_ranges(con, mod, part_sql, params, ranges, n, names, decl, sql, in_place=False)
+        return mod.snapshot_get(raw)
+    except _errors.Error:
+        return None
+
+
+def _begin_worker_read(w, mod, snap):
+    """Begin worker ``w``'s read transaction at the main connection's moment, while the main
+    connection holds its own read transaction: at ``snap`` (WAL), or now (rollback journal:
+    the main connection's SHARED lock keeps every commit out until this read has begun)."""
+    _query_rows(w, "PRAGMA main.schema_version")  # once outside a transaction: the pager learns WAL
+    _query_rows(w, "BEGIN")
+    if snap is not None:
+        mod.snapshot_open(w, snap)
+    else:
+        _query_rows(w, "PRAGMA main.schema_version")  # the read transaction starts (SHARED lock)
+        if _snapshot_of(w, mod) is not None:  # a WAL that had no frame for main has one now
+            raise _Moved()
+
+
+# --- stopping: Ctrl-C, interrupt(), the time limit, a worker's error ------------------------
+_clock = time.monotonic
+
+
+class _Stop:
+    """Why a parallel fetch stops early. Set by the main thread (its SIGINT handler, its
+    wait loop) and by a failing worker; read by the workers before each range. Plain
+    attributes only: the SIGINT handler may run between any two bytecodes of the main
+    thread, so nothing here takes a lock."""
+
+    def __init__(self, raw, mod):
+        self.raw, self.mod = raw, mod
+        self.interrupts0 = mod.interrupt_count(raw)
+        self.requested = False
+        self.signal = None  # (signum, frame) of a Ctrl-C held back until every worker is joined
+        self.timed_out = False
+        self.conns = []  # the worker connections, to interrupt
+
+    def interrupted(self):
+        """``Connection.interrupt()`` was called since the fetch began."""
+        return self.mod.interrupt_count(self.raw) != self.interrupts0
+
+    def request(self):
+        self.requested = True
+        for w in tuple(self.conns):
+            w.interrupt()  # lock-free; does nothing on a closed connection
+
+    def asked(self):
+        return self.requested or self.signal is not None or self.interrupted()
+
+
+class _HoldCtrlC:
+    """While the workers exist, Ctrl-C (SIGINT in the main thread) asks them to stop instead
+    of raising KeyboardInterrupt at whatever bytecode it lands on (inside Thread.start(), in
+    the middle of the cleanup); the KeyboardInterrupt comes when the block ends, after every
+    worker was joined and every worker connection closed. Elsewhere than in the main thread
+    no signal can land, and nothing is changed."""
+
+    def __init__(self, stop):
+        self.stop = stop
+        self.old = None
+
+    def __enter__(self):
+        import signal
+
+        if threading.current_thread() is threading.main_thread():
+            try:
+                old = signal.getsignal(signal.SIGINT)
+                if callable(old):
+                    self.old = old
+                    signal.signal(signal.SIGINT, self._held)
+            except (ValueError, OSError):  # not the main interpreter, or no signals here
+                self.old = None
+        return self
+
+    def _held(self, signum, frame):
+        if self.stop.signal is None:
+            self.stop.signal = (signum, frame)
+        self.stop.request()
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+            if self.stop.signal is not None:
+                self.old(*self.stop.signal)  # the held Ctrl-C: KeyboardInterrupt, now
+        return False
+
+
+class _Workers:
+    """The threads of one parallel fetch, started and waited for so that none can still run
+    once the fetch has returned or raised, whatever interrupts the starting or the waiting:
+    ``close()`` runs in a ``finally`` and waits for every thread that got going; a thread
+    that only gets going after it (its start() was interrupted after the OS thread began)
+    finds the crew closed and touches nothing."""
+
+    def __init__(self, target, n):
+        self._target = target
+        self._gate = threading.Lock()
+        self._closed = False
+        self.threads = [threading.Thread(target=self._run, args=(i,), name=f"sqlnb-parallel-fetch-{i}",
+                                         daemon=True) for i in range(n)]
+
+    def _run(self, i):
+        with self._gate:
+            if self._closed:
+                return
+        self._target(i)
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def wait(self, poll):
+        for t in self.threads:
+            while t.is_alive():
+                t.join(0.05)
+                poll()
+
+    def close(self, stop):
+        """Stop every worker and wait for those running; an exception meanwhile (a
+        KeyboardInterrupt where no handler holds it back) is kept and raised once they are."""
+        pending = None
+        while True:
+            try:
+                with self._gate:
+                    self._closed = True
+                stop.request()
+                for t in self.threads:
+                    while t.is_alive():
+                        t.join(0.05)
+                break
+            except BaseException as exc:  # noqa: BLE001 - raised below, after the join
+                pending = pending or exc
+        if pending is not None:
+            raise pending
+
+
+def _timeout_error(raw, sql):
+    exc = _errors.make_error(9, f"statement exceeded its time limit of {raw.timeout:g} s (timeout)",
+                             cls=_errors.QueryTimeoutError, sql=sql)  # 9: SQLITE_INTERRUPT
+    exc.timeout = raw.timeout
+    return exc
 
 
 # rowid ranges per worker: its region, read from the front; a worker done with its own takes
@@ -823,137 +1040,217 @@ def _can_reserve(span, ncol):
     return ncol > 0 and span * ncol * 9 <= ram
 
 
-def _fetch_ranges(con, mod, part_sql, params, ranges, n, names, decl, sql, *, in_place):
-    """Read ``ranges`` (inclusive rowid bounds, in order) over ``n`` read-only connections.
+def _fetch_ranges(con, mod, bounds_sql, part_sql, params, n, names, decl, sql):
+    """Read the table's rowid span in ranges over ``n`` read-only worker connections that all
+    read one moment of the database; None when the table was empty at that moment.
 
-    Each worker connection holds one read transaction over all the ranges it takes (one
-    snapshot per worker). ``in_place``: the ranges write tags and numbers straight into one
-    reserved set of buffers (Fetch.part), so joining copies only TEXT/BLOB bytes (not even
-    those of the first Fetch), and rows move only over rowids that have no row; otherwise
-    the Fetches are appended in order.
+    Ctrl-C is held back while workers exist (``_HoldCtrlC``), ``interrupt()`` and the
+    connection's time limit stop every worker, and the workers are always joined before
+    their statements are finalized and their connections closed.
     """
     raw = con._raw
-    dest = mod.Fetch()
-    if in_place:
-        try:
-            dest.reserve(len(names), ranges[-1][1] - ranges[0][0] + 1)
-        except MemoryError:
-            in_place = False
-    # read-only, URI filenames as the main connection, no SQLite mutex (each is used by one thread)
-    flags = _modes.OPEN_READONLY | (raw.flags & _modes.OPEN_URI) | _modes.OPEN_NOMUTEX
-    base = ranges[0][0]
-    stop = threading.Event()
-    workers, stmts = [], []
+    stop = _Stop(raw, mod)
+    deadline = _clock() + raw.timeout if raw.timeout > 0 else None
+    result = _STOPPED
+    with _HoldCtrlC(stop):
+        in_place = None
+        tries = 0
+        while True:
+            stop.requested = False  # a new attempt (a held Ctrl-C, interrupt() still count)
+            try:
+                result = _fetch_once(con, mod, bounds_sql, part_sql, params, n, names, decl, sql,
+                                     stop, deadline, in_place)
+                break
+            except _Moved:
+                tries += 1
+                if tries >= _MOMENT_TRIES:
+                    _refuse("the database kept changing while the workers began to read it")
+            except mod.PartFull:  # a range held more rows than rowids: cannot happen for a rowid table
+                if in_place is False:
+                    raise
+                in_place = False
+    if result is _STOPPED:  # Ctrl-C was held back and its handler did not raise
+        raise _errors.make_error(9, "interrupted", sql=sql)
+    return result
+
+
+_STOPPED = object()
+
+
+def _fetch_once(con, mod, bounds_sql, part_sql, params, n, names, decl, sql, stop, deadline, in_place):
+    raw = con._raw
+    workers, stmts, crews = [], [], []
     try:
+        # the main connection's read transaction fixes the moment: the rowid bounds come from
+        # it, and every worker begins its own read at it before it ends
+        _query_rows(raw, "BEGIN")
+        lo, hi = _query_rows(raw, bounds_sql)[0]
+        if lo is None:
+            return None
+        snap = _snapshot_of(raw, mod)
+        nchunks = max(n, min(n * _RANGES_PER_WORKER, (hi - lo + 1) // _MIN_RANGE_ROWS))
+        bounds = sorted({lo + (hi - lo + 1) * k // nchunks for k in range(nchunks)})
+        ranges = [(b, nb - 1) for b, nb in zip(bounds, bounds[1:])] + [(bounds[-1], hi)]  # inclusive
+        if in_place is None:
+            in_place = _can_reserve(hi - lo + 1, len(names))
+        dest = mod.Fetch()
+        if in_place:
+            try:
+                dest.reserve(len(names), ranges[-1][1] - ranges[0][0] + 1)
+            except MemoryError:
+                in_place = False
+        # read-only, URI filenames as the main connection, no SQLite mutex (each is used by one thread)
+        flags = _modes.OPEN_READONLY | (raw.flags & _modes.OPEN_URI) | _modes.OPEN_NOMUTEX
         for _ in range(min(n, len(ranges))):
+            if stop.asked():
+                break
             w = mod.RawConnection(raw.filename, flags)
             workers.append(w)
+            stop.conns.append(w)
             w.busy_timeout(5.0)
-            w.timeout = raw.timeout
+            _share_settings(raw, mod, w)
+            _begin_worker_read(w, mod, snap)
+            _install_policy(raw, mod, w)
             st, _ = w.prepare(part_sql.encode("utf-8", "surrogateescape"), 0)
             stmts.append(st)
-        nw = len(workers)
-        errors = [None] * nw
-        done_rows = [0] * nw
-        busy = [False] * nw
-        # Worker i owns the ranges cuts[i]:cuts[i + 1] and reads them from the front into one
-        # Fetch; a worker done with its own takes the last range left in the region with most
-        # left. So each region's rows are mostly one Fetch (whose TEXT/BLOB the join can take
-        # over instead of copying), and a slower core still ends up reading fewer ranges.
-        cuts = [len(ranges) * i // nw for i in range(nw + 1)]
-        front, back = cuts[:-1], cuts[1:]
-        claims = threading.Lock()
-        pieces = []  # (first range index, Fetch)
-
-        def claim(i):
-            with claims:
-                if front[i] < back[i]:
-                    front[i] += 1
-                    return front[i] - 1, True
-                j = max(range(nw), key=lambda r: back[r] - front[r])
-                if back[j] <= front[j]:
-                    return None, False
-                back[j] -= 1
-                return back[j], False
-
-        def work(i):
-            w, st = workers[i], stmts[i]
-            own = None
-            try:
-                _query_rows(w, "BEGIN")  # one snapshot for every range this worker reads
-                while not stop.is_set():
-                    k, mine = claim(i)
-                    if k is None:
-                        break
-                    lo_k, hi_k = ranges[k]
-                    f = own if mine else None
-                    if f is None:
-                        # rows of a range (a stolen one) or of the whole region (this worker's run)
-                        span_hi = ranges[cuts[i + 1] - 1][1] if mine else hi_k
-                        f = dest.part(lo_k - base, span_hi - lo_k + 1) if in_place else mod.Fetch()
-                        with claims:
-                            pieces.append((k, f))
-                        if mine:
-                            own = f
-                    _bind_with_range(st, params, lo_k, hi_k)
-                    before = f.nrows
-                    busy[i] = True
-                    f.run(st)
-                    done_rows[i] += f.nrows - before
-                    busy[i] = False
-            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-                errors[i] = exc
-                stop.set()
-                for other in workers:
-                    other.interrupt()
-
-        def seen():
-            return sum(done_rows) + sum(w.rows_seen for w, b in zip(workers, busy) if b)
-
-        threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(workers))]
-        # the connection's time limit is for the whole fetch (a worker's own limit restarts with
-        # each range it takes): the main thread enforces it while it waits
-        deadline = time.monotonic() + raw.timeout if raw.timeout > 0 else None
-        for t in threads:
-            t.start()
-        try:
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.05)
-                    raw.rows_seen = seen()
-                    if deadline is not None and time.monotonic() >= deadline:
-                        exc = _errors.make_error(
-                            9, f"statement exceeded its time limit of {raw.timeout:g} s (timeout)",
-                            cls=_errors.QueryTimeoutError, sql=sql)  # 9: SQLITE_INTERRUPT
-                        exc.timeout = raw.timeout
-                        raise exc
-        except BaseException:
-            stop.set()
-            for w in workers:
-                w.interrupt()
-            for t in threads:
-                t.join()
-            raise
-        failed = [e for e in errors if e is not None]
-        if failed:  # the first failure; the others were most likely interrupted by it
-            first = next((e for e in failed if not isinstance(e, _errors.OperationalError)
-                          or "interrupt" not in str(e)), failed[0])
-            raise first
-        fetches = [f for _, f in sorted(pieces, key=lambda kf: kf[0])]
-        if in_place:
-            dest.join_parts(fetches, threads=n)
-            cols = dest.columns()
-        else:
-            first = fetches[0]
-            for f in fetches[1:]:
-                first.append(f, threads=n)
-            cols = first.columns()
-        raw.rows_seen = cols[0].nrows if cols else 0
+        snap = None
+        _query_rows(raw, "ROLLBACK")  # every worker reads the moment now; the main one need not
+        if stop.asked():
+            return _stopped_result(stop, raw, sql) or _STOPPED
+        return _run_workers(con, mod, workers, stmts, params, ranges, n, names, decl, sql, stop,
+                            deadline, dest, in_place, crews)
     finally:
-        for st in stmts:
-            st.finalize()
-        for w in workers:
-            w.close()
+        # the workers first (joined whatever happens), then their statements and connections
+        for crew in crews:
+            crew.close(stop)
+        try:
+            if not raw.closed and not raw.autocommit:
+                _query_rows(raw, "ROLLBACK")
+        finally:
+            for st in stmts:
+                st.finalize()
+            for w in workers:
+                w.close()
+            stop.conns.clear()
+
+
+def _stopped_result(stop, raw, sql):
+    """The outcome of a fetch that was asked to stop: _STOPPED for a held Ctrl-C (the
+    KeyboardInterrupt comes when _HoldCtrlC ends); else the error."""
+    if stop.signal is not None:
+        return _STOPPED
+    if stop.interrupted():
+        raise _errors.make_error(9, "interrupted", sql=sql)  # 9: SQLITE_INTERRUPT, as a serial fetch
+    if stop.timed_out:
+        raise _timeout_error(raw, sql)
+    return None
+
+
+def _run_workers(con, mod, workers, stmts, params, ranges, n, names, decl, sql, stop, deadline,
+                 dest, in_place, crews):
+    raw = con._raw
+    base = ranges[0][0]
+    nw = len(workers)
+    errors = [None] * nw
+    done_rows = [0] * nw
+    busy = [False] * nw
+    # Worker i owns the ranges cuts[i]:cuts[i + 1] and reads them from the front into one
+    # Fetch; a worker done with its own takes the last range left in the region with most
+    # left. So each region's rows are mostly one Fetch (whose TEXT/BLOB the join can take
+    # over instead of copying), and a slower core still ends up reading fewer ranges.
+    cuts = [len(ranges) * i // nw for i in range(nw + 1)]
+    front, back = cuts[:-1], cuts[1:]
+    claims = threading.Lock()
+    pieces = []  # (first range index, Fetch)
+
+    def claim(i):
+        with claims:
+            if front[i] < back[i]:
+                front[i] += 1
+                return front[i] - 1, True
+            j = max(range(nw), key=lambda r: back[r] - front[r])
+            if back[j] <= front[j]:
+                return None, False
+            back[j] -= 1
+            return back[j], False
+
+    def left():
+        """Seconds left of the connection's time limit (None: no limit); raises past it."""
+        if deadline is None:
+            return None
+        rest = deadline - _clock()
+        if rest <= 0:
+            stop.timed_out = True
+            raise _timeout_error(raw, sql)
+        return rest
+
+    def work(i):
+        w, st = workers[i], stmts[i]
+        own = None
+        try:
+            while not stop.asked():
+                left()
+                k, mine = claim(i)
+                if k is None:
+                    break
+                lo_k, hi_k = ranges[k]
+                f = own if mine else None
+                if f is None:
+                    # rows of a range (a stolen one) or of the whole region (this worker's run)
+                    span_hi = ranges[cuts[i + 1] - 1][1] if mine else hi_k
+                    f = dest.part(lo_k - base, span_hi - lo_k + 1) if in_place else mod.Fetch()
+                    with claims:
+                        pieces.append((k, f))
+                    if mine:
+                        own = f
+                _bind_with_range(st, params, lo_k, hi_k)
+                if stop.asked():
+                    break
+                rest = left()
+                if rest is not None:
+                    w.timeout = rest  # this range may not outlive the fetch's limit
+                before = f.nrows
+                busy[i] = True
+                f.run(st)
+                done_rows[i] += f.nrows - before
+                busy[i] = False
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors[i] = exc
+            stop.request()
+
+    def seen():
+        return sum(done_rows) + sum(w.rows_seen for w, b in zip(workers, busy) if b)
+
+    def poll():
+        raw.rows_seen = seen()
+        if stop.interrupted() and not stop.requested:
+            stop.request()
+        if deadline is not None and _clock() >= deadline and not stop.requested:
+            stop.timed_out = True
+            stop.request()
+
+    crew = _Workers(work, nw)
+    crews.append(crew)  # the caller's finally joins it, however this function is left
+    crew.start()
+    crew.wait(poll)
+    out = _stopped_result(stop, raw, sql)
+    if out is not None:
+        return out
+    failed = [e for e in errors if e is not None]
+    if failed:  # the first failure; the others were most likely interrupted by it
+        if any(isinstance(e, _errors.QueryTimeoutError) for e in failed):
+            raise _timeout_error(raw, sql)  # a range ran into the fetch's limit
+        raise next((e for e in failed if not isinstance(e, _errors.InterruptError)), failed[0])
+    fetches = [f for _, f in sorted(pieces, key=lambda kf: kf[0])]
+    if in_place:
+        dest.join_parts(fetches, threads=n)
+        cols = dest.columns()
+    else:
+        first = fetches[0]
+        for f in fetches[1:]:
+            first.append(f, threads=n)
+        cols = first.columns()
+    raw.rows_seen = cols[0].nrows if cols else 0
     nrows = cols[0].nrows if cols else 0
     return Result(columns=names, decltypes=decl, raw_columns=cols, nrows=nrows, statement=sql,
                   engine=con.engine)

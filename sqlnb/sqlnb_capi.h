@@ -102,4 +102,22 @@ static int sqlnb_register_builtin_extensions(void) { return 0; }
 #  define SQLNB_HAVE_LOCK_WATCH 0
 #endif
 
+/* parallel fetch (sqlnb/_fetch.pxi): one WAL snapshot shared by the workers, the attached
+ * databases and the connection's flags (to copy or refuse). Our build has them all
+ * (SQLITE_ENABLE_SNAPSHOT); BerkeleyDB's 3.7 core has none (parallel fetch refuses bdb). */
+#if defined(SQLNB_FLAVOUR_OWN)
+#  define SQLNB_HAVE_SNAPSHOT 1
+static int sqlnb_db_config_flag(sqlite3 *db, int op, int value, int *out) {
+    return sqlite3_db_config(db, op, value, out);
+}
+#else
+#  define SQLNB_HAVE_SNAPSHOT 0
+typedef struct sqlite3_snapshot { unsigned char hidden[48]; } sqlite3_snapshot;
+#  define sqlite3_snapshot_get(db, schema, pp) (SQLITE_ERROR)
+#  define sqlite3_snapshot_open(db, schema, p) (SQLITE_ERROR)
+#  define sqlite3_snapshot_free(p) ((void)0)
+#  define sqlite3_db_name(db, n) ((const char*)0)
+#  define sqlnb_db_config_flag(db, op, value, out) (SQLITE_ERROR)
+#endif
+
 #endif /* SQLNB_CAPI_H */

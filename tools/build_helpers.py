@@ -37,6 +37,7 @@ SQLITE_DEFINES = [
     ("SQLITE_DEFAULT_MEMSTATUS", "0"),
     ("SQLITE_THREADSAFE", "1"),
     ("SQLITE_USE_URI", "1"),
+    ("SQLITE_ENABLE_SNAPSHOT", "1"),  # parallel fetch: every worker reads one WAL snapshot
 ]
 LSM_DEFINES = [("SQLITE_CORE", "1"), ("LSM_MUTEX_PTHREADS", "1"), ("NDEBUG", "1")]
 LSM_FILES = ["lsm_ckpt.c", "lsm_file.c", "lsm_log.c", "lsm_main.c", "lsm_mem.c", "lsm_mutex.c",
