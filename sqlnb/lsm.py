@@ -36,14 +36,16 @@ import os
 import re
 import stat
 import struct
+import threading
 import time
 import warnings
+import weakref
 from pathlib import Path
 
 from sqlnb import errors as _errors
 
 __all__ = ["KEY_TYPES", "LsmTable", "KeyTypeError", "table", "lsm_tables", "connect_lsm",
-           "check_lsm_file", "writer_pid", "sidecar_path", "read_sidecar", "write_sidecar"]
+           "check_lsm_file", "mounted_here", "writer_pid", "sidecar_path", "read_sidecar", "write_sidecar"]
 
 KEY_TYPES = ("UINT", "TEXT", "BLOB")
 UINT_MAX = 2 ** 63 - 1  # lsm1 reads UINT keys with sqlite3_value_int64
@@ -61,13 +63,22 @@ class KeyTypeError(_errors.MismatchError, TypeError):
 
 
 # --- the file: header check, locks, sidecar ---------------------------------------------
-def _checkpoint_ok(page: bytes) -> bool:
-    """True when ``page`` (one meta page) holds a checkpoint whose two checksums match."""
+# The checkpoint layout (big-endian u32 words; see lsm1's lsm_ckpt.c): a 9-word header
+# (id MSW/LSW, word count including the 2 checksums, compression id, blocks, block size,
+# levels, page size, pages written), 4 log words, 8 append-point words, then one record
+# per level, the block redirects, the in-memory free list and the 2 checksums.
+_HDR_NCKPT, _HDR_CMPID, _HDR_BLKSZ, _HDR_NLEVEL, _HDR_PGSZ = 2, 3, 5, 6, 7
+_LEVELS_AT = 9 + 4 + 8
+_COMPRESSION_NONE = (0, 1)  # LSM_COMPRESSION_EMPTY, LSM_COMPRESSION_NONE: page numbers count pages
+
+
+def _checkpoint_words(page: bytes):
+    """The checkpoint in ``page`` (one meta page) as u32 words when its two checksums match, else None."""
     if len(page) < 12:
-        return False
+        return None
     n = struct.unpack_from(">I", page, 8)[0]  # CKPT_HDR_NCKPT: words including the 2 checksums
     if n <= 2 or n > _META_RW // 4 or n * 4 > len(page):
-        return False
+        return None
     w = struct.unpack_from(f">{n}I", page, 0)
     c1, c2, mask = 1, 2, 0xFFFFFFFF
     if n % 2:
@@ -76,7 +87,145 @@ def _checkpoint_ok(page: bytes) -> bool:
     for i in range(0, n - 3, 2):
         c1 = (c1 + c2 + w[i]) & mask
         c2 = (c2 + c1 + w[i + 1]) & mask
-    return c1 == w[n - 2] and c2 == w[n - 1]
+    return w if (c1 == w[n - 2] and c2 == w[n - 1]) else None
+
+
+def _checkpoint_ok(page: bytes) -> bool:
+    """True when ``page`` (one meta page) holds a checkpoint whose two checksums match."""
+    return _checkpoint_words(page) is not None
+
+
+def _looks_like_checkpoint(page: bytes) -> bool:
+    """A damaged checkpoint rather than foreign bytes: its page and block sizes are still plausible."""
+    if len(page) < 32:
+        return False
+    blksz, pgsz = struct.unpack_from(">I", page, 4 * _HDR_BLKSZ)[0], struct.unpack_from(">I", page, 4 * _HDR_PGSZ)[0]
+    pow2 = lambda v: v > 0 and v & (v - 1) == 0  # noqa: E731
+    return pow2(pgsz) and 256 <= pgsz <= 65536 and pow2(blksz) and blksz >= pgsz
+
+
+def _checkpoint_extent(w) -> int:
+    """How many bytes the file must hold for the data the checkpoint ``w`` references.
+
+    The end of the furthest page of every segment (first, last and root page) of every
+    level. Block redirects (lsm moves blocks towards the start of the file before it
+    truncates) can only lower a page's real position, so a redirected page counts at
+    the lower of its two positions: the bound never exceeds what lsm needs.
+    Raises ValueError when the level records do not fit the checkpoint's length.
+    """
+    n = len(w) - 2  # the checksums
+    pgsz, blksz, cmp = w[_HDR_PGSZ], w[_HDR_BLKSZ], w[_HDR_CMPID]
+    if not (pgsz and blksz and blksz % pgsz == 0):
+        raise ValueError(f"page size {pgsz} and block size {blksz} do not fit")
+    pages, i = [], _LEVELS_AT
+
+    def take(k):
+        nonlocal i
+        if i + k > n:
+            raise ValueError("the level records run past the checkpoint's end")
+        out = w[i:i + k]
+        i += k
+        return out
+
+    def seg():
+        a = take(8)
+        pages.extend((a[0] << 32 | a[1], a[2] << 32 | a[3], a[4] << 32 | a[5]))
+
+    for _ in range(w[_HDR_NLEVEL]):
+        _age, n_right = take(2)
+        if n_right > 64:
+            raise ValueError(f"a level with {n_right} right-hand segments")
+        seg()
+        for _ in range(n_right):
+            seg()
+        if n_right:
+            n_input, _skip = take(2)
+            if n_input > 65:
+                raise ValueError(f"a merge with {n_input} inputs")
+            take(3 * n_input + 3 + 2)
+    (n_redirect,) = take(1)
+    redirect = {}
+    for _ in range(n_redirect):
+        frm, to = take(2)
+        redirect[frm] = to
+    if cmp not in _COMPRESSION_NONE:  # compressed: page "numbers" are byte offsets
+        return max(pages, default=0) + 1 if pages else 0
+    per_block = blksz // pgsz
+    need = 0
+    for pg in pages:
+        if pg == 0:  # no root page
+            continue
+        blk, within = divmod(pg - 1, per_block)
+        if blk + 1 in redirect:
+            pg = min(pg, (redirect[blk + 1] - 1) * per_block + within + 1)
+        need = max(need, pg * pgsz)
+    return need
+
+
+# --- this process's mounts: never open (and so close) a descriptor of a file lsm holds -------
+class _Mount:
+    """One sqlnb mount of an lsm file in this process: pending until its connection is known."""
+
+    __slots__ = ("con_ref", "pending")
+
+    def __init__(self):
+        self.con_ref = None
+        self.pending = True
+
+    def live(self) -> bool:
+        if self.con_ref is None:
+            return self.pending
+        con = self.con_ref()
+        return con is not None and not con.closed
+
+    def attach(self, con):
+        self.con_ref = weakref.ref(con)
+
+    def drop(self):
+        self.pending = False
+        self.con_ref = None
+
+
+_MOUNTS: dict = {}  # (st_dev, st_ino) -> [_Mount]
+_MOUNTS_LOCK = threading.Lock()
+
+
+def _file_id(path: str):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _register(path: str) -> _Mount:
+    """Record that this process is about to mount ``path`` (an existing file); ``attach`` the connection next."""
+    m = _Mount()
+    fid = _file_id(path)
+    if fid is not None:
+        with _MOUNTS_LOCK:
+            _MOUNTS[fid] = [x for x in _MOUNTS.get(fid, ()) if x.live()] + [m]
+    return m
+
+
+def mounted_here(path) -> bool:
+    """True while an sqlnb connection of this process has ``path`` mounted (by device and inode).
+
+    POSIX locks belong to the process: closing *any* descriptor of a file drops every lock
+    the process holds on it, so sqlnb never opens such a file itself while lsm may hold it.
+    Mounts made with plain SQL (``CREATE VIRTUAL TABLE ... USING lsm1``) are not recorded
+    here; on Linux the lock check in :func:`check_lsm_file` still sees them.
+    """
+    fid = _file_id(os.fspath(path))
+    if fid is None:
+        return False
+    with _MOUNTS_LOCK:
+        live = [x for x in _MOUNTS.get(fid, ()) if x.live()]
+        if live:
+            _MOUNTS[fid] = live
+        else:
+            _MOUNTS.pop(fid, None)
+        return bool(live)
 
 
 def _proc_locks(path: str):
@@ -125,11 +274,20 @@ def check_lsm_file(path, *, must_exist: bool = False) -> str:
     """Check that ``path`` can be mounted as an LSM database; return it absolute.
 
     Raises :class:`~sqlnb.errors.CantOpenError` for a directory, a missing file
-    (when ``must_exist``) or a missing parent directory, and
+    (when ``must_exist``) or a missing parent directory;
     :class:`~sqlnb.errors.NotADatabaseError` for a file whose header holds no
-    valid LSM checkpoint (lsm would treat it as empty and truncate it on close).
-    A 0-byte file is an empty LSM database (lsm writes nothing until the first commit).
-    Nothing is written.
+    valid LSM checkpoint (lsm would treat it as empty and truncate it on close);
+    :class:`~sqlnb.errors.CorruptError` for a damaged lsm file: a meta page whose
+    checkpoint fails its checksum (lsm would silently use the other, older one),
+    a checkpoint whose records do not parse, or a file shorter than the data its
+    checkpoint references (a truncated copy: lsm reads the missing pages as
+    empty and returns fewer rows). A 0-byte file is an empty LSM database (lsm
+    writes nothing until the first commit). Nothing is written.
+
+    The header is read only when no connection of this process has the file
+    mounted (:func:`mounted_here`) and no process holds lsm's locks on it (Linux,
+    /proc/locks): a file in use is checked by the lsm that has it open, and opening
+    and closing a descriptor here would drop this process's locks on it.
     """
     p = os.path.abspath(os.fspath(path))
     try:
@@ -147,24 +305,59 @@ def check_lsm_file(path, *, must_exist: bool = False) -> str:
         raise _errors.CantOpenError(f"{p!r} is a directory, not an lsm file")
     if not stat.S_ISREG(st.st_mode):
         raise _errors.CantOpenError(f"{p!r} is not a regular file, so not an lsm file")
+    if st.st_size == 0 or mounted_here(p):
+        return p
     locks = _proc_locks(p)
-    if st.st_size == 0 or any(_META_RW <= start and end < _META_PAGE for _, _, start, end in locks or ()):
-        # an empty LSM database, or one that lsm has open right now (its lock bytes are held, by
-        # this process or another); reading it here could also drop this process's locks
+    if any(_META_RW <= start and end < _META_PAGE for _, _, start, end in locks or ()):
+        # lsm has it open right now (its lock bytes are held, by this process or another)
         return p
     try:
-        with open(p, "rb") as fh:
-            head = fh.read(2 * _META_PAGE)
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            head = os.pread(fd, 2 * _META_PAGE, 0)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise _errors.CantOpenError(f"cannot read lsm file {p!r}: {exc.strerror}") from None
-    if _checkpoint_ok(head[:_META_PAGE]) or _checkpoint_ok(head[_META_PAGE:]):
-        return p
+    _check_header(p, head, st.st_size)
+    return p
+
+
+def _check_header(p: str, head: bytes, size: int):
+    """Judge the two meta pages (``head``: the file's first 8 KiB) and the file's size."""
     log = p + "-log"
-    if len(head) == 2 * _META_PAGE and not head.strip(b"\0") and os.path.isfile(log) and os.path.getsize(log) > 0:
-        return p  # never checkpointed yet (crash before the first checkpoint): lsm recovers from the log
-    raise _errors.NotADatabaseError(
-        f"{p!r} is not an lsm database (no valid LSM checkpoint in its first {2 * _META_PAGE} bytes); "
-        "it was left untouched")
+    has_log = os.path.isfile(log) and os.path.getsize(log) > 0
+    pages = [head[i * _META_PAGE:(i + 1) * _META_PAGE] for i in (0, 1)]
+    words = [_checkpoint_words(pg) for pg in pages]
+    # a meta page lsm never wrote is zeros (a short file reads as zeros past its end, as lsm reads it)
+    damaged = [i for i in (0, 1) if words[i] is None and pages[i][:_META_RW].strip(b"\0")]
+    if not any(words):
+        if not damaged and has_log:
+            return  # never checkpointed yet (crash before the first checkpoint): lsm recovers from the log
+        if any(_looks_like_checkpoint(pages[i]) for i in damaged):
+            raise _errors.CorruptError(
+                f"lsm file {p!r} is damaged: the LSM checkpoint in meta page "
+                f"{' and '.join(str(i + 1) for i in damaged)} fails its checksum and there is no other; "
+                "it was left untouched")
+        raise _errors.NotADatabaseError(
+            f"{p!r} is not an lsm database (no valid LSM checkpoint in its first {2 * _META_PAGE} bytes); "
+            "it was left untouched")
+    if damaged and not has_log:
+        i = damaged[0]
+        raise _errors.CorruptError(
+            f"lsm file {p!r} is damaged: the LSM checkpoint in meta page {i + 1} (bytes "
+            f"{i * _META_PAGE}-{(i + 1) * _META_PAGE - 1}) fails its checksum; lsm would silently fall back "
+            "to the other, possibly older checkpoint. It was left untouched")
+    # lsm loads the valid checkpoint with the larger id
+    w = max((x for x in words if x), key=lambda x: (x[0] << 32) | x[1])
+    try:
+        need = _checkpoint_extent(w)
+    except ValueError as exc:
+        raise _errors.CorruptError(f"lsm file {p!r} is damaged: its LSM checkpoint does not parse ({exc})") from None
+    if size < need:
+        raise _errors.CorruptError(
+            f"lsm file {p!r} is truncated: it has {size:,} bytes but its LSM checkpoint references data up to "
+            f"byte {need:,}; it was left untouched")
 
 
 def sidecar_path(path) -> str:
@@ -816,12 +1009,18 @@ def table(con, name: str, file=None, *, key: str | None = None, key_type: str | 
     if not existed and getattr(con, "mode", "rw") != "rw":
         raise _errors.ReadOnlyError(f"no such lsm file {path!r}; a {con.mode!r} connection does not create one")
     sql = create_sql(name, path, key=key_, key_type=kt, values=vals, schema=schema)
+    mount = _register(path) if existed else None
     try:
         con.execute(sql)
-    except _errors.Error as exc:
+    except BaseException as exc:
+        if mount is not None:
+            mount.drop()
+        if not isinstance(exc, _errors.Error):
+            raise
         if not existed and os.path.exists(path) and os.path.getsize(path) == 0:
             _remove_new(path)
         raise type(exc)(f"cannot mount {path!r} as lsm1 table {name!r}: {exc}") from exc
+    (mount or _register(path)).attach(con)
     if not existed:
         write_sidecar(path, key=key_, key_type=kt, values=vals, table=name)
     return LsmTable(con, name, schema=schema, file=path, key=key_, key_type=kt, values=vals, timeout=timeout)
@@ -832,6 +1031,9 @@ def _master(schema: str) -> str:
 
 
 def _remove_new(path: str):
+    """Remove an lsm file (and its -log/-shm) that a failed mount just created, unless it is mounted here."""
+    if mounted_here(path):
+        return
     for p in (path, path + "-log", path + "-shm"):
         try:
             os.remove(p)
@@ -944,25 +1146,33 @@ def connect_lsm(path, *, mode: str = "rw", timeout: float | None = 5.0, statemen
                 raise err
             time.sleep(0.05)
 
-    raw = _modes.open_raw("sqlite", ":memory:", mode="rw")
+    # A read-only mode mounts the file read-only: the private database is opened read-only and the
+    # table lives in its temp schema; lsm1Connect (patched at build time, tools/lsm1_readonly.c)
+    # then opens lsm with LSM_CONFIG_READONLY, so lsm never writes the file, its log or its size.
+    schema = "main" if mode == "rw" else "temp"
+    target = f"{_quote(schema)}.{_quote(name)}"
+    mount = _register(abspath) if existed else None
+    raw = _modes.open_raw("sqlite", ":memory:", mode="rw" if mode == "rw" else "ro")
     try:
         if timeout is not None:
             raw.busy_timeout(float(timeout))
         tmp = Connection(raw, engine="sqlite", mode="rw", database=":memory:", isolation_level=None,
                          check_same_thread=False)
         try:
-            tmp.execute(create_sql(name, abspath, key=key, key_type=kt, values=vals))
+            tmp.execute(create_sql(name, abspath, key=key, key_type=kt, values=vals, schema=schema))
         except _errors.Error as exc:
             if not existed:
                 _remove_new(abspath)
             raise type(exc)(f"cannot mount lsm file {abspath!r}: {exc}") from exc
+        if mount is None:
+            mount = _register(abspath)
         if guessed and given["values"] is None:
-            row = tmp.execute(f"SELECT lsm1_value FROM {_quote(name)} LIMIT 1").fetchone()
+            row = tmp.execute(f"SELECT lsm1_value FROM {target} LIMIT 1").fetchone()
             n = _count_value_fields(row[0]) if row and row[0] is not None else 1
             if n > 1:
                 vals = tuple(f"value{i}" for i in range(1, n + 1))
-                tmp.execute(f"DROP TABLE {_quote(name)}")
-                tmp.execute(create_sql(name, abspath, key=key, key_type=kt, values=vals))
+                tmp.execute(f"DROP TABLE {target}")
+                tmp.execute(create_sql(name, abspath, key=key, key_type=kt, values=vals, schema=schema))
         if guessed:
             warnings.warn(
                 f"{abspath} has no sqlnb sidecar ({os.path.basename(sidecar_path(abspath))}) and no key_type/values "
@@ -972,14 +1182,17 @@ def connect_lsm(path, *, mode: str = "rw", timeout: float | None = 5.0, statemen
         if statement_timeout:
             raw.timeout = float(statement_timeout)
         _modes.install(raw, "sqlite", mode=mode)
+        if not existed and create:
+            write_sidecar(abspath, key=key, key_type=kt, values=vals, table=name)
+        con = Connection(raw, engine="sqlite", mode=mode, database=url or f"lsm:///{abspath}", path=abspath,
+                         isolation_level=isolation_level, check_same_thread=check_same_thread)
     except BaseException:
         raw.close()
+        if mount is not None:
+            mount.drop()
         raise
-    if not existed and create:
-        write_sidecar(abspath, key=key, key_type=kt, values=vals, table=name)
-    con = Connection(raw, engine="sqlite", mode=mode, database=url or f"lsm:///{abspath}", path=abspath,
-                     isolation_level=isolation_level, check_same_thread=check_same_thread)
-    con.extras["lsm"] = {"name": name, "schema": "main", "file": abspath, "key": key, "key_type": kt,
+    mount.attach(con)
+    con.extras["lsm"] = {"name": name, "schema": schema, "file": abspath, "key": key, "key_type": kt,
                          "values": vals, "schema_from": "sidecar" if side else ("guess" if guessed else
                                                                                ("options" if existed else "new"))}
     return con
