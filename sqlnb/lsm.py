@@ -96,12 +96,15 @@ def _checkpoint_ok(page: bytes) -> bool:
 
 
 def _looks_like_checkpoint(page: bytes) -> bool:
-    """A damaged checkpoint rather than foreign bytes: its page and block sizes are still plausible."""
+    """A damaged checkpoint rather than foreign bytes: at least two of its word count, block size and
+    page size are still plausible (one damaged byte spoils at most one of them)."""
     if len(page) < 32:
         return False
-    blksz, pgsz = struct.unpack_from(">I", page, 4 * _HDR_BLKSZ)[0], struct.unpack_from(">I", page, 4 * _HDR_PGSZ)[0]
+    n, blksz, pgsz = (struct.unpack_from(">I", page, 4 * i)[0] for i in (_HDR_NCKPT, _HDR_BLKSZ, _HDR_PGSZ))
     pow2 = lambda v: v > 0 and v & (v - 1) == 0  # noqa: E731
-    return pow2(pgsz) and 256 <= pgsz <= 65536 and pow2(blksz) and blksz >= pgsz
+    votes = (_LEVELS_AT + 4 <= n <= _META_RW // 4, pow2(blksz) and 65536 <= blksz <= 1 << 30,
+             pow2(pgsz) and 256 <= pgsz <= 65536)
+    return sum(votes) >= 2
 
 
 def _checkpoint_extent(w) -> int:
