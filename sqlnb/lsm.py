@@ -20,6 +20,15 @@ Guards, because lsm1 itself has none (measured on the pinned sources):
 * mounting a file that is not an LSM database makes lsm treat it as *empty*,
   and the last close then truncates it to 0 bytes. sqlnb checks the header
   (a checksummed checkpoint in one of the two 4 KiB meta pages) first;
+* a damaged or truncated lsm file reads as fewer rows (0 when cut to 8 KiB) with
+  no error: the same check raises CorruptError for a meta page that fails its
+  checksum and for a file shorter than the pages its checkpoint references;
+* lsm1 opens every file read-write: sqlnb's build makes it open read-only when the
+  SQLite database holding the table (or ``main``) is read-only, and ``ro`` URLs
+  mount on a read-only private database, so reading never writes the file;
+* opening and closing a descriptor of a file drops this process's POSIX locks on
+  it: sqlnb reads a header only when no connection of this process has the file
+  mounted (:func:`mounted_here`) and no process holds lsm's locks on it;
 * ``lsm_open`` creates a missing file, so ``ro`` connections refuse a missing path;
 * a UINT key that is not an integer (or is negative) is silently stored as key 0,
   so the helpers check key types before SQLite sees them;
@@ -88,11 +97,6 @@ def _checkpoint_words(page: bytes):
         c1 = (c1 + c2 + w[i]) & mask
         c2 = (c2 + c1 + w[i + 1]) & mask
     return w if (c1 == w[n - 2] and c2 == w[n - 1]) else None
-
-
-def _checkpoint_ok(page: bytes) -> bool:
-    """True when ``page`` (one meta page) holds a checkpoint whose two checksums match."""
-    return _checkpoint_words(page) is not None
 
 
 def _looks_like_checkpoint(page: bytes) -> bool:
@@ -1082,7 +1086,8 @@ def connect_lsm(path, *, mode: str = "rw", timeout: float | None = 5.0, statemen
 
     :param path: the ``.lsm`` file (relative paths are made absolute now).
     :param mode: ``"rw"``, ``"ro"`` or ``"ro-scratch"`` (passed to the mode
-        policies; ``ro`` modes never create the file).
+        policies; ``ro`` modes never create the file and mount it read-only, in
+        the ``temp`` schema of a read-only private database).
     :param timeout: seconds to wait, in ``rw`` mode, for another process's write
         transaction on the file to end before giving up with BusyError.
     :param options: ``table=`` (default: the file's stem), ``key=``,
