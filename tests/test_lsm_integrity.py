@@ -217,9 +217,13 @@ _WRITER_PROBE = textwrap.dedent("""
 """)
 
 
-def test_second_mount_keeps_this_process_writer_lock(copy):
+@pytest.mark.parametrize("proc_locks", ["read", "unavailable"])
+def test_second_mount_keeps_this_process_writer_lock(copy, monkeypatch, proc_locks):
     """Opening the same file again in this process must not drop the writer lock that lsm holds
-    (closing any descriptor of a file drops all of the process's POSIX locks on it)."""
+    (closing any descriptor of a file drops all of the process's POSIX locks on it). With
+    /proc/locks unavailable (as off Linux) the mount registry alone must keep sqlnb's hands off."""
+    if proc_locks == "unavailable":
+        monkeypatch.setattr(lsm, "_proc_locks", lambda path: None)
     path = copy()
     con = sqlnb.connect(f"lsm:///{path}", table="t", isolation_level=None)
     con.execute("BEGIN")
