@@ -54,7 +54,7 @@ from pathlib import Path
 from sqlnb import errors as _errors
 
 __all__ = ["KEY_TYPES", "LsmTable", "KeyTypeError", "table", "lsm_tables", "connect_lsm",
-           "check_lsm_file", "mounted_here", "writer_pid", "sidecar_path", "read_sidecar", "write_sidecar"]
+           "check_lsm_file", "mounted_here", "verify", "writer_pid", "sidecar_path", "read_sidecar", "write_sidecar"]
 
 KEY_TYPES = ("UINT", "TEXT", "BLOB")
 UINT_MAX = 2 ** 63 - 1  # lsm1 reads UINT keys with sqlite3_value_int64
@@ -403,6 +403,203 @@ def write_sidecar(path, *, key: str, key_type: str, values, table: str | None = 
         fh.write("\n")
     os.replace(tmp, sc)
     return sc
+
+
+# --- verify(): an opt-in walk of every data page --------------------------------------------
+_BTREE_PAGE, _SKIP_THIS_PAGE = 0x0001, 0x0004
+_REC_INSERT, _REC_SEPARATOR, _REC_SYSTEM = 0x08, 0x10, 0x20
+
+
+def _varint(buf, pos: int, end: int):
+    """An SQLite4 varint (lsm's record header integers) at ``buf[pos:]``: (value, new position)."""
+    if pos >= end:
+        raise ValueError("a record header runs past its page")
+    b0 = buf[pos]
+    if b0 <= 240:
+        return b0, pos + 1
+    if b0 <= 248:
+        if pos + 2 > end:
+            raise ValueError("a record header runs past its page")
+        return (b0 - 241) * 256 + buf[pos + 1] + 240, pos + 2
+    size = b0 - 246 if b0 < 255 else 9
+    if pos + size > end:
+        raise ValueError("a record header runs past its page")
+    tail = int.from_bytes(buf[pos + 1:pos + size], "big")
+    return (2288 + tail if b0 == 249 else tail), pos + size
+
+
+def verify(path) -> dict:
+    """Read every data page of an lsm file and check its structure; return counts or raise CorruptError.
+
+    An opt-in, full read of the file (the checks made before every mount read only its first
+    8 KiB; see docs/lsm1.md, "Damaged files"). Besides those, for every segment of the newest
+    checkpoint it follows the pages and block links from the first page to the last and checks
+    each page's footer (record count, record offsets), each record's header (type, key and
+    value lengths, records spanning pages) and that the keys of each segment are in strictly
+    increasing order (lsm's default key order, which lsm1 uses). Data pages have no checksum:
+    damage inside a key or a value that keeps the structure and the order intact is not found,
+    nor a record count that the damage lowered.
+
+    The file must not be in use (mounted by this process, or locked by another one): its
+    pages may be changing, and reading it here could drop this process's locks.
+    Returns ``{"segments", "pages", "records"}``. Compressed databases and checkpoints with
+    block redirects are refused with FeatureNotSupportedError (sqlnb's lsm1 writes neither).
+    """
+    p = check_lsm_file(path, must_exist=True)
+    if mounted_here(p) or any(_META_RW <= start and end < _META_PAGE for _, _, start, end in _proc_locks(p) or ()):
+        raise _errors.OperationalError(f"lsm file {p!r} is in use; verify it when no connection has it open")
+    size = os.path.getsize(p)
+    if size == 0:
+        return {"segments": 0, "pages": 0, "records": 0}
+    fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        head = os.pread(fd, 2 * _META_PAGE, 0)
+        words = [_checkpoint_words(head[i * _META_PAGE:(i + 1) * _META_PAGE]) for i in (0, 1)]
+        if not any(words):
+            return {"segments": 0, "pages": 0, "records": 0}  # never checkpointed: all data is in the -log
+        w = max((x for x in words if x), key=lambda x: (x[0] << 32) | x[1])
+        if w[_HDR_CMPID] not in _COMPRESSION_NONE:
+            raise _errors.FeatureNotSupportedError(f"lsm file {p!r} is compressed; verify() reads uncompressed files only")
+        segs, redirects = _segments(w)
+        if redirects:
+            raise _errors.FeatureNotSupportedError(
+                f"lsm file {p!r} has block redirects in its checkpoint; verify() does not follow them")
+        pgsz, blksz = w[_HDR_PGSZ], w[_HDR_BLKSZ]
+        total = {"segments": len(segs), "pages": 0, "records": 0}
+        for level, first, last in segs:
+            try:
+                pages, records = _walk_segment(fd, size, pgsz, blksz, first, last)
+            except ValueError as exc:
+                raise _errors.CorruptError(
+                    f"lsm file {p!r} is damaged: level {level}, segment of pages {first}..{last}: {exc}") from None
+            total["pages"] += pages
+            total["records"] += records
+        return total
+    finally:
+        os.close(fd)
+
+
+def _segments(w):
+    """``([(level, first page, last page)], number of block redirects)`` of checkpoint ``w``."""
+    out, i = [], _LEVELS_AT
+
+    def seg(level):
+        nonlocal i
+        a = w[i:i + 8]
+        i += 8
+        out.append((level, a[0] << 32 | a[1], a[2] << 32 | a[3]))
+
+    for level in range(w[_HDR_NLEVEL]):
+        n_right = w[i + 1]
+        i += 2
+        seg(level)
+        for _ in range(n_right):
+            seg(level)
+        if n_right:
+            i += 2 + 3 * w[i] + 3 + 2
+    return out, w[i]
+
+
+def _walk_segment(fd, size: int, pgsz: int, blksz: int, first: int, last: int):
+    """Walk one segment's pages (page numbers count from 1, block links as lsm_file.c has them)."""
+    per_block = blksz // pgsz
+    first_on_block1 = 1 + (2 * _META_PAGE + pgsz - 1) // pgsz
+    max_pages = size // pgsz
+    pg, pages, records = first, 0, 0
+    carry = 0          # bytes of a record that continue on the next data page
+    key_need = 0       # of those, bytes that still belong to its key
+    key = b""          # the key being assembled
+    prev = None        # (topic, key) of the previous record, for the order check
+    pending = None     # the spanning record's topic until its key is complete
+    while True:
+        if pg < first_on_block1 or pg > max_pages:
+            raise ValueError(f"page {pg} is outside the file ({max_pages} pages)")
+        pages += 1
+        if pages > max_pages:
+            raise ValueError("the block links loop")
+        raw = os.pread(fd, pgsz, (pg - 1) * pgsz)
+        if len(raw) < pgsz:
+            raise ValueError(f"page {pg} is cut short")
+        is_first = pg % per_block == 1 or (pg < per_block and pg == first_on_block1)
+        is_last = pg % per_block == 0
+        data = raw[4:] if is_first else raw
+        n_data = pgsz - 4 if (is_first or is_last) else pgsz
+        n_rec = struct.unpack_from(">H", data, n_data - 2)[0]
+        flags = struct.unpack_from(">H", data, n_data - 4)[0]
+        eof = n_data - 12 - 2 * n_rec
+        if eof <= 0:
+            raise ValueError(f"page {pg}: {n_rec} records do not fit a page")
+        if not flags & _BTREE_PAGE:
+            pos = 0
+            if carry:
+                take = min(carry, eof)
+                if key_need:
+                    k = min(key_need, take)
+                    key += data[:k]
+                    key_need -= k
+                    if not key_need and pending is not None:
+                        prev = _order(prev, pending, key, pg)
+                        pending = None
+                carry -= take
+                pos = take
+                if carry and n_rec:
+                    raise ValueError(f"page {pg}: a record starts inside the previous page's spanning record")
+            offsets = struct.unpack_from(f">{n_rec}H", data, eof) if n_rec else ()
+            offsets = offsets[::-1]  # cell 0's offset sits nearest the footer
+            for c, off in enumerate(offsets):
+                if off < pos or off >= eof:
+                    raise ValueError(f"page {pg}: record {c} starts at byte {off}, outside {pos}..{eof - 1}")
+                etype = data[off]
+                if etype & 0x80 or not etype & (0x0F | _REC_SEPARATOR):
+                    raise ValueError(f"page {pg}: record {c} has the invalid type byte {etype:#04x}")
+                q = off + 1
+                _, q = _varint(data, q, eof)          # the pointer into the next level
+                n_key, q = _varint(data, q, eof)
+                n_val = 0
+                if etype & _REC_INSERT:
+                    n_val, q = _varint(data, q, eof)
+                body = n_key + n_val
+                records += 1
+                topic = etype & _REC_SYSTEM
+                skip = bool(flags & _SKIP_THIS_PAGE)
+                if q + body <= eof:
+                    prev = prev if skip else _order(prev, topic, data[q:q + n_key], pg)
+                    pos = q + body
+                else:
+                    if c != len(offsets) - 1:
+                        raise ValueError(f"page {pg}: record {c} runs past the page but is not its last")
+                    carry = body - (eof - q)
+                    have = min(n_key, eof - q)
+                    key, key_need = data[q:q + have], n_key - have
+                    if key_need:
+                        pending = None if skip else topic
+                    elif not skip:
+                        prev = _order(prev, topic, key, pg)
+                    pos = eof
+        if pg == last:
+            break
+        if is_last:
+            nxt = struct.unpack_from(">I", raw, pgsz - 4)[0]
+            if not 1 <= nxt <= max(1, size // blksz + 1):
+                raise ValueError(f"page {pg}: the link to the next block ({nxt}) points outside the file")
+            pg = 1 + (nxt - 1) * per_block if nxt > 1 else first_on_block1
+        else:
+            pg += 1
+    if carry:
+        raise ValueError(f"the last record runs {carry} bytes past the segment's last page {last}")
+    return pages, records
+
+
+def _order(prev, topic, key: bytes, pg: int):
+    """Keys of a segment increase strictly (system keys after user keys); returns the new ``prev``.
+
+    lsm's default order (bytes, then length), the one lsm1 uses; a file written with a custom
+    lsm comparison function would be reported out of order.
+    """
+    cur = (topic, key)
+    if prev is not None and cur <= prev:
+        raise ValueError(f"page {pg}: keys out of order ({prev[1][:16]!r} then {key[:16]!r})")
+    return cur
 
 
 # --- identifiers and the CREATE statement ---------------------------------------------
