@@ -14,6 +14,8 @@ This module adds what lsm1 leaves out (see docs/lsm1.md):
 * :func:`lsm_tables` lists the lsm1 tables of a connection (for the magics).
 * :func:`connect_lsm` (``sqlnb.connect("lsm:///path/events.lsm")``) mounts one
   file on a private in-memory SQLite and returns an ordinary ``Connection``.
+* :func:`check_lsm_file` (run before every mount) and :func:`verify` (opt-in, reads
+  every data page) find damaged and truncated files.
 
 Guards, because lsm1 itself has none (measured on the pinned sources):
 
