@@ -358,3 +358,19 @@ def test_verify_single_bit_flips_fixed_seed(copy):
         silent_count += n != N
     assert found >= trials // 4
     assert silent_count <= 2
+
+
+def test_read_only_url_table_keeps_its_details(copy):
+    """A read-only lsm:/// connection mounts its table in temp: the table list still shows it as lsm1."""
+    from sqlnb import explore
+
+    path = copy()
+    con = sqlnb.connect(f"lsm:///{path}", mode="ro", table="t")
+    assert con.extras["lsm"]["schema"] == "temp"
+    assert [(d["schema"], d["name"], d["file"]) for d in lsm.lsm_tables(con)] == [("temp", "t", path)]
+    df = explore.tables(con)
+    df = getattr(df, "df", df)
+    row = df[df["name"] == "t"].iloc[0]
+    assert (row["schema"], row["module"], row["file"], row["key_type"]) == ("temp", "lsm1", path, "UINT")
+    assert len(lsm.table_of(con)) == N
+    con.close()
