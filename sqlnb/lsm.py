@@ -1248,7 +1248,7 @@ def _remove_new(path: str):
 
 
 # --- lsm:/// URLs ---------------------------------------------------------------------------
-_URL_OPTIONS = ("table", "key", "key_type", "values", "create")
+_URL_OPTIONS = ("table", "key", "key_type", "values", "create", "verify")
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -1291,7 +1291,8 @@ def connect_lsm(path, *, mode: str = "rw", timeout: float | None = 5.0, statemen
         transaction on the file to end before giving up with BusyError.
     :param options: ``table=`` (default: the file's stem), ``key=``,
         ``key_type=`` (UINT/TEXT/BLOB), ``values=`` (comma list or sequence),
-        ``create=`` (default True in ``rw``: a missing file is created, with a sidecar).
+        ``create=`` (default True in ``rw``: a missing file is created, with a sidecar),
+        ``verify=`` (default False: run :func:`verify`, a full read of the file, before mounting).
 
     The schema comes from the options, else from the sidecar sqlnb wrote when it
     created the file (``<file>.sqlnb.json``). With neither, a new file gets
@@ -1317,6 +1318,9 @@ def connect_lsm(path, *, mode: str = "rw", timeout: float | None = 5.0, statemen
     if mode != "rw":
         create = False
     abspath = check_lsm_file(path, must_exist=not create)
+    check = options.get("verify", False)
+    if (check.lower() in _TRUE if isinstance(check, str) else bool(check)) and os.path.exists(abspath):
+        verify(abspath)  # the full read: every data page (CorruptError before anything is mounted)
     existed = os.path.exists(abspath)
     name = _ident(options.get("table") or Path(abspath).stem or "lsm", "table")
     given = {"key": options.get("key"),

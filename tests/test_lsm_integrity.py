@@ -374,3 +374,17 @@ def test_read_only_url_table_keeps_its_details(copy):
     assert (row["schema"], row["module"], row["file"], row["key_type"]) == ("temp", "lsm1", path, "UINT")
     assert len(lsm.table_of(con)) == N
     con.close()
+
+
+def test_verify_url_option(copy):
+    path = copy()
+    con = sqlnb.connect(f"lsm:///{path}?verify=1", mode="ro", table="t")
+    assert con.execute("SELECT count(*) FROM t").fetchone() == (N,)
+    con.close()
+    _flip(path, 40 * META - 12 - 2 * 30 + 1, 7)  # a record offset of page 40
+    before = _state(path)
+    con = sqlnb.connect(f"lsm:///{path}", mode="ro", table="t")  # without the option: mounted
+    con.close()
+    with pytest.raises(errors.CorruptError, match="page 40"):
+        sqlnb.connect(f"lsm:///{path}?verify=1", mode="ro", table="t")
+    assert _state(path) == before
