@@ -332,6 +332,16 @@ def check_lsm_file(path, *, must_exist: bool = False) -> str:
     return p
 
 
+_CORRUPT, _NOTADB = 11, 26  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def _file_error(code: int, path: str, message: str):
+    """The sqlnb error for ``code`` (errors.CODE_TO_CLASS) about lsm file ``path``, its ``filename`` set."""
+    exc = _errors.make_error(code, message)
+    exc.filename = path
+    return exc
+
+
 def _check_header(p: str, head: bytes, size: int):
     """Judge the two meta pages (``head``: the file's first 8 KiB) and the file's size."""
     log = p + "-log"
@@ -344,16 +354,19 @@ def _check_header(p: str, head: bytes, size: int):
         if not damaged and has_log:
             return  # never checkpointed yet (crash before the first checkpoint): lsm recovers from the log
         if any(_looks_like_checkpoint(pages[i]) for i in damaged):
-            raise _errors.CorruptError(
+            raise _file_error(
+                _CORRUPT, p,
                 f"lsm file {p!r} is damaged: the LSM checkpoint in meta page "
                 f"{' and '.join(str(i + 1) for i in damaged)} fails its checksum and there is no other; "
                 "it was left untouched")
-        raise _errors.NotADatabaseError(
+        raise _file_error(
+            _NOTADB, p,
             f"{p!r} is not an lsm database (no valid LSM checkpoint in its first {2 * _META_PAGE} bytes); "
             "it was left untouched")
     if damaged and not has_log:
         i = damaged[0]
-        raise _errors.CorruptError(
+        raise _file_error(
+            _CORRUPT, p,
             f"lsm file {p!r} is damaged: the LSM checkpoint in meta page {i + 1} (bytes "
             f"{i * _META_PAGE}-{(i + 1) * _META_PAGE - 1}) fails its checksum; lsm would silently fall back "
             "to the other, possibly older checkpoint. It was left untouched")
@@ -362,9 +375,10 @@ def _check_header(p: str, head: bytes, size: int):
     try:
         need = _checkpoint_extent(w)
     except ValueError as exc:
-        raise _errors.CorruptError(f"lsm file {p!r} is damaged: its LSM checkpoint does not parse ({exc})") from None
+        raise _file_error(_CORRUPT, p, f"lsm file {p!r} is damaged: its LSM checkpoint does not parse ({exc})") from None
     if size < need:
-        raise _errors.CorruptError(
+        raise _file_error(
+            _CORRUPT, p,
             f"lsm file {p!r} is truncated: it has {size:,} bytes but its LSM checkpoint references data up to "
             f"byte {need:,}; it was left untouched")
 
@@ -472,8 +486,8 @@ def verify(path) -> dict:
             try:
                 pages, records = _walk_segment(fd, size, pgsz, blksz, first, last)
             except ValueError as exc:
-                raise _errors.CorruptError(
-                    f"lsm file {p!r} is damaged: level {level}, segment of pages {first}..{last}: {exc}") from None
+                raise _file_error(_CORRUPT, p, f"lsm file {p!r} is damaged: level {level}, segment of pages "
+                                                f"{first}..{last}: {exc}") from None
             total["pages"] += pages
             total["records"] += records
         return total

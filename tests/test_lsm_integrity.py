@@ -87,6 +87,7 @@ def test_truncated_file_is_a_corrupt_error(copy, cut, mode):
     with pytest.raises(errors.CorruptError, match="truncated") as ei:
         sqlnb.connect(f"lsm:///{path}", mode=mode, table="t")
     assert path in str(ei.value)
+    assert (ei.value.filename, ei.value.result_code) == (path, 11)  # SQLITE_CORRUPT
     assert _state(path) == before  # not grown, no -log/-shm left behind
 
 
