@@ -1376,8 +1376,8 @@ def connect_lsm(path, *, mode: str = "rw", timeout: float | None = 5.0, statemen
     # then opens lsm with LSM_CONFIG_READONLY, so lsm never writes the file, its log or its size.
     schema = "main" if mode == "rw" else "temp"
     target = f"{_quote(schema)}.{_quote(name)}"
-    mount = _register(abspath) if existed else None
     raw = _modes.open_raw("sqlite", ":memory:", mode="rw" if mode == "rw" else "ro")
+    mount = _register(abspath) if existed else None
     try:
         if timeout is not None:
             raw.busy_timeout(float(timeout))
