@@ -68,7 +68,7 @@ def _lsm_details(con) -> dict:
     except (ImportError, AttributeError):
         return {}
     try:
-        return {d["name"]: d for d in lsm_tables(con)}
+        return {(d["schema"], d["name"]): d for d in lsm_tables(con)}
     except Exception:  # noqa: BLE001 - details are extra; the listing must still show
         return {}
 
@@ -94,7 +94,7 @@ def tables(con):
         except _errors.Error:
             ncols = None
         row = {"schema": schema, "name": name, "type": kind, "module": module, "columns": ncols}
-        d = lsm.get(name) if schema == "main" else None
+        d = lsm.get((schema, name))
         if d is not None:
             row.update(module=module or "lsm1", file=d.get("file"), key=d.get("key"),
                        key_type=d.get("key_type"), values=", ".join(map(str, d.get("values") or ())))

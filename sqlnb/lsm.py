@@ -14,12 +14,23 @@ This module adds what lsm1 leaves out (see docs/lsm1.md):
 * :func:`lsm_tables` lists the lsm1 tables of a connection (for the magics).
 * :func:`connect_lsm` (``sqlnb.connect("lsm:///path/events.lsm")``) mounts one
   file on a private in-memory SQLite and returns an ordinary ``Connection``.
+* :func:`check_lsm_file` (run before every mount) and :func:`verify` (opt-in, reads
+  every data page) find damaged and truncated files.
 
 Guards, because lsm1 itself has none (measured on the pinned sources):
 
 * mounting a file that is not an LSM database makes lsm treat it as *empty*,
   and the last close then truncates it to 0 bytes. sqlnb checks the header
   (a checksummed checkpoint in one of the two 4 KiB meta pages) first;
+* a damaged or truncated lsm file reads as fewer rows (0 when cut to 8 KiB) with
+  no error: the same check raises CorruptError for a meta page that fails its
+  checksum and for a file shorter than the pages its checkpoint references;
+* lsm1 opens every file read-write: sqlnb's build makes it open read-only when the
+  SQLite database holding the table (or ``main``) is read-only, and ``ro`` URLs
+  mount on a read-only private database, so reading never writes the file;
+* opening and closing a descriptor of a file drops this process's POSIX locks on
+  it: sqlnb reads a header only when no connection of this process has the file
+  mounted (:func:`mounted_here`) and no process holds lsm's locks on it;
 * ``lsm_open`` creates a missing file, so ``ro`` connections refuse a missing path;
 * a UINT key that is not an integer (or is negative) is silently stored as key 0,
   so the helpers check key types before SQLite sees them;
@@ -36,14 +47,16 @@ import os
 import re
 import stat
 import struct
+import threading
 import time
 import warnings
+import weakref
 from pathlib import Path
 
 from sqlnb import errors as _errors
 
 __all__ = ["KEY_TYPES", "LsmTable", "KeyTypeError", "table", "lsm_tables", "connect_lsm",
-           "check_lsm_file", "writer_pid", "sidecar_path", "read_sidecar", "write_sidecar"]
+           "check_lsm_file", "mounted_here", "verify", "writer_pid", "sidecar_path", "read_sidecar", "write_sidecar"]
 
 KEY_TYPES = ("UINT", "TEXT", "BLOB")
 UINT_MAX = 2 ** 63 - 1  # lsm1 reads UINT keys with sqlite3_value_int64
@@ -61,13 +74,22 @@ class KeyTypeError(_errors.MismatchError, TypeError):
 
 
 # --- the file: header check, locks, sidecar ---------------------------------------------
-def _checkpoint_ok(page: bytes) -> bool:
-    """True when ``page`` (one meta page) holds a checkpoint whose two checksums match."""
+# The checkpoint layout (big-endian u32 words; see lsm1's lsm_ckpt.c): a 9-word header
+# (id MSW/LSW, word count including the 2 checksums, compression id, blocks, block size,
+# levels, page size, pages written), 4 log words, 8 append-point words, then one record
+# per level, the block redirects, the in-memory free list and the 2 checksums.
+_HDR_NCKPT, _HDR_CMPID, _HDR_BLKSZ, _HDR_NLEVEL, _HDR_PGSZ = 2, 3, 5, 6, 7
+_LEVELS_AT = 9 + 4 + 8
+_COMPRESSION_NONE = (0, 1)  # LSM_COMPRESSION_EMPTY, LSM_COMPRESSION_NONE: page numbers count pages
+
+
+def _checkpoint_words(page: bytes):
+    """The checkpoint in ``page`` (one meta page) as u32 words when its two checksums match, else None."""
     if len(page) < 12:
-        return False
+        return None
     n = struct.unpack_from(">I", page, 8)[0]  # CKPT_HDR_NCKPT: words including the 2 checksums
     if n <= 2 or n > _META_RW // 4 or n * 4 > len(page):
-        return False
+        return None
     w = struct.unpack_from(f">{n}I", page, 0)
     c1, c2, mask = 1, 2, 0xFFFFFFFF
     if n % 2:
@@ -76,7 +98,143 @@ def _checkpoint_ok(page: bytes) -> bool:
     for i in range(0, n - 3, 2):
         c1 = (c1 + c2 + w[i]) & mask
         c2 = (c2 + c1 + w[i + 1]) & mask
-    return c1 == w[n - 2] and c2 == w[n - 1]
+    return w if (c1 == w[n - 2] and c2 == w[n - 1]) else None
+
+
+def _looks_like_checkpoint(page: bytes) -> bool:
+    """A damaged checkpoint rather than foreign bytes: at least two of its word count, block size and
+    page size are still plausible (one damaged byte spoils at most one of them)."""
+    if len(page) < 32:
+        return False
+    n, blksz, pgsz = (struct.unpack_from(">I", page, 4 * i)[0] for i in (_HDR_NCKPT, _HDR_BLKSZ, _HDR_PGSZ))
+    pow2 = lambda v: v > 0 and v & (v - 1) == 0  # noqa: E731
+    votes = (_LEVELS_AT + 4 <= n <= _META_RW // 4, pow2(blksz) and 65536 <= blksz <= 1 << 30,
+             pow2(pgsz) and 256 <= pgsz <= 65536)
+    return sum(votes) >= 2
+
+
+def _checkpoint_extent(w) -> int:
+    """How many bytes the file must hold for the data the checkpoint ``w`` references.
+
+    The end of the furthest page of every segment (first, last and root page) of every
+    level. Block redirects (lsm moves blocks towards the start of the file before it
+    truncates) can only lower a page's real position, so a redirected page counts at
+    the lower of its two positions: the bound never exceeds what lsm needs.
+    Raises ValueError when the level records do not fit the checkpoint's length.
+    """
+    n = len(w) - 2  # the checksums
+    pgsz, blksz, cmp = w[_HDR_PGSZ], w[_HDR_BLKSZ], w[_HDR_CMPID]
+    if not (pgsz and blksz and blksz % pgsz == 0):
+        raise ValueError(f"page size {pgsz} and block size {blksz} do not fit")
+    pages, i = [], _LEVELS_AT
+
+    def take(k):
+        nonlocal i
+        if i + k > n:
+            raise ValueError("the level records run past the checkpoint's end")
+        out = w[i:i + k]
+        i += k
+        return out
+
+    def seg():
+        a = take(8)
+        pages.extend((a[0] << 32 | a[1], a[2] << 32 | a[3], a[4] << 32 | a[5]))
+
+    for _ in range(w[_HDR_NLEVEL]):
+        _age, n_right = take(2)
+        if n_right > 64:
+            raise ValueError(f"a level with {n_right} right-hand segments")
+        seg()
+        for _ in range(n_right):
+            seg()
+        if n_right:
+            n_input, _skip = take(2)
+            if n_input > 65:
+                raise ValueError(f"a merge with {n_input} inputs")
+            take(3 * n_input + 3 + 2)
+    (n_redirect,) = take(1)
+    redirect = {}
+    for _ in range(n_redirect):
+        frm, to = take(2)
+        redirect[frm] = to
+    if cmp not in _COMPRESSION_NONE:  # compressed: page "numbers" are byte offsets
+        return max(pages, default=0) + 1 if pages else 0
+    per_block = blksz // pgsz
+    need = 0
+    for pg in pages:
+        if pg == 0:  # no root page
+            continue
+        blk, within = divmod(pg - 1, per_block)
+        if blk + 1 in redirect:
+            pg = min(pg, (redirect[blk + 1] - 1) * per_block + within + 1)
+        need = max(need, pg * pgsz)
+    return need
+
+
+# --- this process's mounts: never open (and so close) a descriptor of a file lsm holds -------
+class _Mount:
+    """One sqlnb mount of an lsm file in this process: pending until its connection is known."""
+
+    __slots__ = ("con_ref", "pending")
+
+    def __init__(self):
+        self.con_ref = None
+        self.pending = True
+
+    def live(self) -> bool:
+        if self.con_ref is None:
+            return self.pending
+        con = self.con_ref()
+        return con is not None and not con.closed
+
+    def attach(self, con):
+        self.con_ref = weakref.ref(con)
+
+    def drop(self):
+        self.pending = False
+        self.con_ref = None
+
+
+_MOUNTS: dict = {}  # (st_dev, st_ino) -> [_Mount]
+_MOUNTS_LOCK = threading.Lock()
+
+
+def _file_id(path: str):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _register(path: str) -> _Mount:
+    """Record that this process is about to mount ``path`` (an existing file); ``attach`` the connection next."""
+    m = _Mount()
+    fid = _file_id(path)
+    if fid is not None:
+        with _MOUNTS_LOCK:
+            _MOUNTS[fid] = [x for x in _MOUNTS.get(fid, ()) if x.live()] + [m]
+    return m
+
+
+def mounted_here(path) -> bool:
+    """True while an sqlnb connection of this process has ``path`` mounted (by device and inode).
+
+    POSIX locks belong to the process: closing *any* descriptor of a file drops every lock
+    the process holds on it, so sqlnb never opens such a file itself while lsm may hold it.
+    Mounts made with plain SQL (``CREATE VIRTUAL TABLE ... USING lsm1``) are not recorded
+    here; on Linux the lock check in :func:`check_lsm_file` still sees them.
+    """
+    fid = _file_id(os.fspath(path))
+    if fid is None:
+        return False
+    with _MOUNTS_LOCK:
+        live = [x for x in _MOUNTS.get(fid, ()) if x.live()]
+        if live:
+            _MOUNTS[fid] = live
+        else:
+            _MOUNTS.pop(fid, None)
+        return bool(live)
 
 
 def _proc_locks(path: str):
@@ -125,11 +283,20 @@ def check_lsm_file(path, *, must_exist: bool = False) -> str:
     """Check that ``path`` can be mounted as an LSM database; return it absolute.
 
     Raises :class:`~sqlnb.errors.CantOpenError` for a directory, a missing file
-    (when ``must_exist``) or a missing parent directory, and
+    (when ``must_exist``) or a missing parent directory;
     :class:`~sqlnb.errors.NotADatabaseError` for a file whose header holds no
-    valid LSM checkpoint (lsm would treat it as empty and truncate it on close).
-    A 0-byte file is an empty LSM database (lsm writes nothing until the first commit).
-    Nothing is written.
+    valid LSM checkpoint (lsm would treat it as empty and truncate it on close);
+    :class:`~sqlnb.errors.CorruptError` for a damaged lsm file: a meta page whose
+    checkpoint fails its checksum (lsm would silently use the other, older one),
+    a checkpoint whose records do not parse, or a file shorter than the data its
+    checkpoint references (a truncated copy: lsm reads the missing pages as
+    empty and returns fewer rows). A 0-byte file is an empty LSM database (lsm
+    writes nothing until the first commit). Nothing is written.
+
+    The header is read only when no connection of this process has the file
+    mounted (:func:`mounted_here`) and no process holds lsm's locks on it (Linux,
+    /proc/locks): a file in use is checked by the lsm that has it open, and opening
+    and closing a descriptor here would drop this process's locks on it.
     """
     p = os.path.abspath(os.fspath(path))
     try:
@@ -147,24 +314,73 @@ def check_lsm_file(path, *, must_exist: bool = False) -> str:
         raise _errors.CantOpenError(f"{p!r} is a directory, not an lsm file")
     if not stat.S_ISREG(st.st_mode):
         raise _errors.CantOpenError(f"{p!r} is not a regular file, so not an lsm file")
+    if st.st_size == 0 or mounted_here(p):
+        return p
     locks = _proc_locks(p)
-    if st.st_size == 0 or any(_META_RW <= start and end < _META_PAGE for _, _, start, end in locks or ()):
-        # an empty LSM database, or one that lsm has open right now (its lock bytes are held, by
-        # this process or another); reading it here could also drop this process's locks
+    if any(_META_RW <= start and end < _META_PAGE for _, _, start, end in locks or ()):
+        # lsm has it open right now (its lock bytes are held, by this process or another)
         return p
     try:
-        with open(p, "rb") as fh:
-            head = fh.read(2 * _META_PAGE)
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            head = os.pread(fd, 2 * _META_PAGE, 0)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise _errors.CantOpenError(f"cannot read lsm file {p!r}: {exc.strerror}") from None
-    if _checkpoint_ok(head[:_META_PAGE]) or _checkpoint_ok(head[_META_PAGE:]):
-        return p
+    _check_header(p, head, st.st_size)
+    return p
+
+
+_CORRUPT, _NOTADB = 11, 26  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def _file_error(code: int, path: str, message: str):
+    """The sqlnb error for ``code`` (errors.CODE_TO_CLASS) about lsm file ``path``, its ``filename`` set."""
+    exc = _errors.make_error(code, message)
+    exc.filename = path
+    return exc
+
+
+def _check_header(p: str, head: bytes, size: int):
+    """Judge the two meta pages (``head``: the file's first 8 KiB) and the file's size."""
     log = p + "-log"
-    if len(head) == 2 * _META_PAGE and not head.strip(b"\0") and os.path.isfile(log) and os.path.getsize(log) > 0:
-        return p  # never checkpointed yet (crash before the first checkpoint): lsm recovers from the log
-    raise _errors.NotADatabaseError(
-        f"{p!r} is not an lsm database (no valid LSM checkpoint in its first {2 * _META_PAGE} bytes); "
-        "it was left untouched")
+    has_log = os.path.isfile(log) and os.path.getsize(log) > 0
+    pages = [head[i * _META_PAGE:(i + 1) * _META_PAGE] for i in (0, 1)]
+    words = [_checkpoint_words(pg) for pg in pages]
+    # a meta page lsm never wrote is zeros (a short file reads as zeros past its end, as lsm reads it)
+    damaged = [i for i in (0, 1) if words[i] is None and pages[i][:_META_RW].strip(b"\0")]
+    if not any(words):
+        if not damaged and has_log:
+            return  # never checkpointed yet (crash before the first checkpoint): lsm recovers from the log
+        if any(_looks_like_checkpoint(pages[i]) for i in damaged):
+            raise _file_error(
+                _CORRUPT, p,
+                f"lsm file {p!r} is damaged: the LSM checkpoint in meta page "
+                f"{' and '.join(str(i + 1) for i in damaged)} fails its checksum and there is no other; "
+                "it was left untouched")
+        raise _file_error(
+            _NOTADB, p,
+            f"{p!r} is not an lsm database (no valid LSM checkpoint in its first {2 * _META_PAGE} bytes); "
+            "it was left untouched")
+    if damaged and not has_log:
+        i = damaged[0]
+        raise _file_error(
+            _CORRUPT, p,
+            f"lsm file {p!r} is damaged: the LSM checkpoint in meta page {i + 1} (bytes "
+            f"{i * _META_PAGE}-{(i + 1) * _META_PAGE - 1}) fails its checksum; lsm would silently fall back "
+            "to the other, possibly older checkpoint. It was left untouched")
+    # lsm loads the valid checkpoint with the larger id
+    w = max((x for x in words if x), key=lambda x: (x[0] << 32) | x[1])
+    try:
+        need = _checkpoint_extent(w)
+    except ValueError as exc:
+        raise _file_error(_CORRUPT, p, f"lsm file {p!r} is damaged: its LSM checkpoint does not parse ({exc})") from None
+    if size < need:
+        raise _file_error(
+            _CORRUPT, p,
+            f"lsm file {p!r} is truncated: it has {size:,} bytes but its LSM checkpoint references data up to "
+            f"byte {need:,}; it was left untouched")
 
 
 def sidecar_path(path) -> str:
@@ -203,6 +419,203 @@ def write_sidecar(path, *, key: str, key_type: str, values, table: str | None = 
         fh.write("\n")
     os.replace(tmp, sc)
     return sc
+
+
+# --- verify(): an opt-in walk of every data page --------------------------------------------
+_BTREE_PAGE, _SKIP_THIS_PAGE = 0x0001, 0x0004
+_REC_INSERT, _REC_SEPARATOR, _REC_SYSTEM = 0x08, 0x10, 0x20
+
+
+def _varint(buf, pos: int, end: int):
+    """An SQLite4 varint (lsm's record header integers) at ``buf[pos:]``: (value, new position)."""
+    if pos >= end:
+        raise ValueError("a record header runs past its page")
+    b0 = buf[pos]
+    if b0 <= 240:
+        return b0, pos + 1
+    if b0 <= 248:
+        if pos + 2 > end:
+            raise ValueError("a record header runs past its page")
+        return (b0 - 241) * 256 + buf[pos + 1] + 240, pos + 2
+    size = b0 - 246 if b0 < 255 else 9
+    if pos + size > end:
+        raise ValueError("a record header runs past its page")
+    tail = int.from_bytes(buf[pos + 1:pos + size], "big")
+    return (2288 + tail if b0 == 249 else tail), pos + size
+
+
+def verify(path) -> dict:
+    """Read every data page of an lsm file and check its structure; return counts or raise CorruptError.
+
+    An opt-in, full read of the file (the checks made before every mount read only its first
+    8 KiB; see docs/lsm1.md, "Damaged files"). Besides those, for every segment of the newest
+    checkpoint it follows the pages and block links from the first page to the last and checks
+    each page's footer (record count, record offsets), each record's header (type, key and
+    value lengths, records spanning pages) and that the keys of each segment are in strictly
+    increasing order (lsm's default key order, which lsm1 uses). Data pages have no checksum:
+    damage inside a key or a value that keeps the structure and the order intact is not found,
+    nor a record count that the damage lowered.
+
+    The file must not be in use (mounted by this process, or locked by another one): its
+    pages may be changing, and reading it here could drop this process's locks.
+    Returns ``{"segments", "pages", "records"}``. Compressed databases and checkpoints with
+    block redirects are refused with FeatureNotSupportedError (sqlnb's lsm1 writes neither).
+    """
+    p = check_lsm_file(path, must_exist=True)
+    if mounted_here(p) or any(_META_RW <= start and end < _META_PAGE for _, _, start, end in _proc_locks(p) or ()):
+        raise _errors.OperationalError(f"lsm file {p!r} is in use; verify it when no connection has it open")
+    size = os.path.getsize(p)
+    if size == 0:
+        return {"segments": 0, "pages": 0, "records": 0}
+    fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        head = os.pread(fd, 2 * _META_PAGE, 0)
+        words = [_checkpoint_words(head[i * _META_PAGE:(i + 1) * _META_PAGE]) for i in (0, 1)]
+        if not any(words):
+            return {"segments": 0, "pages": 0, "records": 0}  # never checkpointed: all data is in the -log
+        w = max((x for x in words if x), key=lambda x: (x[0] << 32) | x[1])
+        if w[_HDR_CMPID] not in _COMPRESSION_NONE:
+            raise _errors.FeatureNotSupportedError(f"lsm file {p!r} is compressed; verify() reads uncompressed files only")
+        segs, redirects = _segments(w)
+        if redirects:
+            raise _errors.FeatureNotSupportedError(
+                f"lsm file {p!r} has block redirects in its checkpoint; verify() does not follow them")
+        pgsz, blksz = w[_HDR_PGSZ], w[_HDR_BLKSZ]
+        total = {"segments": len(segs), "pages": 0, "records": 0}
+        for level, first, last in segs:
+            try:
+                pages, records = _walk_segment(fd, size, pgsz, blksz, first, last)
+            except ValueError as exc:
+                raise _file_error(_CORRUPT, p, f"lsm file {p!r} is damaged: level {level}, segment of pages "
+                                                f"{first}..{last}: {exc}") from None
+            total["pages"] += pages
+            total["records"] += records
+        return total
+    finally:
+        os.close(fd)
+
+
+def _segments(w):
+    """``([(level, first page, last page)], number of block redirects)`` of checkpoint ``w``."""
+    out, i = [], _LEVELS_AT
+
+    def seg(level):
+        nonlocal i
+        a = w[i:i + 8]
+        i += 8
+        out.append((level, a[0] << 32 | a[1], a[2] << 32 | a[3]))
+
+    for level in range(w[_HDR_NLEVEL]):
+        n_right = w[i + 1]
+        i += 2
+        seg(level)
+        for _ in range(n_right):
+            seg(level)
+        if n_right:
+            i += 2 + 3 * w[i] + 3 + 2
+    return out, w[i]
+
+
+def _walk_segment(fd, size: int, pgsz: int, blksz: int, first: int, last: int):
+    """Walk one segment's pages (page numbers count from 1, block links as lsm_file.c has them)."""
+    per_block = blksz // pgsz
+    first_on_block1 = 1 + (2 * _META_PAGE + pgsz - 1) // pgsz
+    max_pages = size // pgsz
+    pg, pages, records = first, 0, 0
+    carry = 0          # bytes of a record that continue on the next data page
+    key_need = 0       # of those, bytes that still belong to its key
+    key = b""          # the key being assembled
+    prev = None        # (topic, key) of the previous record, for the order check
+    pending = None     # the spanning record's topic until its key is complete
+    while True:
+        if pg < first_on_block1 or pg > max_pages:
+            raise ValueError(f"page {pg} is outside the file ({max_pages} pages)")
+        pages += 1
+        if pages > max_pages:
+            raise ValueError("the block links loop")
+        raw = os.pread(fd, pgsz, (pg - 1) * pgsz)
+        if len(raw) < pgsz:
+            raise ValueError(f"page {pg} is cut short")
+        is_first = pg % per_block == 1 or (pg < per_block and pg == first_on_block1)
+        is_last = pg % per_block == 0
+        data = raw[4:] if is_first else raw
+        n_data = pgsz - 4 if (is_first or is_last) else pgsz
+        n_rec = struct.unpack_from(">H", data, n_data - 2)[0]
+        flags = struct.unpack_from(">H", data, n_data - 4)[0]
+        eof = n_data - 12 - 2 * n_rec
+        if eof <= 0:
+            raise ValueError(f"page {pg}: {n_rec} records do not fit a page")
+        if not flags & _BTREE_PAGE:
+            pos = 0
+            if carry:
+                take = min(carry, eof)
+                if key_need:
+                    k = min(key_need, take)
+                    key += data[:k]
+                    key_need -= k
+                    if not key_need and pending is not None:
+                        prev = _order(prev, pending, key, pg)
+                        pending = None
+                carry -= take
+                pos = take
+                if carry and n_rec:
+                    raise ValueError(f"page {pg}: a record starts inside the previous page's spanning record")
+            offsets = struct.unpack_from(f">{n_rec}H", data, eof) if n_rec else ()
+            offsets = offsets[::-1]  # cell 0's offset sits nearest the footer
+            for c, off in enumerate(offsets):
+                if off < pos or off >= eof:
+                    raise ValueError(f"page {pg}: record {c} starts at byte {off}, outside {pos}..{eof - 1}")
+                etype = data[off]
+                if etype & 0x80 or not etype & (0x0F | _REC_SEPARATOR):
+                    raise ValueError(f"page {pg}: record {c} has the invalid type byte {etype:#04x}")
+                q = off + 1
+                _, q = _varint(data, q, eof)          # the pointer into the next level
+                n_key, q = _varint(data, q, eof)
+                n_val = 0
+                if etype & _REC_INSERT:
+                    n_val, q = _varint(data, q, eof)
+                body = n_key + n_val
+                records += 1
+                topic = etype & _REC_SYSTEM
+                skip = bool(flags & _SKIP_THIS_PAGE)
+                if q + body <= eof:
+                    prev = prev if skip else _order(prev, topic, data[q:q + n_key], pg)
+                    pos = q + body
+                else:
+                    if c != len(offsets) - 1:
+                        raise ValueError(f"page {pg}: record {c} runs past the page but is not its last")
+                    carry = body - (eof - q)
+                    have = min(n_key, eof - q)
+                    key, key_need = data[q:q + have], n_key - have
+                    if key_need:
+                        pending = None if skip else topic
+                    elif not skip:
+                        prev = _order(prev, topic, key, pg)
+                    pos = eof
+        if pg == last:
+            break
+        if is_last:
+            nxt = struct.unpack_from(">I", raw, pgsz - 4)[0]
+            if not 1 <= nxt <= max(1, size // blksz + 1):
+                raise ValueError(f"page {pg}: the link to the next block ({nxt}) points outside the file")
+            pg = 1 + (nxt - 1) * per_block if nxt > 1 else first_on_block1
+        else:
+            pg += 1
+    if carry:
+        raise ValueError(f"the last record runs {carry} bytes past the segment's last page {last}")
+    return pages, records
+
+
+def _order(prev, topic, key: bytes, pg: int):
+    """Keys of a segment increase strictly (system keys after user keys); returns the new ``prev``.
+
+    lsm's default order (bytes, then length), the one lsm1 uses; a file written with a custom
+    lsm comparison function would be reported out of order.
+    """
+    cur = (topic, key)
+    if prev is not None and cur <= prev:
+        raise ValueError(f"page {pg}: keys out of order ({prev[1][:16]!r} then {key[:16]!r})")
+    return cur
 
 
 # --- identifiers and the CREATE statement ---------------------------------------------
@@ -816,12 +1229,18 @@ def table(con, name: str, file=None, *, key: str | None = None, key_type: str | 
     if not existed and getattr(con, "mode", "rw") != "rw":
         raise _errors.ReadOnlyError(f"no such lsm file {path!r}; a {con.mode!r} connection does not create one")
     sql = create_sql(name, path, key=key_, key_type=kt, values=vals, schema=schema)
+    mount = _register(path) if existed else None
     try:
         con.execute(sql)
-    except _errors.Error as exc:
+    except BaseException as exc:
+        if mount is not None:
+            mount.drop()
+        if not isinstance(exc, _errors.Error):
+            raise
         if not existed and os.path.exists(path) and os.path.getsize(path) == 0:
             _remove_new(path)
         raise type(exc)(f"cannot mount {path!r} as lsm1 table {name!r}: {exc}") from exc
+    (mount or _register(path)).attach(con)
     if not existed:
         write_sidecar(path, key=key_, key_type=kt, values=vals, table=name)
     return LsmTable(con, name, schema=schema, file=path, key=key_, key_type=kt, values=vals, timeout=timeout)
@@ -832,6 +1251,9 @@ def _master(schema: str) -> str:
 
 
 def _remove_new(path: str):
+    """Remove an lsm file (and its -log/-shm) that a failed mount just created, unless it is mounted here."""
+    if mounted_here(path):
+        return
     for p in (path, path + "-log", path + "-shm"):
         try:
             os.remove(p)
@@ -840,7 +1262,7 @@ def _remove_new(path: str):
 
 
 # --- lsm:/// URLs ---------------------------------------------------------------------------
-_URL_OPTIONS = ("table", "key", "key_type", "values", "create")
+_URL_OPTIONS = ("table", "key", "key_type", "values", "create", "verify")
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -877,12 +1299,14 @@ def connect_lsm(path, *, mode: str = "rw", timeout: float | None = 5.0, statemen
 
     :param path: the ``.lsm`` file (relative paths are made absolute now).
     :param mode: ``"rw"``, ``"ro"`` or ``"ro-scratch"`` (passed to the mode
-        policies; ``ro`` modes never create the file).
+        policies; ``ro`` modes never create the file and mount it read-only, in
+        the ``temp`` schema of a read-only private database).
     :param timeout: seconds to wait, in ``rw`` mode, for another process's write
         transaction on the file to end before giving up with BusyError.
     :param options: ``table=`` (default: the file's stem), ``key=``,
         ``key_type=`` (UINT/TEXT/BLOB), ``values=`` (comma list or sequence),
-        ``create=`` (default True in ``rw``: a missing file is created, with a sidecar).
+        ``create=`` (default True in ``rw``: a missing file is created, with a sidecar),
+        ``verify=`` (default False: run :func:`verify`, a full read of the file, before mounting).
 
     The schema comes from the options, else from the sidecar sqlnb wrote when it
     created the file (``<file>.sqlnb.json``). With neither, a new file gets
@@ -908,6 +1332,9 @@ def connect_lsm(path, *, mode: str = "rw", timeout: float | None = 5.0, statemen
     if mode != "rw":
         create = False
     abspath = check_lsm_file(path, must_exist=not create)
+    check = options.get("verify", False)
+    if (check.lower() in _TRUE if isinstance(check, str) else bool(check)) and os.path.exists(abspath):
+        verify(abspath)  # the full read: every data page (CorruptError before anything is mounted)
     existed = os.path.exists(abspath)
     name = _ident(options.get("table") or Path(abspath).stem or "lsm", "table")
     given = {"key": options.get("key"),
@@ -944,25 +1371,33 @@ def connect_lsm(path, *, mode: str = "rw", timeout: float | None = 5.0, statemen
                 raise err
             time.sleep(0.05)
 
-    raw = _modes.open_raw("sqlite", ":memory:", mode="rw")
+    # A read-only mode mounts the file read-only: the private database is opened read-only and the
+    # table lives in its temp schema; lsm1Connect (patched at build time, tools/lsm1_readonly.c)
+    # then opens lsm with LSM_CONFIG_READONLY, so lsm never writes the file, its log or its size.
+    schema = "main" if mode == "rw" else "temp"
+    target = f"{_quote(schema)}.{_quote(name)}"
+    raw = _modes.open_raw("sqlite", ":memory:", mode="rw" if mode == "rw" else "ro")
+    mount = _register(abspath) if existed else None
     try:
         if timeout is not None:
             raw.busy_timeout(float(timeout))
         tmp = Connection(raw, engine="sqlite", mode="rw", database=":memory:", isolation_level=None,
                          check_same_thread=False)
         try:
-            tmp.execute(create_sql(name, abspath, key=key, key_type=kt, values=vals))
+            tmp.execute(create_sql(name, abspath, key=key, key_type=kt, values=vals, schema=schema))
         except _errors.Error as exc:
             if not existed:
                 _remove_new(abspath)
             raise type(exc)(f"cannot mount lsm file {abspath!r}: {exc}") from exc
+        if mount is None:
+            mount = _register(abspath)
         if guessed and given["values"] is None:
-            row = tmp.execute(f"SELECT lsm1_value FROM {_quote(name)} LIMIT 1").fetchone()
+            row = tmp.execute(f"SELECT lsm1_value FROM {target} LIMIT 1").fetchone()
             n = _count_value_fields(row[0]) if row and row[0] is not None else 1
             if n > 1:
                 vals = tuple(f"value{i}" for i in range(1, n + 1))
-                tmp.execute(f"DROP TABLE {_quote(name)}")
-                tmp.execute(create_sql(name, abspath, key=key, key_type=kt, values=vals))
+                tmp.execute(f"DROP TABLE {target}")
+                tmp.execute(create_sql(name, abspath, key=key, key_type=kt, values=vals, schema=schema))
         if guessed:
             warnings.warn(
                 f"{abspath} has no sqlnb sidecar ({os.path.basename(sidecar_path(abspath))}) and no key_type/values "
@@ -972,14 +1407,17 @@ def connect_lsm(path, *, mode: str = "rw", timeout: float | None = 5.0, statemen
         if statement_timeout:
             raw.timeout = float(statement_timeout)
         _modes.install(raw, "sqlite", mode=mode)
+        if not existed and create:
+            write_sidecar(abspath, key=key, key_type=kt, values=vals, table=name)
+        con = Connection(raw, engine="sqlite", mode=mode, database=url or f"lsm:///{abspath}", path=abspath,
+                         isolation_level=isolation_level, check_same_thread=check_same_thread)
     except BaseException:
         raw.close()
+        if mount is not None:
+            mount.drop()
         raise
-    if not existed and create:
-        write_sidecar(abspath, key=key, key_type=kt, values=vals, table=name)
-    con = Connection(raw, engine="sqlite", mode=mode, database=url or f"lsm:///{abspath}", path=abspath,
-                     isolation_level=isolation_level, check_same_thread=check_same_thread)
-    con.extras["lsm"] = {"name": name, "schema": "main", "file": abspath, "key": key, "key_type": kt,
+    mount.attach(con)
+    con.extras["lsm"] = {"name": name, "schema": schema, "file": abspath, "key": key, "key_type": kt,
                          "values": vals, "schema_from": "sidecar" if side else ("guess" if guessed else
                                                                                ("options" if existed else "new"))}
     return con

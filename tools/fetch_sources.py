@@ -11,7 +11,9 @@ Stdlib only. Nothing fetched is committed: files land in a git-ignored cache
   else PyPI). No third-party setup code runs. If that fails, ``pip download``
   (``--no-deps --no-binary :all:``) is tried as a fallback.
 * ``SQLNB_SOURCES_DIR``: a directory of already-downloaded sdists (offline use).
-* Our own ``lsm1BestIndex`` (tools/lsm1_bestindex.c) replaces upstream's.
+* Our own ``lsm1BestIndex`` (tools/lsm1_bestindex.c) replaces upstream's, and
+  tools/lsm1_readonly.c makes lsm1Connect() open read-only mounts read-only and
+  passes lsm's CORRUPT/READONLY/IOERR codes on (upstream says SQLITE_ERROR).
 
 Usage: ``python tools/fetch_sources.py [DEST]``; prints the source directory.
 """
@@ -129,7 +131,36 @@ def patch_lsm1_bestindex(text: str) -> str:
     return text[:comment] + ours + text[end:]
 
 
-PATCHES = {"lsm1_bestindex": patch_lsm1_bestindex}
+def patch_lsm1_readonly(text: str) -> str:
+    """Splice tools/lsm1_readonly.c into lsm_vtab.c (idempotent).
+
+    Its helpers go right above lsm1Connect(); lsm1Connect() calls
+    sqlnbLsm1Configure() just before lsm_open(), and the cursor and transaction
+    methods return sqlnbLsm1Rc(rc) instead of upstream's blanket SQLITE_ERROR.
+    """
+    marker = "sqlnb's additions to lsm1's lsm1Connect()"
+    if marker in text:
+        return text
+    ours = (HERE / "lsm1_readonly.c").read_text()
+    connect = text.index("static int lsm1Connect(")
+    comment = text.rfind("/*", 0, connect)
+    text = text[:comment] + ours + text[comment:]
+    call = "  rc = lsm_open(pNew->pDb, zFilename);\n"
+    if text.count(call) != 1:
+        raise RuntimeError("lsm_vtab.c: lsm1Connect()'s lsm_open call not found exactly once")
+    text = text.replace(call, "  sqlnbLsm1Configure(db, argv[1], pNew->pDb);\n" + call)
+    blanket = "return rc==LSM_OK ? SQLITE_OK : SQLITE_ERROR;"
+    if text.count(blanket) < 2:
+        raise RuntimeError("lsm_vtab.c: the cursor/transaction result-code lines were not found")
+    return text.replace(blanket, "return sqlnbLsm1Rc(rc);")
+
+
+def patch_lsm1_vtab(text: str) -> str:
+    """Every sqlnb change to lsm_vtab.c: our xBestIndex, read-only mounts, result codes."""
+    return patch_lsm1_readonly(patch_lsm1_bestindex(text))
+
+
+PATCHES = {"lsm1_bestindex": patch_lsm1_vtab}
 
 
 def prepare(dest: Path | None = None) -> Path:
@@ -139,7 +170,7 @@ def prepare(dest: Path | None = None) -> Path:
     pins = json.loads(PINS.read_text())
     stamp = dest / ".stamp"
     want_stamp = sha256(PINS.read_bytes() + (HERE / "lsm1_bestindex.c").read_bytes()
-                        + Path(__file__).read_bytes())
+                        + (HERE / "lsm1_readonly.c").read_bytes() + Path(__file__).read_bytes())
     if stamp.is_file() and stamp.read_text() == want_stamp:
         return dest
     tmp = Path(tempfile.mkdtemp(prefix=".src-", dir=base if base.exists() else None))
