@@ -661,6 +661,45 @@ cdef class _SchemaQuery:
             conn._verifying = False
 
 
+cdef object _auth_defensive_refusal(RawConnection conn, bytes sql, Py_ssize_t offset):
+    """Which wall refused a statement that failed to prepare with SQLITE_ERROR under a
+    read-only mode with SQLITE_DBCONFIG_DEFENSIVE on ("table x may not be modified": a shadow
+    table)? Prepare it once more with DEFENSIVE off (nothing runs) and let the program check
+    name the write. Returns the ReadOnlyError, or None (the original error stands)."""
+    cdef AuthTable t
+    cdef sqlite3_stmt *st = NULL
+    cdef const char *tail = NULL
+    cdef int rc, off = 1, on = 0
+    if conn._auth is None:
+        return None
+    t = <AuthTable>conn._auth
+    if not (t.defensive and t.st.readonly_mode and t.verify):
+        return None
+    sqlite3_db_config(conn.db, SQLNB_DBCONFIG_DEFENSIVE, <int>0, &off)
+    try:
+        _auth_begin(conn)
+        rc = sqlite3_prepare_v2(conn.db, PyBytes_AS_STRING(sql) + offset,
+                                <int>(PyBytes_GET_SIZE(sql) - offset), &st, &tail)
+    finally:
+        sqlite3_db_config(conn.db, SQLNB_DBCONFIG_DEFENSIVE, <int>1, &on)
+    conn._pending = None
+    if rc != SQLITE_OK or st == NULL:
+        if st != NULL:
+            sqlite3_finalize(st)
+        exc = conn._policy_error(rc, sql[offset:].decode("utf-8", "replace")) if rc != SQLITE_OK else None
+        t.take_refusal()
+        return exc if isinstance(exc, _errors.ReadOnlyError) else None
+    try:
+        exc = _auth_verify(conn, st, sql, offset, (tail - PyBytes_AS_STRING(sql)) if tail != NULL
+                           else PyBytes_GET_SIZE(sql))
+    finally:
+        sqlite3_finalize(st)
+    t.take_refusal()
+    if isinstance(exc, _errors.ReadOnlyError):
+        return exc
+    return None
+
+
 cdef object _auth_verify(RawConnection conn, sqlite3_stmt *user, bytes data, Py_ssize_t start,
                          Py_ssize_t end):
     """Check the program of a statement just prepared (``EXPLAIN`` of its text, the opcodes

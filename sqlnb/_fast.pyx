@@ -447,6 +447,11 @@ cdef class RawConnection:
                 raise exc
             if rc != SQLITE_OK:
                 exc = self._policy_error(rc, sql[offset:].decode("utf-8", "replace"))
+                if (rc & 0xFF) == SQLITE_ERROR and not isinstance(exc, _errors.PolicyError):
+                    if st != NULL:
+                        sqlite3_finalize(st)
+                        st = NULL
+                    exc = _auth_defensive_refusal(self, sql, offset) or exc
                 raise exc
             new_offset = (tail - base) if tail != NULL else n
             if st == NULL:
