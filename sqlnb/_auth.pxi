@@ -622,18 +622,21 @@ def install_policy(RawConnection raw, spec):
 
 
 # --- the second check: each prepared statement's program ---------------------------
-cdef const char *_VERIFY_OPS[18]
+cdef enum:
+    _NVERIFY_OPS = 30
+cdef const char *_VERIFY_OPS[30]
 _VERIFY_OPS[:] = [b"Transaction", b"VerifyCookie", b"OpenRead", b"OpenWrite", b"ReopenIdx",
                   b"OpenDup", b"Column", b"Destroy", b"Clear", b"CreateBtree", b"CreateTable",
                   b"CreateIndex", b"SetCookie", b"VUpdate", b"VCreate", b"VDestroy", b"Vacuum",
-                  b"IncrVacuum"]
+                  b"IncrVacuum", b"SeekGE", b"SeekGT", b"SeekLE", b"SeekLT", b"IdxGE", b"IdxGT",
+                  b"IdxLE", b"IdxLT", b"Found", b"NotFound", b"NoConflict", b"SeekScan"]
 
 
 cdef bint _verify_op(const char *op) noexcept nogil:
     cdef int i
     if op == NULL:
         return False
-    for i in range(18):
+    for i in range(_NVERIFY_OPS):
         if strcmp(op, _VERIFY_OPS[i]) == 0:
             return True
     return False
@@ -675,26 +678,25 @@ cdef object _auth_defensive_refusal(RawConnection conn, bytes sql, Py_ssize_t of
     t = <AuthTable>conn._auth
     if not (t.defensive and t.st.readonly_mode and t.verify):
         return None
+    exc = None
     sqlite3_db_config(conn.db, SQLNB_DBCONFIG_DEFENSIVE, <int>0, &off)
     try:
         _auth_begin(conn)
         rc = sqlite3_prepare_v2(conn.db, PyBytes_AS_STRING(sql) + offset,
                                 <int>(PyBytes_GET_SIZE(sql) - offset), &st, &tail)
+        conn._pending = None
+        if rc != SQLITE_OK or st == NULL:
+            if rc != SQLITE_OK:
+                exc = conn._policy_error(rc, sql[offset:].decode("utf-8", "replace"))
+        else:
+            exc = _auth_verify(conn, st, sql, offset, (tail - PyBytes_AS_STRING(sql)) if tail != NULL
+                               else PyBytes_GET_SIZE(sql))
     finally:
-        sqlite3_db_config(conn.db, SQLNB_DBCONFIG_DEFENSIVE, <int>1, &on)
-    conn._pending = None
-    if rc != SQLITE_OK or st == NULL:
         if st != NULL:
             sqlite3_finalize(st)
-        exc = conn._policy_error(rc, sql[offset:].decode("utf-8", "replace")) if rc != SQLITE_OK else None
+        sqlite3_db_config(conn.db, SQLNB_DBCONFIG_DEFENSIVE, <int>1, &on)
         t.take_refusal()
-        return exc if isinstance(exc, _errors.ReadOnlyError) else None
-    try:
-        exc = _auth_verify(conn, st, sql, offset, (tail - PyBytes_AS_STRING(sql)) if tail != NULL
-                           else PyBytes_GET_SIZE(sql))
-    finally:
-        sqlite3_finalize(st)
-    t.take_refusal()
+        conn._pending = None
     if isinstance(exc, _errors.ReadOnlyError):
         return exc
     return None

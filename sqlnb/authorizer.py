@@ -331,10 +331,10 @@ class Policy:
 
         ``columns``: ``{(schema, table): (sql, table_xinfo rows)}`` of the tables that
         have a masked column. A mask then also covers what reveals the column: the
-        table's generated columns, an FTS table's own hidden column (``docs MATCH``,
-        ``highlight(docs, ...)``, ``snippet``) and ``rank``, an R*Tree's ``rowid`` when
-        its id is masked. Masking an ordinary table's INTEGER PRIMARY KEY (the rowid
-        itself) is refused: every join by rowid would compare it.
+        table's generated columns and an R*Tree's ``rowid`` when its id is masked.
+        Refused (ValueError): masking an ordinary table's INTEGER PRIMARY KEY (every
+        join by rowid would compare it) and a column of a full-text table (its index
+        answers ``MATCH``, ``docs('word')``, ``highlight()`` and ``snippet()`` about it).
         """
         rows = [(r[0], r[1], r[2]) for r in tables]
         vtabs = [(db, n) for db, n, t in rows if t == "virtual"]
@@ -368,9 +368,13 @@ class Policy:
             virtual = bool(re.match(r"\s*CREATE\s+VIRTUAL\s", sql or "", re.I))
             if virtual:
                 module = (re.search(r"\bUSING\s+(\w+)", sql or "", re.I) or [None, ""])[1].lower()
-                extra += [(db, table, table), (db, table, "rank")]
+                if module.startswith("fts") and masked:
+                    raise ValueError(
+                        f"mask_columns: {table}.{masked[0][1]} is a column of a full-text ({module}) table, "
+                        "whose index answers MATCH, highlight() and snippet() about it whatever a mask "
+                        "says: deny the table instead")
                 if module.startswith(("rtree", "geopoly")) and any(r[0] == 0 for r in masked):
-                    extra.append((db, table, "ROWID"))
+                    extra.append((db, table, "ROWID"))  # its id is its rowid
                 continue
             pks = [r for r in xinfo if r[5]]
             without_rowid = bool(re.search(r"\)\s*WITHOUT\s+ROWID\s*$", sql or "", re.I))
@@ -524,7 +528,7 @@ class Policy:
                 for r in query(f"PRAGMA main.index_xinfo(\"{pk[0][1]}\")") if pk else ():
                     if r[1] in mcids:
                         pos.add(r[0])
-                masked[root] = (name, label, frozenset(pos))
+                masked[root] = (name, label, frozenset(pos), True)
             else:
                 pos, n = set(), 0
                 for r in cols:
@@ -533,13 +537,13 @@ class Policy:
                     if r[0] in mcids:
                         pos.add(n)
                     n += 1
-                masked[root] = (name, label, frozenset(pos))
+                masked[root] = (name, label, frozenset(pos), False)
             for _, iname, _, iroot, _ in idx:
                 qi = '"' + iname.replace('"', '""') + '"'
                 irows = query(f"PRAGMA main.index_xinfo({qi})") or query(f"PRAGMA main.index_info({qi})")
                 ipos = frozenset(r[0] for r in irows if r[1] in mcids or r[1] == -2)
                 if ipos:
-                    masked[iroot] = (name, label, ipos)
+                    masked[iroot] = (name, label, ipos, True)
         return cookie, forbidden, masked
 
     def check_program(self, ops, query, sql):
@@ -573,7 +577,9 @@ class Policy:
                 if op in ("VUpdate", "VCreate", "VDestroy", "Vacuum", "IncrVacuum"):
                     return self._verify_error(sql, f"its program writes to the database ({op})", ro=True)
             if op in ("OpenRead", "OpenWrite", "ReopenIdx"):
-                if p3 == 0 and not (p5 & 0x02):  # OPFLAG_P2ISREG: a b-tree made by this statement
+                # (OpenWrite's P2 may be a register: OPFLAG_P2ISREG, 0x10 now, 0x02 on 3.7; a write
+                # the authorizer already checked by name: a b-tree this statement creates)
+                if p3 == 0 and not (op == "OpenWrite" and p5 & 0x12):
                     cursors.setdefault(p1, set()).add(p2)
                 if op == "OpenWrite":
                     writers.add(p1)
@@ -600,11 +606,19 @@ class Policy:
         if not any(r in masked for r in roots):
             return None
         for op, p1, p2, p3, p5 in ops:
-            if op != "Column" or (not ro and p1 in writers):
+            if (op != "Column" and op not in _SEEKS) or (not ro and p1 in writers):
                 continue
             for r in cursors.get(p1, ()):
                 m = masked.get(r)
-                if m is not None and p2 in m[2]:
+                if m is None:
+                    continue
+                if op != "Column":  # a seek in an index b-tree that holds the masked column compares it
+                    if m[3]:
+                        return self._verify_error(
+                            sql, f"it searches an index that holds the masked column main.{m[0]}.{m[1]} "
+                            "(a comparison with the hidden values; name other columns)", cls=_errors.PolicyError)
+                    continue
+                if p2 in m[2]:
                     return self._verify_error(
                         sql, f"it compares or returns the masked column main.{m[0]}.{m[1]} "
                         "(USING and NATURAL joins read it without asking; join with ON and name "
@@ -878,7 +892,12 @@ _WRITE_DB = {"OpenWrite": 3, "Destroy": 3, "Clear": 2, "CreateBtree": 1, "Create
 VERIFY_OPCODES = frozenset((
     "Transaction", "VerifyCookie", "OpenRead", "OpenWrite", "ReopenIdx", "OpenDup", "Column",
     "Destroy", "Clear", "CreateBtree", "CreateTable", "CreateIndex", "SetCookie",
-    "VUpdate", "VCreate", "VDestroy", "Vacuum", "IncrVacuum"))
+    "VUpdate", "VCreate", "VDestroy", "Vacuum", "IncrVacuum",
+    "SeekGE", "SeekGT", "SeekLE", "SeekLT", "IdxGE", "IdxGT", "IdxLE", "IdxLT", "Found", "NotFound",
+    "NoConflict", "SeekScan"))
+#: the opcodes that compare a key with an index b-tree's records
+_SEEKS = frozenset(("SeekGE", "SeekGT", "SeekLE", "SeekLT", "IdxGE", "IdxGT", "IdxLE", "IdxLT",
+                    "Found", "NotFound", "NoConflict", "SeekScan"))
 
 
 def make_policy(engine: str, mode: str = "rw", **kwargs) -> Policy:
