@@ -544,3 +544,32 @@ def test_keyboard_interrupt_in_a_user_authorizer_surfaces(engine, db):
             con.execute("SELECT name FROM users").fetchall()
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("mode", ["rw", "ro", "ro-scratch"])
+def test_c_table_agrees_with_python_rules_on_the_schema_guards(mode):
+    from sqlnb import _fast
+    from sqlnb.authorizer import AuthAction as A
+
+    pol = Policy(mode, deny_tables=["secrets"], mask_columns=["users.email"])
+    raw = _fast.RawConnection(":memory:")
+    try:
+        table = _fast.install_policy(raw, pol.c_spec())
+        samples = [(A.PRAGMA, "writable_schema", None, None), (A.PRAGMA, "writable_schema", "ON", "main"),
+                   (A.PRAGMA, "schema_version", None, None), (A.PRAGMA, "schema_version", "5", None),
+                   (A.PRAGMA, "user_version", "5", None), (A.ATTACH, "", None, None),
+                   (A.ATTACH, "/tmp/x.db", None, None), (A.READ, "dbstat", "name", "main"),
+                   (A.READ, "sqlite_dbpage", "data", "main"), (A.READ, "users", "email", "main"),
+                   (A.READ, "secrets", "k", None)]
+        for action, a1, a2, dbname in samples:
+            c = table.decide(int(action), a1, a2, dbname, None, True)
+            p = pol.decide(int(action), a1, a2, dbname, None, True)
+            assert c == (int(p[0]), int(p[1])), (mode, action, a1, a2, dbname)
+        if mode == "rw":
+            assert pol.decide(A.PRAGMA, "writable_schema", "ON", None)[1] == authorizer.Why.SCHEMA
+            assert pol.decide(A.ATTACH, "/tmp/x.db", None, None)[1] == authorizer.Why.ATTACH
+            assert pol.decide(A.ATTACH, "", None, None)[0] == authorizer.OK  # VACUUM
+        assert pol.decide(A.READ, "dbstat", "name", "main") == (authorizer.DENY, authorizer.Why.HIDDEN)
+        assert Policy(mode).decide(A.READ, "dbstat", "name", "main")[0] == authorizer.OK
+    finally:
+        raw.close()
