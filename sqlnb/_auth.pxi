@@ -145,6 +145,16 @@ cdef bint _any_matches(const auth_name *arr, int n, const char *db, const char *
     return False
 
 
+cdef bint _any_table_matches(const auth_name *arr, int n, const char *db, const char *table) noexcept nogil:
+    """A pattern names this table (whatever its column)."""
+    cdef int i
+    for i in range(n):
+        if table != NULL and _ieq(arr[i].table, table) and (
+                arr[i].db == NULL or db == NULL or _ieq(arr[i].db, db)):
+            return True
+    return False
+
+
 cdef bint _in_list(const char **arr, int n, const char *name) noexcept nogil:
     cdef int i
     for i in range(n):
@@ -249,6 +259,9 @@ cdef int _auth_decide(const auth_state *st, int action, const char *a1, const ch
         return SQLITE_DENY
     if st.nhidden and _any_matches(st.hidden, st.nhidden, tdb, table, NULL):
         why[0] = WHY_HIDDEN
+        return SQLITE_DENY
+    if action == SQLITE_ALTER_TABLE and _any_table_matches(st.masked, st.nmasked, tdb, table):
+        why[0] = WHY_SCHEMA     # renaming the table or the column would lift the mask
         return SQLITE_DENY
     if _in_list(st.free_tables, st.nfree_tables, table):
         return SQLITE_OK

@@ -469,6 +469,8 @@ class Policy:
             return DENY, Why.DENIED
         if any(_matches(p, tdb, table) for p in self.hidden_tables):
             return DENY, Why.HIDDEN
+        if action == A.ALTER_TABLE and any(_matches((p[0], p[1], None), tdb, table) for p in self.all_masks):
+            return DENY, Why.SCHEMA  # renaming the table or the column would lift the mask
         if any(_ieq(table, t) for t in self.free_tables):
             return OK, Why.NONE
         if (self.allow_tables is not None and not _ieq(tdb, "temp")
@@ -755,7 +757,10 @@ class Policy:
         elif why == Why.SCHEMA:
             cls = _errors.PolicyError
             msg = (f"policy refused {what}{where}: with deny_tables, allow_tables or mask_columns "
-                   "the schema cannot be rewritten (it would rename what the policy hides)")
+                   "the schema cannot be rewritten (it would rename what the policy hides)"
+                   if action != A.ALTER_TABLE else
+                   f"policy refused {what}{where}: the table has a masked column (a rename or a new "
+                   "column computed from it would lift the mask)")
         elif why == Why.ATTACH:
             cls = _errors.PolicyError
             msg = (f"policy refused {what}{where}: with deny_tables, allow_tables or mask_columns no "

@@ -416,6 +416,20 @@ def test_rw_cannot_rewrite_the_schema_to_lift_a_policy(engine, db):
         with pytest.raises(errors.Error):
             con.execute("UPDATE sqlite_master SET sql = replace(sql, 'email', 'mail') WHERE name = 'users'")
         refused(con, "ALTER TABLE secrets RENAME TO open", errors.AccessDeniedError)
+        if engine != "bdb":  # (3.7.6.2: no RENAME COLUMN)
+            e = refused(con, "ALTER TABLE users RENAME COLUMN email TO mail")
+            assert "masked column" in str(e)
+        refused(con, "ALTER TABLE users RENAME TO people2")
+        refused(con, "ALTER TABLE users ADD COLUMN e2 TEXT")
+        if generated_ok(engine):
+            refused(con, "ALTER TABLE users ADD COLUMN e3 AS (email)")
+        # a trigger body's new.email is a read of the column: NULL
+        con.execute("CREATE TRIGGER tg AFTER UPDATE ON users BEGIN "
+                    "INSERT INTO grants VALUES (new.id, new.email); END")
+        con.execute("UPDATE users SET name = 'z' WHERE id = 1")
+        no_leak(con.execute("SELECT * FROM grants").fetchall())
+        con.execute("CREATE TABLE copy AS SELECT * FROM users")
+        no_leak(con.execute("SELECT * FROM copy").fetchall())
         refused(con, "SELECT v FROM secrets", errors.AccessDeniedError)
         assert con.execute("SELECT email FROM users").fetchall() == [(None,), (None,)]
     finally:
@@ -560,7 +574,8 @@ def test_c_table_agrees_with_python_rules_on_the_schema_guards(mode):
                    (A.PRAGMA, "user_version", "5", None), (A.ATTACH, "", None, None),
                    (A.ATTACH, "/tmp/x.db", None, None), (A.READ, "dbstat", "name", "main"),
                    (A.READ, "sqlite_dbpage", "data", "main"), (A.READ, "users", "email", "main"),
-                   (A.READ, "secrets", "k", None)]
+                   (A.READ, "secrets", "k", None), (A.ALTER_TABLE, "main", "users", None),
+                   (A.ALTER_TABLE, "main", "grants", None), (A.ALTER_TABLE, "temp", "users", None)]
         for action, a1, a2, dbname in samples:
             c = table.decide(int(action), a1, a2, dbname, None, True)
             p = pol.decide(int(action), a1, a2, dbname, None, True)
