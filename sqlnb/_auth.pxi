@@ -636,13 +636,14 @@ def install_policy(RawConnection raw, spec):
 
 # --- the second check: each prepared statement's program ---------------------------
 cdef enum:
-    _NVERIFY_OPS = 30
-cdef const char *_VERIFY_OPS[30]
+    _NVERIFY_OPS = 31
+cdef const char *_VERIFY_OPS[31]
 _VERIFY_OPS[:] = [b"Transaction", b"VerifyCookie", b"OpenRead", b"OpenWrite", b"ReopenIdx",
                   b"OpenDup", b"Column", b"Destroy", b"Clear", b"CreateBtree", b"CreateTable",
                   b"CreateIndex", b"SetCookie", b"VUpdate", b"VCreate", b"VDestroy", b"Vacuum",
                   b"IncrVacuum", b"SeekGE", b"SeekGT", b"SeekLE", b"SeekLT", b"IdxGE", b"IdxGT",
-                  b"IdxLE", b"IdxLT", b"Found", b"NotFound", b"NoConflict", b"SeekScan"]
+                  b"IdxLE", b"IdxLT", b"Found", b"NotFound", b"NoConflict", b"SeekScan",
+                  b"IsUnique"]
 
 
 cdef bint _verify_op(const char *op) noexcept nogil:

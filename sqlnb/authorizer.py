@@ -608,8 +608,10 @@ class Policy:
         if not any(r in masked for r in roots):
             return None
         for op, p1, p2, p3, p5 in ops:
-            if (op != "Column" and op not in _SEEKS) or (not ro and p1 in writers):
+            if op != "Column" and op not in _SEEKS:
                 continue
+            if op == "Column" and not ro and p1 in writers:
+                continue  # an UPDATE/DELETE copying its row or maintaining its indexes
             for r in cursors.get(p1, ()):
                 m = masked.get(r)
                 if m is None:
@@ -899,10 +901,10 @@ VERIFY_OPCODES = frozenset((
     "Destroy", "Clear", "CreateBtree", "CreateTable", "CreateIndex", "SetCookie",
     "VUpdate", "VCreate", "VDestroy", "Vacuum", "IncrVacuum",
     "SeekGE", "SeekGT", "SeekLE", "SeekLT", "IdxGE", "IdxGT", "IdxLE", "IdxLT", "Found", "NotFound",
-    "NoConflict", "SeekScan"))
+    "NoConflict", "SeekScan", "IsUnique"))
 #: the opcodes that compare a key with an index b-tree's records
 _SEEKS = frozenset(("SeekGE", "SeekGT", "SeekLE", "SeekLT", "IdxGE", "IdxGT", "IdxLE", "IdxLT",
-                    "Found", "NotFound", "NoConflict", "SeekScan"))
+                    "Found", "NotFound", "NoConflict", "SeekScan", "IsUnique"))  # (IsUnique: 3.7)
 
 
 def make_policy(engine: str, mode: str = "rw", **kwargs) -> Policy:

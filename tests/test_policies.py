@@ -428,6 +428,14 @@ def test_rw_cannot_rewrite_the_schema_to_lift_a_policy(engine, db):
                     "INSERT INTO grants VALUES (new.id, new.email); END")
         con.execute("UPDATE users SET name = 'z' WHERE id = 1")
         no_leak(con.execute("SELECT * FROM grants").fetchall())
+        # a UNIQUE index on the masked column would make INSERT an oracle: refused
+        other = sqlnb.connect(db, engine=engine, isolation_level=None)
+        other.execute("CREATE UNIQUE INDEX uq_email ON users(email)")
+        other.close()
+        assert con.execute("SELECT name FROM users WHERE id = 2").fetchall() == [("user2",)]
+        for guess in (EMAILS[1], "new@example.org"):
+            refused(con, "INSERT INTO users(id, name, email) VALUES (50, 'x', ?)", params=(guess,))
+        con.execute("UPDATE users SET name = 'y' WHERE id = 2")  # not touching the index: fine
         con.execute("CREATE TABLE copy AS SELECT * FROM users")
         no_leak(con.execute("SELECT * FROM copy").fetchall())
         refused(con, "SELECT v FROM secrets", errors.AccessDeniedError)
