@@ -104,6 +104,7 @@ cdef struct auth_state:
     auth_refusal refusal
     long long calls
     long long since_begin        # calls since the last prepare/step began (0: the next is the first)
+    int quiet                    # the program check's EXPLAIN is being prepared: no user authorizer
 
 
 cdef inline char _fold(char c) noexcept nogil:
@@ -328,7 +329,7 @@ cdef int _auth_cb(void *arg, int action, const char *a1, const char *a2, const c
     st.calls += 1
     st.since_begin += 1
     rc = _auth_decide(st, action, a1, a2, db, inner, first, &why)
-    if rc == SQLITE_OK and st.py_authorizer != NULL:
+    if rc == SQLITE_OK and st.py_authorizer != NULL and not st.quiet:
         rc = _auth_call_user(st, action, a1, a2, db, inner)
         if rc == SQLITE_DENY:
             why = WHY_USER
@@ -398,6 +399,7 @@ cdef class AuthTable:
         self.st.free_tables = NULL
         self.st.py_authorizer = NULL
         self.st.owner = NULL
+        self.st.quiet = 0
 
     def __dealloc__(self):
         PyMem_Free(self.st.pragmas)
@@ -733,7 +735,11 @@ cdef object _auth_verify(RawConnection conn, sqlite3_stmt *user, bytes data, Py_
     if not t.verify or sqlite3_stmt_isexplain(user):
         return None
     text = b"EXPLAIN " + data[start:end]
-    rc = sqlite3_prepare_v2(conn.db, text, <int>len(text), &st, NULL)
+    t.st.quiet = 1      # the user's authorizer already ruled on this statement
+    try:
+        rc = sqlite3_prepare_v2(conn.db, text, <int>len(text), &st, NULL)
+    finally:
+        t.st.quiet = 0
     sql = data[start:end].decode("utf-8", "replace")
     if rc != SQLITE_OK or st == NULL:
         if st != NULL:

@@ -272,10 +272,14 @@ class RawConnection:
         if first_keyword(sql) == "EXPLAIN":
             return
         policy.begin()
+        state = policy._state
+        state["quiet"] = True  # the user's authorizer rules on the statement itself, not on this
         try:
             rows = self._con.execute("EXPLAIN " + sql, params).fetchall()
         except _sq.Error as exc:
             raise self._failed(exc, sql) from None
+        finally:
+            state["quiet"] = False
         ops = [(r[1], r[2], r[3], r[4], r[6]) for r in rows if r[1] in VERIFY_OPCODES]
         err = policy.check_program(ops, lambda q: self._con.execute(q).fetchall(), sql)
         if err is not None:

@@ -652,9 +652,11 @@ class Policy:
         an interrupt (KeyboardInterrupt) that lands in the callback: the statement is
         refused and the interrupt raised as such.
         """
+        if self._frozen:
+            raise AttributeError("this policy is installed already; it makes no second callback")
         decide = self.decide
         user = self.authorizer
-        state = {"first": None, "since": 0}
+        state = {"first": None, "since": 0, "quiet": False}
         object.__setattr__(self, "_state", state)
 
         def callback(action, a1, a2, db, inner):
@@ -662,7 +664,7 @@ class Policy:
                 first = state["since"] == 0
                 state["since"] += 1
                 rc, why = decide(action, a1, a2, db, inner, first, True)
-                if rc == OK and user is not None:
+                if rc == OK and user is not None and not state["quiet"]:
                     try:
                         r = user(action, a1, a2, db, inner)
                         if type(r) is not int or r not in (OK, DENY, IGNORE):

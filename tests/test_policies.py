@@ -621,3 +621,17 @@ def test_program_check_follows_schema_changes_of_other_connections(engine, db):
         assert con.raw.policy._btrees[0] != before  # the snapshot was read again
     finally:
         con.close()
+
+
+def test_user_authorizer_rules_once_per_statement(engine, db):
+    """The program check's EXPLAIN does not ask the user's authorizer again."""
+    seen = []
+    con = open_with(engine, db, "ro", mask_columns=["users.email"],
+                    authorizer=lambda *a: (seen.append(a), authorizer.OK)[1])
+    try:
+        seen.clear()
+        con.execute("SELECT name FROM users WHERE id = 1").fetchall()
+        reads = [a for a in seen if a[0] == authorizer.AuthAction.READ and a[2] == "name"]
+        assert len(reads) == 1, seen
+    finally:
+        con.close()
