@@ -154,8 +154,10 @@ DENIED_FUNCTIONS = ("fts3_tokenizer",)
 FREE_TABLES = ("sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema")
 
 #: Tables refused whenever a table policy (deny, allow, mask) is set: they show the pages
-#: (``sqlite_dbpage``: their bytes; ``dbstat``: their sizes) of every table, hidden ones too.
-HIDDEN_TABLES = ("dbstat", "sqlite_dbpage")
+#: (``sqlite_dbpage``: their bytes; ``dbstat``: their sizes) of every table, hidden ones too,
+#: or what ANALYZE learned of them (``sqlite_stat1``: row counts; ``sqlite_stat3/4``: sampled
+#: index keys, i.e. values of denied tables and masked columns).
+HIDDEN_TABLES = ("dbstat", "sqlite_dbpage", "sqlite_stat1", "sqlite_stat2", "sqlite_stat3", "sqlite_stat4")
 
 #: PRAGMAs refused in ``rw`` when a table policy is set: they would let SQL rewrite the
 #: schema (rename a denied table or a masked column for good). True: any form; False: assignment.
@@ -771,7 +773,7 @@ class Policy:
                    "database file is attached (the same file under another name would escape them)")
         elif why == Why.HIDDEN:
             cls = _errors.AccessDeniedError
-            msg = f"policy refused {what}{where}: it shows the pages of the tables a policy hides"
+            msg = f"policy refused {what}{where}: it shows the pages, sizes or statistics of the tables a policy hides"
         elif why == Why.USER:
             cls = _errors.AccessDeniedError
             msg = f"the user authorizer refused {what}{where}"

@@ -635,3 +635,22 @@ def test_user_authorizer_rules_once_per_statement(engine, db):
         assert len(reads) == 1, seen
     finally:
         con.close()
+
+
+def test_analyze_statistics_hidden_under_table_policies(engine, db):
+    """sqlite_stat1 holds row counts (stat3/4: sampled index keys, i.e. values)."""
+    con = sqlnb.connect(db, engine=engine, isolation_level=None)
+    con.execute("ANALYZE")
+    con.close()
+    for pol in (POLICY, dict(allow_tables=["users"]), dict(mask_columns=["users.email"])):
+        c = open_with(engine, db, "ro", **pol)
+        try:
+            e = refused(c, "SELECT * FROM sqlite_stat1", errors.AccessDeniedError)
+            assert "statistics of the tables a policy hides" in str(e)
+        finally:
+            c.close()
+    c = open_with(engine, db, "ro")
+    try:
+        assert c.execute("SELECT count(*) FROM sqlite_stat1").fetchone()[0] >= 1
+    finally:
+        c.close()
