@@ -654,3 +654,33 @@ def test_analyze_statistics_hidden_under_table_policies(engine, db):
         assert c.execute("SELECT count(*) FROM sqlite_stat1").fetchone()[0] >= 1
     finally:
         c.close()
+
+
+def test_interrupt_before_the_callbacks_try_is_still_an_interrupt(tmp_path, monkeypatch):
+    """system: a signal can land on the callback's first line, before its ``try``; the
+    stdlib then drops the KeyboardInterrupt and answers DENY, which left no refusal record:
+    that unexplained SQLITE_AUTH is the interrupt, raised as such."""
+    db = build("system", tmp_path)
+    real = Policy.python_callback
+    armed = []
+
+    def wrapped(self, owner):
+        cb = real(self, owner)
+
+        def first_line(*args):
+            if armed:
+                armed.clear()
+                raise KeyboardInterrupt  # as if the signal handler ran here
+            return cb(*args)
+        return first_line
+
+    monkeypatch.setattr(Policy, "python_callback", wrapped)
+    con = sqlnb.connect(db, engine="system", isolation_level=None)
+    monkeypatch.undo()
+    try:
+        armed.append(1)
+        with pytest.raises(KeyboardInterrupt):
+            con.execute("SELECT name FROM users").fetchall()
+        assert con.execute("SELECT name FROM users ORDER BY id").fetchall() == [("user1",), ("user2",)]
+    finally:
+        con.close()
