@@ -10,6 +10,7 @@
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.ref cimport PyObject
 from posix.time cimport CLOCK_THREAD_CPUTIME_ID
+from libc.string cimport strcmp
 
 
 cdef double _cpu_now() noexcept nogil:
@@ -17,6 +18,9 @@ cdef double _cpu_now() noexcept nogil:
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
     return ts.tv_sec + ts.tv_nsec * 1e-9
 
+
+cdef enum:
+    SQLNB_DBCONFIG_DEFENSIVE = 1010   # sqlite3.h 3.26+ (BerkeleyDB's 3.7.6.2 core answers SQLITE_ERROR)
 
 cdef enum:
     AUTH_NACTIONS = 64          # action codes 0..63 have a rule; higher ones get unknown_rule
@@ -42,6 +46,9 @@ cdef enum:
     WHY_NOT_ALLOWED = 5
     WHY_USER = 6
     WHY_FUNCTION = 7
+    WHY_SCHEMA = 8
+    WHY_ATTACH = 9
+    WHY_HIDDEN = 10
 
 
 cdef struct auth_name:          # a (database, table, column) pattern; NULL database/column = any
@@ -83,6 +90,11 @@ cdef struct auth_state:
     int has_allow_list
     auth_name *masked
     int nmasked
+    auth_name *hidden            # dbstat, sqlite_dbpage: refused under table policies
+    int nhidden
+    auth_pragma *schema_pragmas  # writable_schema, schema_version=: refused under table policies
+    int nschema_pragmas
+    int schema_guard             # a table policy is set: no schema rewrite, no ATTACH of a file
     auth_name *shadow            # shadow tables of the virtual tables (found at install)
     int nshadow
     const char **free_tables     # tables every policy lets through (the schema tables)
@@ -92,6 +104,7 @@ cdef struct auth_state:
     auth_refusal refusal
     long long calls
     long long since_begin        # calls since the last prepare/step began (0: the next is the first)
+    int quiet                    # the program check's EXPLAIN is being prepared: no user authorizer
 
 
 cdef inline char _fold(char c) noexcept nogil:
@@ -133,6 +146,16 @@ cdef bint _any_matches(const auth_name *arr, int n, const char *db, const char *
     return False
 
 
+cdef bint _any_table_matches(const auth_name *arr, int n, const char *db, const char *table) noexcept nogil:
+    """A pattern names this table (whatever its column)."""
+    cdef int i
+    for i in range(n):
+        if table != NULL and _ieq(arr[i].table, table) and (
+                arr[i].db == NULL or db == NULL or _ieq(arr[i].db, db)):
+            return True
+    return False
+
+
 cdef bint _in_list(const char **arr, int n, const char *name) noexcept nogil:
     cdef int i
     for i in range(n):
@@ -150,6 +173,15 @@ cdef bint _pragma_ok(const auth_state *st, const char *name, const char *arg) no
     for i in range(st.npragmas):
         if _ieq(st.pragmas[i].name, name):
             return st.pragmas[i].any_arg or arg == NULL
+    return False
+
+
+cdef bint _schema_pragma(const auth_state *st, const char *name, const char *arg) noexcept nogil:
+    """True for a PRAGMA that would let SQL rewrite the schema (refused under table policies)."""
+    cdef int i
+    for i in range(st.nschema_pragmas):
+        if _ieq(st.schema_pragmas[i].name, name):
+            return st.schema_pragmas[i].any_arg or arg != NULL
     return False
 
 
@@ -210,8 +242,14 @@ cdef int _auth_decide(const auth_state *st, int action, const char *a1, const ch
             why[0] = WHY_FUNCTION
             return SQLITE_DENY
     # table policies, on whatever the mode let through
-    if st.ndenied == 0 and st.nmasked == 0 and not st.has_allow_list:
+    if not st.schema_guard:
         return SQLITE_OK
+    if action == SQLITE_PRAGMA and _schema_pragma(st, a1, a2):
+        why[0] = WHY_SCHEMA
+        return SQLITE_DENY
+    if action == SQLITE_ATTACH and a1 != NULL and a1[0] != 0:
+        why[0] = WHY_ATTACH
+        return SQLITE_DENY
     table = _table_of(action, a1, a2)
     if table == NULL:
         return SQLITE_OK
@@ -219,6 +257,12 @@ cdef int _auth_decide(const auth_state *st, int action, const char *a1, const ch
         tdb = a1
     if st.ndenied and _any_matches(st.denied, st.ndenied, tdb, table, NULL):
         why[0] = WHY_DENIED
+        return SQLITE_DENY
+    if st.nhidden and _any_matches(st.hidden, st.nhidden, tdb, table, NULL):
+        why[0] = WHY_HIDDEN
+        return SQLITE_DENY
+    if action == SQLITE_ALTER_TABLE and _any_table_matches(st.masked, st.nmasked, tdb, table):
+        why[0] = WHY_SCHEMA     # renaming the table or the column would lift the mask
         return SQLITE_DENY
     if _in_list(st.free_tables, st.nfree_tables, table):
         return SQLITE_OK
@@ -285,7 +329,7 @@ cdef int _auth_cb(void *arg, int action, const char *a1, const char *a2, const c
     st.calls += 1
     st.since_begin += 1
     rc = _auth_decide(st, action, a1, a2, db, inner, first, &why)
-    if rc == SQLITE_OK and st.py_authorizer != NULL:
+    if rc == SQLITE_OK and st.py_authorizer != NULL and not st.quiet:
         rc = _auth_call_user(st, action, a1, a2, db, inner)
         if rc == SQLITE_DENY:
             why = WHY_USER
@@ -335,10 +379,18 @@ cdef class AuthTable:
     cdef list _keep           # bytes objects the C pointers point into
     cdef readonly object user  # the user's Python authorizer, or None
     cdef readonly str mode
+    cdef bint verify           # check each prepared statement's program (Policy.check_program)
+    cdef object checker        # the policy's check_program, bound when installed
+    cdef bint compiled
+    cdef readonly bint defensive  # SQLITE_DBCONFIG_DEFENSIVE is on (3.26+ cores)
 
     def __cinit__(self):
         self._keep = []
+        self.compiled = False
+        self.verify = False
         self.st.pragmas = NULL
+        self.st.schema_pragmas = NULL
+        self.st.hidden = NULL
         self.st.denied_functions = NULL
         self.st.denied = NULL
         self.st.allowed = NULL
@@ -347,6 +399,7 @@ cdef class AuthTable:
         self.st.free_tables = NULL
         self.st.py_authorizer = NULL
         self.st.owner = NULL
+        self.st.quiet = 0
 
     def __dealloc__(self):
         PyMem_Free(self.st.pragmas)
@@ -354,6 +407,8 @@ cdef class AuthTable:
         PyMem_Free(self.st.denied)
         PyMem_Free(self.st.allowed)
         PyMem_Free(self.st.masked)
+        PyMem_Free(self.st.hidden)
+        PyMem_Free(self.st.schema_pragmas)
         PyMem_Free(self.st.shadow)
         PyMem_Free(<void*>self.st.free_tables)
 
@@ -402,9 +457,35 @@ cdef class AuthTable:
             raise
         return arr
 
-    def _compile(self, spec):
-        """Fill the C table from ``spec`` (``sqlnb.authorizer.Policy.c_spec()``)."""
+    cdef auth_pragma *_pragmas(self, items, int *count) except? NULL:
         cdef int i, n
+        cdef auth_pragma *arr
+        items = list(items.items()) if isinstance(items, dict) else list(items)
+        n = len(items)
+        count[0] = n
+        if n == 0:
+            return NULL
+        arr = <auth_pragma*>PyMem_Malloc(n * sizeof(auth_pragma))
+        if arr == NULL:
+            raise MemoryError()
+        try:
+            for i, (name, any_arg) in enumerate(items):
+                arr[i].name = self._c(name)
+                arr[i].any_arg = 1 if any_arg else 0
+        except BaseException:
+            PyMem_Free(arr)
+            raise
+        return arr
+
+    cdef int _compile(self, spec) except -1:
+        """Fill the C table from ``spec`` (``sqlnb.authorizer.Policy.c_spec()``), once.
+
+        Not reachable from Python: a compiled table is never recompiled (a policy is
+        frozen when the connection opens)."""
+        cdef int i
+        if self.compiled:
+            raise _errors.ProgrammingError("an authorizer table is compiled once")
+        self.compiled = True
         rules = spec["rules"]
         if len(rules) > AUTH_NACTIONS:
             raise ValueError("too many action rules")
@@ -415,26 +496,21 @@ cdef class AuthTable:
         self.st.readonly_mode = 1 if spec["readonly"] else 0
         self.st.scratch = 1 if spec["scratch"] else 0
         self.mode = spec["mode"]
-        pragmas = list(spec["pragmas"].items())
-        n = len(pragmas)
-        if n:
-            self.st.pragmas = <auth_pragma*>PyMem_Malloc(n * sizeof(auth_pragma))
-            if self.st.pragmas == NULL:
-                raise MemoryError()
-            for i, (name, any_arg) in enumerate(pragmas):
-                self.st.pragmas[i].name = self._c(name)
-                self.st.pragmas[i].any_arg = 1 if any_arg else 0
-        self.st.npragmas = n
+        self.st.pragmas = self._pragmas(spec["pragmas"], &self.st.npragmas)
+        self.st.schema_pragmas = self._pragmas(spec.get("schema_pragmas", ()), &self.st.nschema_pragmas)
         self.st.denied_functions = self._strings(spec["denied_functions"], &self.st.ndenied_functions)
         self.st.free_tables = self._strings(spec["free_tables"], &self.st.nfree_tables)
-        self.st.denied = self._names(spec["deny"], &self.st.ndenied)
-        self.st.masked = self._names(spec["mask"], &self.st.nmasked)
-        self.st.shadow = self._names(spec["shadow"], &self.st.nshadow)
+        self.st.denied = self._names(tuple(spec["deny"]), &self.st.ndenied)
+        self.st.hidden = self._names(tuple(spec.get("hidden", ())), &self.st.nhidden)
+        self.st.masked = self._names(tuple(spec["mask"]), &self.st.nmasked)
+        self.st.shadow = self._names(tuple(spec["shadow"]), &self.st.nshadow)
         allow = spec["allow"]
         self.st.has_allow_list = allow is not None
-        self.st.allowed = self._names(allow or (), &self.st.nallowed)
+        self.st.allowed = self._names(tuple(allow or ()), &self.st.nallowed)
+        self.st.schema_guard = 1 if (self.st.ndenied or self.st.nmasked or self.st.has_allow_list) else 0
         self.user = spec["authorizer"]
         self.st.py_authorizer = <PyObject*>self.user if self.user is not None else NULL
+        return 0
 
     def decide(self, int action, a1=None, a2=None, db=None, inner=None, bint first=True):
         """The built-in decision for one action, as ``(result, why)`` (tests compare it with Python's)."""
@@ -515,28 +591,184 @@ cdef class AuthTable:
 
 
 def install_policy(RawConnection raw, spec):
-    """Compile ``spec`` and install it as ``raw``'s authorizer; returns the AuthTable.
+    """Compile a policy and install it as ``raw``'s authorizer; returns the AuthTable.
 
-    A connection gets one policy, at open: installing a second one is refused so
-    no code path can loosen a mode afterwards.
+    ``spec``: a ``sqlnb.authorizer.Policy`` (it becomes ``raw.policy``, read-only, and
+    its program check runs on every prepared statement) or its ``c_spec()`` dict (the
+    C table alone; for tests). A connection gets one policy, at open: installing a
+    second one is refused so no code path can loosen a mode afterwards. With a
+    read-only mode or a table policy, SQLITE_DBCONFIG_DEFENSIVE is switched on where
+    the core has it (3.26+; not BerkeleyDB's 3.7.6.2 core): shadow tables read-only to
+    SQL, no writable_schema, no schema-version writes.
     """
     cdef AuthTable table
     cdef int rc
+    cdef int on = 0
     raw._check()
-    if raw._auth is not None:
+    if raw._auth is not None or raw.policy is not None:
         raise _errors.ProgrammingError(
             "this connection already has a mode and policy; they are chosen when it is opened "
             "and cannot be changed")
+    policy = None
+    if not isinstance(spec, dict):
+        policy = spec
+        spec = policy.c_spec()
     table = AuthTable.__new__(AuthTable)
     table._compile(spec)
     table.st.owner = <void*>raw
+    if policy is not None:
+        table.verify = bool(policy.needs_verify)
+        table.checker = policy.check_program
     if table.st.allow_loadext:
         rc = sqlite3_enable_load_extension(raw.db, 1)
         if rc != SQLITE_OK:
             check_rc(rc, raw.db)
+    if table.st.readonly_mode or table.st.schema_guard:
+        sqlite3_db_config(raw.db, SQLNB_DBCONFIG_DEFENSIVE, <int>1, &on)  # an older core: no-op
+    table.defensive = on == 1
     raw._auth = table
     rc = sqlite3_set_authorizer(raw.db, _auth_cb, <void*>&table.st)
     if rc != SQLITE_OK:
         raw._auth = None
         check_rc(rc, raw.db)
+    if policy is not None:
+        raw.policy = policy
     return table
+
+
+# --- the second check: each prepared statement's program ---------------------------
+cdef enum:
+    _NVERIFY_OPS = 31
+cdef const char *_VERIFY_OPS[31]
+_VERIFY_OPS[:] = [b"Transaction", b"VerifyCookie", b"OpenRead", b"OpenWrite", b"ReopenIdx",
+                  b"OpenDup", b"Column", b"Destroy", b"Clear", b"CreateBtree", b"CreateTable",
+                  b"CreateIndex", b"SetCookie", b"VUpdate", b"VCreate", b"VDestroy", b"Vacuum",
+                  b"IncrVacuum", b"SeekGE", b"SeekGT", b"SeekLE", b"SeekLT", b"IdxGE", b"IdxGT",
+                  b"IdxLE", b"IdxLT", b"Found", b"NotFound", b"NoConflict", b"SeekScan",
+                  b"IsUnique"]
+
+
+cdef bint _verify_op(const char *op) noexcept nogil:
+    cdef int i
+    if op == NULL:
+        return False
+    for i in range(_NVERIFY_OPS):
+        if strcmp(op, _VERIFY_OPS[i]) == 0:
+            return True
+    return False
+
+
+cdef class _SchemaQuery:
+    """Runs the schema reads of Policy.snapshot_btrees on the connection (only those)."""
+    cdef RawConnection conn
+
+    def __call__(self, str sql):
+        cdef RawConnection conn = self.conn
+        if not (sql.startswith("PRAGMA main.")
+                or sql.startswith("SELECT type, name, tbl_name, rootpage, sql FROM main.sqlite_master ")):
+            raise ValueError("only the policy's schema reads run here")
+        conn._verifying = True
+        try:
+            st, _ = conn.prepare(sql.encode("utf-8"), 0)
+            if st is None:
+                return []
+            try:
+                return st.fetchmany(1 << 30)
+            finally:
+                st.finalize()
+        finally:
+            conn._verifying = False
+
+
+cdef object _auth_defensive_refusal(RawConnection conn, bytes sql, Py_ssize_t offset):
+    """Which wall refused a statement that failed to prepare with SQLITE_ERROR under a
+    read-only mode with SQLITE_DBCONFIG_DEFENSIVE on ("table x may not be modified": a shadow
+    table)? Prepare it once more with DEFENSIVE off (nothing runs) and let the program check
+    name the write. Returns the ReadOnlyError, or None (the original error stands)."""
+    cdef AuthTable t
+    cdef sqlite3_stmt *st = NULL
+    cdef const char *tail = NULL
+    cdef int rc, off = 1, on = 0
+    if conn._auth is None:
+        return None
+    t = <AuthTable>conn._auth
+    if not (t.defensive and t.st.readonly_mode and t.verify):
+        return None
+    exc = None
+    sqlite3_db_config(conn.db, SQLNB_DBCONFIG_DEFENSIVE, <int>0, &off)
+    try:
+        _auth_begin(conn)
+        rc = sqlite3_prepare_v2(conn.db, PyBytes_AS_STRING(sql) + offset,
+                                <int>(PyBytes_GET_SIZE(sql) - offset), &st, &tail)
+        conn._pending = None
+        if rc != SQLITE_OK or st == NULL:
+            if rc != SQLITE_OK:
+                exc = conn._policy_error(rc, sql[offset:].decode("utf-8", "replace"))
+        else:
+            exc = _auth_verify(conn, st, sql, offset, (tail - PyBytes_AS_STRING(sql)) if tail != NULL
+                               else PyBytes_GET_SIZE(sql))
+    finally:
+        if st != NULL:
+            sqlite3_finalize(st)
+        sqlite3_db_config(conn.db, SQLNB_DBCONFIG_DEFENSIVE, <int>1, &on)
+        t.take_refusal()
+        conn._pending = None
+    if isinstance(exc, _errors.ReadOnlyError):
+        return exc
+    return None
+
+
+cdef object _auth_verify(RawConnection conn, sqlite3_stmt *user, bytes data, Py_ssize_t start,
+                         Py_ssize_t end):
+    """Check the program of a statement just prepared (``EXPLAIN`` of its text, the opcodes
+    in VERIFY_OPCODES) with ``Policy.check_program``. Returns the exception to raise, or None.
+    Independent of the authorizer: it sees what SQLite compiled, USING/NATURAL joins too."""
+    cdef AuthTable t
+    cdef sqlite3_stmt *st = NULL
+    cdef const char *op
+    cdef int rc
+    cdef bytes text
+    cdef _SchemaQuery q
+    if conn._auth is None or conn._verifying:
+        return None
+    t = <AuthTable>conn._auth
+    if not t.verify or sqlite3_stmt_isexplain(user):
+        return None
+    text = b"EXPLAIN " + data[start:end]
+    t.st.quiet = 1      # the user's authorizer already ruled on this statement
+    try:
+        rc = sqlite3_prepare_v2(conn.db, text, <int>len(text), &st, NULL)
+    finally:
+        t.st.quiet = 0
+    sql = data[start:end].decode("utf-8", "replace")
+    if rc != SQLITE_OK or st == NULL:
+        if st != NULL:
+            sqlite3_finalize(st)
+        conn._pending = None
+        from sqlnb.authorizer import first_keyword
+        if first_keyword(sql) == "EXPLAIN":  # (a core without sqlite3_stmt_isexplain)
+            return None
+        exc = _errors.make_error(SQLITE_AUTH, "policy refused the statement: its program could not be "
+                                 "checked (EXPLAIN failed)", cls=_errors.PolicyError, sql=sql)
+        exc.reason = "verify"
+        return exc
+    ops = []
+    try:
+        while True:
+            rc = sqlite3_step(st)
+            if rc != SQLITE_ROW:
+                break
+            op = <const char*>sqlite3_column_text(st, 1)
+            if _verify_op(op):
+                ops.append((op.decode(), sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+                            sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 6)))
+    finally:
+        sqlite3_finalize(st)
+    if rc != SQLITE_DONE:
+        exc = _errors.make_error(SQLITE_AUTH, "policy refused the statement: its program could not be "
+                                 "read", cls=_errors.PolicyError, sql=sql)
+        exc.reason = "verify"
+        return exc
+    q = _SchemaQuery.__new__(_SchemaQuery)
+    q.conn = conn
+    return t.checker(ops, q, sql)

@@ -284,7 +284,8 @@ cdef class RawConnection:
     cdef public double timeout         # per-statement time limit in seconds (0 = none)
     cdef object _pending               # exception captured by a callback
     cdef public long long rows_seen    # rows fetched so far; a C field the GIL-free fetch loop updates
-    cdef public object policy          # the authorizer policy object (sqlnb.authorizer), if any
+    cdef readonly object policy        # the authorizer policy (sqlnb.authorizer), set once by install_policy
+    cdef bint _verifying               # the policy's own schema reads run (no program check)
     cdef object _auth                  # the compiled authorizer table (_auth.pxi) the C callback reads
     cdef PyThread_type_lock _lock      # see _lock(): one caller at a time
     cdef list _doomed                  # sqlite3_stmt* (as ints) of statements deallocated while
@@ -310,6 +311,10 @@ cdef class RawConnection:
         cdef const char *zfn
         cdef int rc
         cdef sqlite3 *db = NULL
+        if self.db != NULL or self.filename is not None:
+            raise _errors.ProgrammingError(
+                "this connection is already open; a raw connection is opened once (its handle, "
+                "mode and policy cannot be replaced)")
         if b"\0" in fn:
             raise ValueError("database path contains a NUL character")
         if vfsb is not None:
@@ -442,11 +447,18 @@ cdef class RawConnection:
                 raise exc
             if rc != SQLITE_OK:
                 exc = self._policy_error(rc, sql[offset:].decode("utf-8", "replace"))
+                if (rc & 0xFF) == SQLITE_ERROR and not isinstance(exc, _errors.PolicyError):
+                    if st != NULL:
+                        sqlite3_finalize(st)
+                        st = NULL
+                    exc = _auth_defensive_refusal(self, sql, offset) or exc
                 raise exc
             new_offset = (tail - base) if tail != NULL else n
             if st == NULL:
                 return None, new_offset
             exc = _auth_after_prepare(self, sql, offset, new_offset)
+            if exc is None:
+                exc = _auth_verify(self, st, sql, offset, new_offset)
             if exc is not None:
                 sqlite3_finalize(st)
                 raise exc

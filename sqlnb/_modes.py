@@ -47,15 +47,52 @@ def install(raw, engine: str, *, mode: str = "rw", allow_load_extension: bool = 
     policy = Policy(mode, allow_load_extension=allow_load_extension, deny_tables=deny_tables,
                     mask_columns=mask_columns, allow_tables=allow_tables, authorizer=authorizer,
                     engine=engine)
+    if getattr(raw, "policy", None) is not None:
+        raise _already()
     if mode != "rw" or policy.has_table_policies:
-        policy.bind_schema(_table_list(raw))
+        policy.bind_schema(_table_list(raw), _mask_columns_info(raw, policy))
+    if policy.has_table_policies:  # the program check's view of the schema, read before the authorizer
+        policy._btrees = policy.snapshot_btrees(lambda sql: _rows(raw, sql))
     if engine == "system":
         raw.install_policy(policy)
     else:
         mod = _engines.load(engine)
-        policy.table = mod.install_policy(raw, policy.c_spec())
-    raw.policy = policy
+        policy.table = mod.install_policy(raw, policy)  # sets raw.policy (read-only there)
+    policy._freeze()
     return policy
+
+
+def _already():
+    from sqlnb import errors
+
+    return errors.ProgrammingError("this connection already has a mode and policy; they are chosen "
+                                   "when it is opened and cannot be changed")
+
+
+def _rows(raw, sql: str) -> list:
+    st, _ = raw.prepare(sql.encode("utf-8"), 0)
+    if st is None:
+        return []
+    try:
+        return st.fetchmany(1 << 30)
+    finally:
+        st.finalize()
+
+
+def _mask_columns_info(raw, policy) -> dict:
+    """``{(schema, table): (sql, table_xinfo rows)}`` of the main tables a mask names."""
+    if not policy.mask_columns:
+        return {}
+    out = {}
+    names = {p[1].lower() for p in policy.mask_columns}
+    for name, sql in _rows(raw, "SELECT name, sql FROM main.sqlite_master WHERE type = 'table'"):
+        if name.lower() not in names:
+            continue
+        q = '"' + name.replace('"', '""') + '"'
+        cols = _rows(raw, f"PRAGMA main.table_xinfo({q})") or [
+            (*r, 0) for r in _rows(raw, f"PRAGMA main.table_info({q})")]
+        out[("main", name)] = (sql, cols)
+    return out
 
 
 def _table_list(raw) -> list:

@@ -162,6 +162,7 @@ cdef extern from "sqlnb_capi.h" nogil:
     const char *sqlite3_sql(sqlite3_stmt *pStmt)
     char *sqlite3_expanded_sql(sqlite3_stmt *pStmt)
     sqlite3 *sqlite3_db_handle(sqlite3_stmt *pStmt)
+    int sqlite3_db_config(sqlite3 *db, int op, ...)
 
     int sqlite3_bind_parameter_count(sqlite3_stmt *pStmt)
     const char *sqlite3_bind_parameter_name(sqlite3_stmt *pStmt, int i)

@@ -140,7 +140,7 @@ class RawConnection:
         self.readonly = readonly
         self.timeout = 0.0
         self.progress_callback = None
-        self.policy = None
+        self.__policy = None
         self._pending = None  # an exception raised inside the user's authorizer
         self.rows_seen = 0
         self._deadline = 0.0
@@ -266,14 +266,22 @@ class RawConnection:
         self._report_every = float(every) if every and every > 0 else 0.0
         self._next_report = time.monotonic() + self._report_every
 
+    @property
+    def policy(self):
+        """The connection's policy (sqlnb.authorizer), set once by :meth:`install_policy`."""
+        return self.__policy
+
     @_sqlnb_errors
     def install_policy(self, policy):
         """Install ``policy`` (sqlnb.authorizer) through the stdlib's ``set_authorizer``.
 
         The rules are the Cython engines' (``Policy.decide``), run as a Python
-        callback; the stdlib has no C-level alternative. One policy per connection.
+        callback; the stdlib has no C-level alternative. One policy per connection,
+        never replaced nor removed. The stdlib of this Python (3.11) cannot switch on
+        SQLITE_DBCONFIG_DEFENSIVE; each statement's program is checked instead
+        (:meth:`_verify`), as on the Cython engines.
         """
-        if self.policy is not None:
+        if self.__policy is not None:
             raise _errors.ProgrammingError(
                 "this connection already has a mode and policy; they are chosen when it is opened "
                 "and cannot be changed")
@@ -283,15 +291,42 @@ class RawConnection:
                     "this Python's sqlite3 module was built without extension loading")
             self._con.enable_load_extension(True)
         self._con.set_authorizer(policy.python_callback(self))
-        self.policy = policy
+        self.__policy = policy
+
+    def _verify(self, sql, params):
+        """The program check (``Policy.check_program`` over ``EXPLAIN``), before a statement runs."""
+        policy = self.__policy
+        if policy is None or not policy.needs_verify:
+            return
+        from sqlnb.authorizer import VERIFY_OPCODES, first_keyword
+
+        if first_keyword(sql) == "EXPLAIN":
+            return
+        policy.begin()
+        state = policy._state
+        state["quiet"] = True  # the user's authorizer rules on the statement itself, not on this
+        try:
+            rows = self._con.execute("EXPLAIN " + sql, params).fetchall()
+        except _sq.Error as exc:
+            raise self._failed(exc, sql) from None
+        finally:
+            state["quiet"] = False
+        ops = [(r[1], r[2], r[3], r[4], r[6]) for r in rows if r[1] in VERIFY_OPCODES]
+        err = policy.check_program(ops, lambda q: self._con.execute(q).fetchall(), sql)
+        if err is not None:
+            raise err
 
     def _failed(self, exc, sql):
         """The exception for a failed statement: the user authorizer's first, then the policy's account."""
         err = self._stopped(exc, sql)  # a pending interrupt / user-authorizer exception, or the time limit
-        if isinstance(err, _errors.Error) and err.result_code in (1, 23) and self.policy is not None:  # AUTH, or ERROR from a trigger/vtab
-            better = self.policy.explain_refusal(err)
+        if isinstance(err, _errors.Error) and err.result_code in (1, 23) and self.__policy is not None:  # AUTH, or ERROR from a trigger/vtab
+            better = self.__policy.explain_refusal(err)
             if better is not None:
                 return better
+            if err.result_code == 23:
+                # our callback denied without a record: an interrupt landed in it before its
+                # ``try`` (the stdlib then drops the KeyboardInterrupt and answers DENY)
+                return KeyboardInterrupt()
         return err
 
 
@@ -370,10 +405,17 @@ class RawStatement:
     @_serialized
     def executemany(self, seq_of_parameters) -> int:
         """Run for every parameter set (the stdlib refuses statements that return rows)."""
+        c = self.conn
+        seq = [_params(p) for p in seq_of_parameters]
+        c._pending = None
+        if seq:
+            c._verify(self.sql, seq[0])
+        if c.policy is not None:
+            c.policy.begin()  # this statement's first action is the first again
         try:
-            return self.conn._con.executemany(self.sql, (_params(p) for p in seq_of_parameters)).rowcount
+            return c._con.executemany(self.sql, seq).rowcount
         except _sq.Error as exc:
-            raise self.conn._failed(exc, self.sql) from None
+            raise c._failed(exc, self.sql) from None
 
     @_serialized
     def bind(self, params):
@@ -388,9 +430,10 @@ class RawStatement:
             c = self.conn
             c._deadline = (time.monotonic() + c.timeout) if c.timeout else 0.0
             c._pending = None
-            if c.policy is not None:
-                c.policy.begin()
             try:
+                c._verify(self.sql, self._params)
+                if c.policy is not None:
+                    c.policy.begin()
                 self._cur = c._con.execute(self.sql, self._params)
             except _sq.Error as exc:
                 raise c._failed(exc, self.sql) from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import re
+import types
 from collections.abc import Mapping
 from typing import Callable
 
@@ -98,12 +99,16 @@ class Why(enum.IntEnum):
     NOT_ALLOWED = 5
     USER = 6
     FUNCTION = 7
+    SCHEMA = 8  # rw with table policies: writable_schema / schema_version assignment
+    ATTACH = 9  # rw with table policies: ATTACH of a file (the same file under another name)
+    HIDDEN = 10  # dbstat / sqlite_dbpage under table policies
+    VERIFY = 11  # the bytecode check (not the authorizer) refused the statement
 
 
 #: Read-only PRAGMAs allowed in the ``ro`` modes. True: the argument names an
 #: object (``table_info(t)``) and any form reads. False: only the bare read form
 #: (``PRAGMA user_version``); with an argument (``= 5`` or ``(5)``) it would assign.
-READ_ONLY_PRAGMAS: dict[str, bool] = {
+_READ_ONLY_PRAGMAS: dict[str, bool] = {
     # schema and integrity: the argument is a table, index or limit
     "table_info": True,
     "table_xinfo": True,
@@ -138,6 +143,8 @@ READ_ONLY_PRAGMAS: dict[str, bool] = {
     "schema_version": False,
     "user_version": False,
 }
+#: (read-only: a policy copies it when it is built, so changing it affects no open connection)
+READ_ONLY_PRAGMAS = types.MappingProxyType(_READ_ONLY_PRAGMAS)
 
 #: Functions refused in the ``ro`` modes besides ``load_extension`` (refused in every
 #: mode unless allowed): ``fts3_tokenizer`` registers a C pointer as a tokenizer.
@@ -145,6 +152,16 @@ DENIED_FUNCTIONS = ("fts3_tokenizer",)
 
 #: Tables that the table policies never refuse: the schema itself.
 FREE_TABLES = ("sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema")
+
+#: Tables refused whenever a table policy (deny, allow, mask) is set: they show the pages
+#: (``sqlite_dbpage``: their bytes; ``dbstat``: their sizes) of every table, hidden ones too,
+#: or what ANALYZE learned of them (``sqlite_stat1``: row counts; ``sqlite_stat3/4``: sampled
+#: index keys, i.e. values of denied tables and masked columns).
+HIDDEN_TABLES = ("dbstat", "sqlite_dbpage", "sqlite_stat1", "sqlite_stat2", "sqlite_stat3", "sqlite_stat4")
+
+#: PRAGMAs refused in ``rw`` when a table policy is set: they would let SQL rewrite the
+#: schema (rename a denied table or a masked column for good). True: any form; False: assignment.
+SCHEMA_PRAGMAS = types.MappingProxyType({"writable_schema": True, "schema_version": False})
 
 _READING = (A.READ, A.SELECT, A.TRANSACTION, A.SAVEPOINT, A.RECURSIVE)
 _WRITES = (A.INSERT, A.UPDATE, A.DELETE)
@@ -247,17 +264,23 @@ _TABLE_IN_A2 = {A.CREATE_INDEX, A.CREATE_TEMP_INDEX, A.DROP_INDEX, A.DROP_TEMP_I
 
 
 class Policy:
-    """A connection's mode and policies (set on ``RawConnection.policy``).
+    """A connection's mode and policies (``RawConnection.policy``, read-only there).
 
     The same rules run as a compiled C table on the Cython engines and as
-    :meth:`decide` on the ``system`` engine.
+    :meth:`decide` on the ``system`` engine. A policy is frozen when it is installed:
+    its attributes cannot be set afterwards, its name lists are tuples, and the
+    module-level lists it uses (``READ_ONLY_PRAGMAS``, ``FREE_TABLES``) were copied
+    when it was built.
     """
+
+    _frozen = False
 
     def __init__(self, mode: str = "rw", *, allow_load_extension: bool = False,
                  deny_tables=(), mask_columns=(), allow_tables=None,
                  authorizer: Callable[[int, str | None, str | None, str | None, str | None], int] | None = None,
                  engine: str | None = None):
-        self.rules, self.unknown_rule = mode_rules(mode)
+        rules, self.unknown_rule = mode_rules(mode)
+        self.rules = tuple(rules)
         self.mode = mode
         if allow_load_extension and mode != "rw":
             raise ValueError(f"allow_load_extension=True is only possible in mode 'rw', not {mode!r}: "
@@ -270,12 +293,36 @@ class Policy:
             raise TypeError(f"authorizer must be callable, not {type(authorizer).__name__}")
         self.authorizer = authorizer
         self.engine = engine
+        # copies of the module's lists, taken now: changing those later loosens nothing
+        self.pragmas = tuple(READ_ONLY_PRAGMAS.items())
+        self.free_tables = tuple(FREE_TABLES)
+        self.hidden_tables = tuple((None, t, None) for t in HIDDEN_TABLES) if self.has_table_policies else ()
+        self.schema_pragmas = tuple(SCHEMA_PRAGMAS.items()) if self.has_table_policies else ()
+        self.mask_extra: tuple = ()  # masks implied by the schema (generated columns, FTS, R*Tree rowid)
         self.table = None  # the compiled AuthTable (Cython engines)
         self.shadow: tuple = ()  # (db, shadow table, None) of the virtual tables, found at install
         self._state = None  # the system engine's refusal record
+        self._btrees = None  # (schema cookie, forbidden roots, masked roots) for the bytecode check
+
+    def __setattr__(self, name, value):
+        if self._frozen:
+            raise AttributeError(f"a policy is frozen once installed: {name!r} cannot be set "
+                                 "(a connection's mode and policy are chosen when it is opened)")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        raise AttributeError(f"a policy is frozen: {name!r} cannot be deleted")
+
+    def _freeze(self) -> None:
+        object.__setattr__(self, "_frozen", True)
+
+    @property
+    def needs_verify(self) -> bool:
+        """Whether each prepared statement's program is checked (ro modes and table policies)."""
+        return self.mode != "rw" or self.has_table_policies
 
     # --- compilation --------------------------------------------------------
-    def bind_schema(self, tables) -> None:
+    def bind_schema(self, tables, columns=None) -> None:
         """Learn the virtual tables' shadow tables from ``PRAGMA table_list`` rows.
 
         ``tables``: ``(schema, name, type, ...)`` rows. Shadow tables are needed twice:
@@ -283,6 +330,13 @@ class Policy:
         connects (allowed in the ro modes only as such internal statements), and a
         table policy on a virtual table extends to its shadow tables (so
         ``allow_tables=['docs']`` lets FTS5 read ``docs_content`` and friends).
+
+        ``columns``: ``{(schema, table): (sql, table_xinfo rows)}`` of the tables that
+        have a masked column. A mask then also covers what reveals the column: the
+        table's generated columns and an R*Tree's ``rowid`` when its id is masked.
+        Refused (ValueError): masking an ordinary table's INTEGER PRIMARY KEY (every
+        join by rowid would compare it) and a column of a full-text table (its index
+        answers ``MATCH``, ``docs('word')``, ``highlight()`` and ``snippet()`` about it).
         """
         rows = [(r[0], r[1], r[2]) for r in tables]
         vtabs = [(db, n) for db, n, t in rows if t == "virtual"]
@@ -307,6 +361,36 @@ class Policy:
         self.deny_tables = extend(self.deny_tables)
         if self.allow_tables is not None:
             self.allow_tables = extend(self.allow_tables)
+        extra = []
+        for (db, table), (sql, xinfo) in (columns or {}).items():
+            pats = [p for p in self.mask_columns if _matches((p[0], p[1], None), db, table)]
+            if not pats:
+                continue
+            masked = [r for r in xinfo if any(_ieq(p[2], r[1]) for p in pats)]
+            virtual = bool(re.match(r"\s*CREATE\s+VIRTUAL\s", sql or "", re.I))
+            if virtual:
+                module = (re.search(r"\bUSING\s+(\w+)", sql or "", re.I) or [None, ""])[1].lower()
+                if module.startswith("fts") and masked:
+                    raise ValueError(
+                        f"mask_columns: {table}.{masked[0][1]} is a column of a full-text ({module}) table, "
+                        "whose index answers MATCH, highlight() and snippet() about it whatever a mask "
+                        "says: deny the table instead")
+                if module.startswith(("rtree", "geopoly")) and any(r[0] == 0 for r in masked):
+                    extra.append((db, table, "ROWID"))  # its id is its rowid
+                continue
+            pks = [r for r in xinfo if r[5]]
+            without_rowid = bool(re.search(r"\)\s*WITHOUT\s+ROWID\s*$", sql or "", re.I))
+            if (len(pks) == 1 and not without_rowid and (pks[0][2] or "").upper() == "INTEGER"
+                    and any(r[0] == pks[0][0] for r in masked)):
+                raise ValueError(
+                    f"mask_columns: {table}.{pks[0][1]} is the table's INTEGER PRIMARY KEY (its rowid); "
+                    "it cannot be masked (every join by rowid compares it): deny the table instead")
+            extra += [(db, table, r[1]) for r in xinfo if len(r) > 6 and r[6] in (2, 3)]
+        self.mask_extra = tuple(dict.fromkeys(extra))
+
+    @property
+    def all_masks(self) -> tuple:
+        return self.mask_columns + self.mask_extra
 
     def c_spec(self) -> dict:
         """Everything ``_auth.pxi`` compiles into its C table."""
@@ -318,12 +402,14 @@ class Policy:
             "unknown_rule": self.unknown_rule,
             "allow_load_extension": self.allow_load_extension,
             "readonly": self.mode != "rw",
-            "pragmas": READ_ONLY_PRAGMAS,
+            "pragmas": self.pragmas,
             "denied_functions": DENIED_FUNCTIONS if self.mode != "rw" else (),
-            "free_tables": FREE_TABLES,
+            "free_tables": self.free_tables,
             "deny": self.deny_tables,
+            "hidden": self.hidden_tables,
+            "schema_pragmas": self.schema_pragmas,
             "allow": self.allow_tables,
-            "mask": self.mask_columns,
+            "mask": self.all_masks,
             "authorizer": self.authorizer,
         }
 
@@ -361,7 +447,7 @@ class Policy:
             if not _ieq(a1 if action == A.ALTER_TABLE else db, "temp"):
                 return DENY, Why.MODE
         elif rule == Rule.PRAGMA:
-            any_arg = next((v for k, v in READ_ONLY_PRAGMAS.items() if _ieq(k, a1)), None)
+            any_arg = next((v for k, v in self.pragmas if _ieq(k, a1)), None)
             if any_arg is None or (not any_arg and a2 is not None):
                 return DENY, Why.PRAGMA
         elif rule == Rule.FUNCTION:
@@ -371,38 +457,216 @@ class Policy:
                 return DENY, Why.FUNCTION
         if not self.has_table_policies:
             return OK, Why.NONE
+        if action == A.PRAGMA:
+            any_form = next((v for k, v in self.schema_pragmas if _ieq(k, a1)), None)
+            if any_form is not None and (any_form or a2 is not None):
+                return DENY, Why.SCHEMA
+        if action == A.ATTACH and a1:
+            return DENY, Why.ATTACH
         table = a1 if action in _TABLE_IN_A1 else a2 if action in _TABLE_IN_A2 else None
         if table is None:
             return OK, Why.NONE
         tdb = a1 if action == A.ALTER_TABLE else db
         if any(_matches(p, tdb, table) for p in self.deny_tables):
             return DENY, Why.DENIED
-        if any(_ieq(table, t) for t in FREE_TABLES):
+        if any(_matches(p, tdb, table) for p in self.hidden_tables):
+            return DENY, Why.HIDDEN
+        if action == A.ALTER_TABLE and any(_matches((p[0], p[1], None), tdb, table) for p in self.all_masks):
+            return DENY, Why.SCHEMA  # renaming the table or the column would lift the mask
+        if any(_ieq(table, t) for t in self.free_tables):
             return OK, Why.NONE
         if (self.allow_tables is not None and not _ieq(tdb, "temp")
                 and not any(_matches(p, tdb, table) for p in self.allow_tables)):
             return DENY, Why.NOT_ALLOWED
-        if action == A.READ and any(_matches(p, tdb, table, a2) for p in self.mask_columns):
+        if action == A.READ and any(_matches(p, tdb, table, a2) for p in self.all_masks):
             return IGNORE, Why.NONE
         return OK, Why.NONE
+
+    # --- the second, independent check: each statement's program -----------------------
+    def table_refusal(self, db, table) -> str | None:
+        """Why a table's b-trees may not be opened (None: they may)."""
+        if any(_matches(p, db, table) for p in self.deny_tables):
+            return "deny_tables"
+        if any(_ieq(table, t) for t in self.free_tables):
+            return None
+        if self.allow_tables is not None and not any(_matches(p, db, table) for p in self.allow_tables):
+            return "not allow_tables"
+        return None
+
+    def snapshot_btrees(self, query) -> tuple:
+        """``(cookie, forbidden, masked)`` of the main database: the root pages of the tables
+        and indexes a policy hides (``{root: (table, reason)}``) and, for tables with a masked
+        column, the record positions that hold it (``{root: (table, column, positions)}``).
+        ``query(sql)`` returns rows. Read from the schema as SQLite parsed it; refreshed
+        whenever a statement's program names another schema cookie."""
+        cookie = query("PRAGMA main.schema_version")[0][0]
+        rows = query("SELECT type, name, tbl_name, rootpage, sql FROM main.sqlite_master "
+                     "WHERE type IN ('table', 'index')")
+        forbidden, masked = {}, {}
+        tables = {r[1].lower(): r for r in rows if r[0] == "table"}
+        for typ, name, tbl, root, sql in rows:
+            if not isinstance(root, int) or root <= 0:
+                continue
+            why = self.table_refusal("main", tbl)
+            if why is None and typ == "table":
+                why = self.table_refusal("main", name)
+            if why is not None:
+                forbidden[root] = (tbl, why)
+        masks = self.all_masks
+        for key, (typ, name, tbl, root, sql) in tables.items():
+            pats = [p for p in masks if _matches((p[0], p[1], None), "main", name)]
+            if not pats or not isinstance(root, int) or root <= 0:
+                continue
+            q = '"' + name.replace('"', '""') + '"'
+            cols = query(f"PRAGMA main.table_xinfo({q})") or [  # (older cores: table_info)
+                (*r, 0) for r in query(f"PRAGMA main.table_info({q})")]
+            mcids = {r[0] for r in cols if any(_ieq(p[2], r[1]) for p in pats)}
+            if not mcids:
+                continue
+            label = ", ".join(r[1] for r in cols if r[0] in mcids)
+            without_rowid = bool(re.search(r"\)\s*WITHOUT\s+ROWID\s*$", sql or "", re.I))
+            idx = [r for r in rows if r[0] == "index" and _ieq(r[2], name) and isinstance(r[3], int)]
+            if without_rowid:
+                pk = [r for r in query(f"PRAGMA main.index_list({q})") if r[3] == "pk"]
+                pos = set()
+                for r in query(f"PRAGMA main.index_xinfo(\"{pk[0][1]}\")") if pk else ():
+                    if r[1] in mcids:
+                        pos.add(r[0])
+                masked[root] = (name, label, frozenset(pos), True)
+            else:
+                pos, n = set(), 0
+                for r in cols:
+                    if len(r) > 6 and r[6] == 2:  # VIRTUAL generated: no storage (masked by name)
+                        continue
+                    if r[0] in mcids:
+                        pos.add(n)
+                    n += 1
+                masked[root] = (name, label, frozenset(pos), False)
+            for _, iname, _, iroot, _ in idx:
+                qi = '"' + iname.replace('"', '""') + '"'
+                irows = query(f"PRAGMA main.index_xinfo({qi})") or query(f"PRAGMA main.index_info({qi})")
+                ipos = frozenset(r[0] for r in irows if r[1] in mcids or r[1] == -2)
+                if ipos:
+                    masked[iroot] = (name, label, ipos, True)
+        return cookie, forbidden, masked
+
+    def check_program(self, ops, query, sql):
+        """Check a statement's program (``(opcode, p1, p2, p3, p5)`` rows of its EXPLAIN,
+        only the opcodes in ``VERIFY_OPCODES``) against the policy, independently of the
+        authorizer. Returns None, or the exception refusing the statement.
+
+        Refused: under ``ro`` any write to a database but ``temp`` (``ro-scratch``) and any
+        virtual-table write; under table policies any cursor on a denied (or not allowed)
+        table's or its indexes' b-trees, and any read of a masked column from a table's or
+        an index's record (a masked column the authorizer saw reads as NULL without one:
+        what remains comes from USING/NATURAL joins and other references SQLite does not
+        authorize). In ``rw``, the record reads of an UPDATE/DELETE's own write cursors are
+        allowed (they copy the row or maintain its indexes).
+        """
+        ro = self.mode != "rw"
+        scratch = self.mode == "ro-scratch"
+        cookie = None
+        cursors, writers = {}, set()
+        for op, p1, p2, p3, p5 in ops:
+            if op in ("Transaction", "VerifyCookie"):
+                if p1 == 0:
+                    cookie = p3 if op == "Transaction" else p2
+                continue
+            if ro:
+                db = _WRITE_DB.get(op)
+                if db is not None:
+                    db = (p1, p2, p3)[db - 1]
+                    if not (scratch and db == 1):
+                        return self._verify_error(sql, f"its program writes to the database ({op})", ro=True)
+                if op in ("VUpdate", "VCreate", "VDestroy", "Vacuum", "IncrVacuum"):
+                    return self._verify_error(sql, f"its program writes to the database ({op})", ro=True)
+            if op in ("OpenRead", "OpenWrite", "ReopenIdx"):
+                # (OpenWrite's P2 may be a register: OPFLAG_P2ISREG, 0x10 now, 0x02 on 3.7; a write
+                # the authorizer already checked by name: a b-tree this statement creates)
+                if p3 == 0 and not (op == "OpenWrite" and p5 & 0x12):
+                    cursors.setdefault(p1, set()).add(p2)
+                if op == "OpenWrite":
+                    writers.add(p1)
+            elif op == "OpenDup":
+                cursors.setdefault(p1, set()).update(cursors.get(p2, ()))
+        if not self.has_table_policies:
+            return None
+        roots = set().union(*cursors.values()) if cursors else set()
+        if not roots:
+            return None
+        snap = self._btrees
+        if snap is None or (cookie is not None and cookie != snap[0]):
+            snap = self.snapshot_btrees(query)
+            object.__setattr__(self, "_btrees", snap)
+        _, forbidden, masked = snap
+        for r in roots:
+            if r in forbidden:
+                tbl, why = forbidden[r]
+                cls = _errors.AccessDeniedError
+                return self._verify_error(
+                    sql, f"its program reads main.{tbl}, " + (
+                        "which is in deny_tables" if why == "deny_tables" else "which is not in allow_tables")
+                    + " (through a form the authorizer does not see, e.g. USING or NATURAL joins)", cls=cls)
+        if not any(r in masked for r in roots):
+            return None
+        for op, p1, p2, p3, p5 in ops:
+            if op != "Column" and op not in _SEEKS:
+                continue
+            if op == "Column" and not ro and p1 in writers:
+                continue  # an UPDATE/DELETE copying its row or maintaining its indexes
+            for r in cursors.get(p1, ()):
+                m = masked.get(r)
+                if m is None:
+                    continue
+                if op != "Column":  # a seek in an index b-tree that holds the masked column compares it
+                    if m[3]:
+                        return self._verify_error(
+                            sql, f"it searches an index that holds the masked column main.{m[0]}.{m[1]} "
+                            "(a comparison with the hidden values; name other columns)", cls=_errors.PolicyError)
+                    continue
+                if p2 in m[2]:
+                    return self._verify_error(
+                        sql, f"it compares or returns the masked column main.{m[0]}.{m[1]} "
+                        "(USING and NATURAL joins read it without asking; join with ON and name "
+                        "other columns)", cls=_errors.PolicyError)
+        return None
+
+    def _verify_error(self, sql, why, ro=False, cls=None):
+        kw = first_keyword(sql) or "statement"
+        if ro:
+            msg = f"mode {self.mode!r} refused {kw}: {why}"
+            cls = _errors.ReadOnlyError
+        else:
+            msg = f"policy refused {kw}: {why}"
+        exc = _errors.make_error(23, msg, cls=cls, sql=sql)
+        exc.mode = self.mode
+        exc.action = kw
+        exc.action_code = -1
+        exc.target = ""
+        exc.reason = "verify"
+        return exc
 
     def python_callback(self, owner):
         """A stdlib ``set_authorizer`` callback for ``owner`` (the system engine's RawConnection).
 
         A user authorizer's exception (or bad return) is stored on ``owner._pending``
-        and the action denied; the engine raises it once the statement fails.
+        and the action denied; the engine raises it once the statement fails. So is
+        an interrupt (KeyboardInterrupt) that lands in the callback: the statement is
+        refused and the interrupt raised as such.
         """
+        if self._frozen:
+            raise AttributeError("this policy is installed already; it makes no second callback")
         decide = self.decide
         user = self.authorizer
-        state = {"first": None, "since": 0}
-        self._state = state
+        state = {"first": None, "since": 0, "quiet": False}
+        object.__setattr__(self, "_state", state)
 
         def callback(action, a1, a2, db, inner):
             try:
                 first = state["since"] == 0
                 state["since"] += 1
                 rc, why = decide(action, a1, a2, db, inner, first, True)
-                if rc == OK and user is not None:
+                if rc == OK and user is not None and not state["quiet"]:
                     try:
                         r = user(action, a1, a2, db, inner)
                         if type(r) is not int or r not in (OK, DENY, IGNORE):
@@ -419,7 +683,12 @@ class Policy:
                 if rc == DENY and state["first"] is None:
                     state["first"] = (action, a1, a2, db, inner, int(why))
                 return rc
-            except BaseException:  # never let an error in our own code allow an action
+            except BaseException as exc:  # never let an error in our own code allow an action
+                if not isinstance(exc, Exception):
+                    if owner._pending is None:
+                        owner._pending = exc  # KeyboardInterrupt & co.: raised as themselves
+                elif state["first"] is None:
+                    state["first"] = (action, a1, a2, db, inner, int(Why.NONE))
                 return DENY
 
         return callback
@@ -491,6 +760,20 @@ class Policy:
         elif why == Why.NOT_ALLOWED:
             cls = _errors.AccessDeniedError
             msg = f"policy refused {what}{where}: the table is not in allow_tables"
+        elif why == Why.SCHEMA:
+            cls = _errors.PolicyError
+            msg = (f"policy refused {what}{where}: with deny_tables, allow_tables or mask_columns "
+                   "the schema cannot be rewritten (it would rename what the policy hides)"
+                   if action != A.ALTER_TABLE else
+                   f"policy refused {what}{where}: the table has a masked column (a rename or a new "
+                   "column computed from it would lift the mask)")
+        elif why == Why.ATTACH:
+            cls = _errors.PolicyError
+            msg = (f"policy refused {what}{where}: with deny_tables, allow_tables or mask_columns no "
+                   "database file is attached (the same file under another name would escape them)")
+        elif why == Why.HIDDEN:
+            cls = _errors.AccessDeniedError
+            msg = f"policy refused {what}{where}: it shows the pages, sizes or statistics of the tables a policy hides"
         elif why == Why.USER:
             cls = _errors.AccessDeniedError
             msg = f"the user authorizer refused {what}{where}"
@@ -612,10 +895,27 @@ def describe(action, a1, a2, db, sql=None) -> str:
     return f"{name} on {target}" if target else name
 
 
+#: write opcodes -> which operand (1..3) names the database they write
+_WRITE_DB = {"OpenWrite": 3, "Destroy": 3, "Clear": 2, "CreateBtree": 1, "CreateTable": 1,
+             "CreateIndex": 1, "SetCookie": 1}
+
+#: The opcodes :meth:`Policy.check_program` looks at (the rest of a program is skipped).
+VERIFY_OPCODES = frozenset((
+    "Transaction", "VerifyCookie", "OpenRead", "OpenWrite", "ReopenIdx", "OpenDup", "Column",
+    "Destroy", "Clear", "CreateBtree", "CreateTable", "CreateIndex", "SetCookie",
+    "VUpdate", "VCreate", "VDestroy", "Vacuum", "IncrVacuum",
+    "SeekGE", "SeekGT", "SeekLE", "SeekLT", "IdxGE", "IdxGT", "IdxLE", "IdxLT", "Found", "NotFound",
+    "NoConflict", "SeekScan", "IsUnique"))
+#: the opcodes that compare a key with an index b-tree's records
+_SEEKS = frozenset(("SeekGE", "SeekGT", "SeekLE", "SeekLT", "IdxGE", "IdxGT", "IdxLE", "IdxLT",
+                    "Found", "NotFound", "NoConflict", "SeekScan", "IsUnique"))  # (IsUnique: 3.7)
+
+
 def make_policy(engine: str, mode: str = "rw", **kwargs) -> Policy:
     return Policy(mode, engine=engine, **kwargs)
 
 
 __all__ = ["Policy", "AuthAction", "Rule", "Why", "OK", "DENY", "IGNORE", "MODES",
-           "READ_ONLY_PRAGMAS", "DENIED_FUNCTIONS", "FREE_TABLES", "action_name", "describe",
+           "READ_ONLY_PRAGMAS", "DENIED_FUNCTIONS", "FREE_TABLES", "HIDDEN_TABLES", "SCHEMA_PRAGMAS",
+           "VERIFY_OPCODES", "action_name", "describe",
            "mode_rules", "parse_tables", "parse_columns"]
