@@ -47,6 +47,18 @@ def install(raw, engine: str, *, mode: str = "rw", allow_load_extension: bool = 
     policy = Policy(mode, allow_load_extension=allow_load_extension, deny_tables=deny_tables,
                     mask_columns=mask_columns, allow_tables=allow_tables, authorizer=authorizer,
                     engine=engine)
+    return install_policy(raw, engine, policy)
+
+
+def install_like(raw, policy):
+    """Install on ``raw`` a policy with ``policy``'s rules (a parallel-fetch worker's), built
+    and checked against ``raw``'s own view of the schema exactly as at open."""
+    return install_policy(raw, policy.engine, policy.like())
+
+
+def install_policy(raw, engine: str, policy):
+    """Bind ``policy`` to ``raw``'s schema, install it and freeze it; returns it."""
+    mode = policy.mode
     if getattr(raw, "policy", None) is not None:
         raise _already()
     if mode != "rw" or policy.has_table_policies:

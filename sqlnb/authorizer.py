@@ -313,6 +313,16 @@ class Policy:
     def __delattr__(self, name):
         raise AttributeError(f"a policy is frozen: {name!r} cannot be deleted")
 
+    def like(self) -> "Policy":
+        """A new, uninstalled policy with this one's rules (for another connection to the same
+        database, such as a parallel-fetch worker): its own refusal record and schema view."""
+        new = Policy(self.mode, allow_load_extension=self.allow_load_extension,
+                     authorizer=self.authorizer, engine=self.engine)
+        for name in ("deny_tables", "allow_tables", "mask_columns", "pragmas", "free_tables",
+                     "hidden_tables", "schema_pragmas"):
+            object.__setattr__(new, name, getattr(self, name))
+        return new
+
     def _freeze(self) -> None:
         object.__setattr__(self, "_frozen", True)
 

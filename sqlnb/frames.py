@@ -849,16 +849,12 @@ def _share_settings(raw, mod, w):
 
 
 def _install_policy(raw, mod, w):
-    """Install ``raw``'s mode and policies on worker ``w`` (the same compiled rules: masked
-    columns read as NULL there too, denied tables stay denied)."""
-    import copy
-
+    """Install ``raw``'s mode and policies on worker ``w``: the same rules, built against the
+    worker's view of the schema as at open (masked columns read as NULL there too, denied
+    tables stay denied, each statement's program is checked)."""
     policy = getattr(raw, "policy", None)
-    if policy is None:
-        return
-    mine = copy.copy(policy)  # its own refusal record (the AuthTable of w)
-    mine.table = mod.install_policy(w, policy.c_spec())
-    w.policy = mine
+    if policy is not None:
+        _modes.install_like(w, policy)
 
 
 # --- one moment for every worker -----------------------------------------------------------
