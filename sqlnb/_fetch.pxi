@@ -749,7 +749,8 @@ cdef class Fetch:
         finally:
             _unlock(stmt.conn)
 
-    def _run(self, RawStatement stmt, Py_ssize_t limit, bint include_current):
+    cdef object _run(self, RawStatement stmt, Py_ssize_t limit, bint include_current):
+        # with the connection's lock held (run()); not callable from Python
         stmt._check()
         self._check_free("run it")
         cdef RawConnection conn = stmt.conn
@@ -1144,11 +1145,29 @@ def snapshot_open(RawConnection raw, Snapshot snap not None, schema="main"):
         _unlock(raw)
 
 
+# sqlite3_db_config on/off switches db_config_flag may read (int, int*); each other op either
+# takes pointers (MAINDBNAME 1000, LOOKASIDE 1001: passing ints would be undefined behaviour)
+# or is not the parallel fetch's business (LOAD_EXTENSION, RESET_DATABASE, DEFENSIVE, ...)
+# copied to the workers: ENABLE_TRIGGER, WRITABLE_SCHEMA, LEGACY_ALTER_TABLE, DQS_DML, DQS_DDL,
+# ENABLE_VIEW, TRUSTED_SCHEMA, ENABLE_COMMENTS; and read only: REVERSE_SCANORDER
+_CONFIG_SETTABLE = frozenset((1003, 1011, 1012, 1013, 1014, 1015, 1017, 1022))
+_CONFIG_READABLE = _CONFIG_SETTABLE | {1019}
+
+
 def db_config_flag(RawConnection raw, int op, int value=-1):
     """Read (``value`` -1) or set one of ``sqlite3_db_config``'s on/off settings; returns the
-    setting now, or None when this core does not know ``op``."""
+    setting now, or None when this core does not know ``op``. Only the switches the
+    parallel fetch reads (``_CONFIG_READABLE``) or copies (``_CONFIG_SETTABLE``) are
+    taken; any other ``op`` is a ValueError and nothing is called."""
     cdef int out = -1
     cdef int rc
+    if op not in (_CONFIG_READABLE if value == -1 else _CONFIG_SETTABLE):
+        raise ValueError(f"db_config_flag: sqlite3_db_config op {op} cannot be "
+                         + ("read" if value == -1 else "set") + " here (allowed: "
+                         + ", ".join(map(str, sorted(_CONFIG_READABLE if value == -1 else _CONFIG_SETTABLE)))
+                         + ")")
+    if value < -1 or value > 1:
+        raise ValueError(f"db_config_flag: value must be 0 or 1 (or -1 to read), not {value}")
     _lock(raw)
     try:
         raw._check()

@@ -859,8 +859,18 @@ def _install_policy(raw, mod, w):
 
 # --- one moment for every worker -----------------------------------------------------------
 class _Moved(Exception):
-    """A commit landed while the workers began to read (only possible in a WAL database
-    whose WAL had no frame yet, where no snapshot can be taken): start again."""
+    """Start again: a commit landed while the workers began to read (only possible in a WAL
+    database whose WAL had no frame yet, where no snapshot can be taken), or a worker could
+    not take its read lock (``_begin_worker_read``). ``why``: the refusal once no attempt is
+    left."""
+
+    why = "the database kept changing while the workers began to read it"
+
+
+class _NoReadLock(_Moved):
+    why = ("a worker connection could not begin reading while this connection held its read "
+           "lock (another connection is waiting to commit, or the database's locks exclude "
+           "other connections, as the unix-dotfile VFS's do)")
 
 
 _MOMENT_TRIES = 3
@@ -880,7 +890,14 @@ def _snapshot_of(raw, mod):
 def _begin_worker_read(w, mod, snap):
     """Begin worker ``w``'s read transaction at the main connection's moment, while the main
     connection holds its own read transaction: at ``snap`` (WAL), or now (rollback journal:
-    the main connection's SHARED lock keeps every commit out until this read has begun)."""
+    the main connection's SHARED lock keeps every commit out until this read has begun).
+
+    Rollback journal and a writer that starts to commit meanwhile: it takes PENDING, which
+    refuses every new SHARED lock, and waits for ours. SQLite's unix VFS keeps one POSIX
+    lock per file and process, and a connection of a process that already holds SHARED
+    shares it without asking the file, so the worker still begins. Where locks are per
+    connection (unix-dotfile, other systems' VFSes) it cannot: the caller gives ``w`` no
+    busy timeout here, and the BusyError makes the fetch let go and start again."""
     _query_rows(w, "PRAGMA main.schema_version")  # once outside a transaction: the pager learns WAL
     _query_rows(w, "BEGIN")
     if snap is not None:
@@ -1057,10 +1074,10 @@ def _fetch_ranges(con, mod, bounds_sql, part_sql, params, n, names, decl, sql):
                 result = _fetch_once(con, mod, bounds_sql, part_sql, params, n, names, decl, sql,
                                      stop, deadline, in_place)
                 break
-            except _Moved:
+            except _Moved as exc:
                 tries += 1
                 if tries >= _MOMENT_TRIES:
-                    _refuse("the database kept changing while the workers began to read it")
+                    _refuse(exc.why)
             except mod.PartFull:  # a range held more rows than rowids: cannot happen for a rowid table
                 if in_place is False:
                     raise
@@ -1103,9 +1120,15 @@ def _fetch_once(con, mod, bounds_sql, part_sql, params, n, names, decl, sql, sto
             w = mod.RawConnection(raw.filename, flags)
             workers.append(w)
             stop.conns.append(w)
-            w.busy_timeout(5.0)
             _share_settings(raw, mod, w)
-            _begin_worker_read(w, mod, snap)
+            # rollback journal (no snapshot): waiting for a read lock while ours is held could
+            # only wait for a writer that waits for us, so no busy timeout until it is taken
+            w.busy_timeout(0.0 if snap is None else 5.0)
+            try:
+                _begin_worker_read(w, mod, snap)
+            except _errors.BusyError as exc:
+                raise _NoReadLock() from exc
+            w.busy_timeout(5.0)
             _install_policy(raw, mod, w)
             st, _ = w.prepare(part_sql.encode("utf-8", "surrogateescape"), 0)
             stmts.append(st)
@@ -1116,18 +1139,35 @@ def _fetch_once(con, mod, bounds_sql, part_sql, params, n, names, decl, sql, sto
         return _run_workers(con, mod, workers, stmts, params, ranges, n, names, decl, sql, stop,
                             deadline, dest, in_place, crews)
     finally:
-        # the workers first (joined whatever happens), then their statements and connections
-        for crew in crews:
-            crew.close(stop)
+        _end_fetch(raw, stop, crews, stmts, workers)
+
+
+def _end_fetch(raw, stop, crews, stmts, workers):
+    """Join the workers, end the main connection's read transaction, then finalize the
+    workers' statements and close their connections: each step runs whatever an earlier
+    one raised (the first exception is raised at the end). Statements and connections are
+    left to the garbage collector only if a worker thread could still be running (the
+    crews wait for every thread before they raise, so this is not expected)."""
+    pending = []
+
+    def attempt(fn, *args):
         try:
-            if not raw.closed and not raw.autocommit:
-                _query_rows(raw, "ROLLBACK")
-        finally:
-            for st in stmts:
-                st.finalize()
-            for w in workers:
-                w.close()
-            stop.conns.clear()
+            fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - raised below, after the cleanup
+            pending.append(exc)
+
+    for crew in crews:
+        attempt(crew.close, stop)
+    if not raw.closed and not raw.autocommit:
+        attempt(_query_rows, raw, "ROLLBACK")
+    if not any(t.is_alive() for crew in crews for t in crew.threads):
+        for st in stmts:
+            attempt(st.finalize)
+        for w in workers:
+            attempt(w.close)
+    stop.conns.clear()
+    if pending:
+        raise pending[0]
 
 
 def _stopped_result(stop, raw, sql):

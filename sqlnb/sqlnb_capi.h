@@ -108,6 +108,8 @@ static int sqlnb_register_builtin_extensions(void) { return 0; }
 #if defined(SQLNB_FLAVOUR_OWN)
 #  define SQLNB_HAVE_SNAPSHOT 1
 static int sqlnb_db_config_flag(sqlite3 *db, int op, int value, int *out) {
+    /* only the (int, int*) on/off ops: others take pointers (MAINDBNAME, LOOKASIDE) */
+    if (op < SQLITE_DBCONFIG_ENABLE_FKEY || op > SQLITE_DBCONFIG_MAX) return SQLITE_MISUSE;
     return sqlite3_db_config(db, op, value, out);
 }
 #else

@@ -677,3 +677,168 @@ def test_every_worker_reads_one_moment(db, monkeypatch, journal):
     finally:
         writer.stdin.close()
         writer.wait(60)
+
+
+# a writer that holds PENDING: its first COMMIT meets our read lock and fails at once (timeout
+# 0), which leaves it holding PENDING (no other process can take a new read lock); when told
+# to, it commits, waiting in its busy handler as any writer with a busy timeout would
+_PENDING_WRITER = """
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
+sys.stdin.readline()
+con.execute("BEGIN IMMEDIATE")
+con.executemany("INSERT INTO t (id, v, s, f) VALUES (?, 'new', 'new', 0)", [(70000 + i,) for i in range(3)])
+con.execute("UPDATE t SET v = 'changed' WHERE id = 3 OR id % 3000 = 0")
+try:
+    con.execute("COMMIT")
+    print("committed", flush=True)
+except sqlite3.OperationalError:
+    print("pending", flush=True)
+    sys.stdin.readline()
+    con.execute("PRAGMA busy_timeout = 60000")
+    con.execute("COMMIT")
+    print("ok", flush=True)
+"""
+
+
+_PROBE = """
+import sqlite3, sys
+try:
+    sqlite3.connect(sys.argv[1], timeout=0).execute("SELECT count(*) FROM t").fetchall()
+    print("read")
+except sqlite3.OperationalError:
+    print("busy")
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("at", [0, 1])
+def test_a_writer_waiting_to_commit_in_rollback_mode(db, monkeypatch, at):
+    """Rollback journal: another process starts its COMMIT (takes PENDING, so no other
+    process can take a new read lock: a probe process finds the database busy) while the
+    main connection holds its read lock, before worker ``at`` begins to read. The workers
+    still begin at once: SQLite's unix VFS keeps one POSIX lock per file and process, and a
+    connection of a process that already holds SHARED shares it without asking the file
+    again. The frame is the state before the commit, which waits for the fetch to end."""
+    before = db.query_df("SELECT * FROM t")
+    writer = subprocess.Popen([sys.executable, "-c", _PENDING_WRITER, db.raw.filename], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    orig = frames._begin_worker_read
+    calls, seen = [], []
+
+    def begin(w, *args):
+        calls.append(w)
+        if len(calls) - 1 == at:
+            writer.stdin.write("go\n")
+            writer.stdin.flush()
+            seen.append(writer.stdout.readline().split()[0])
+            probe = subprocess.run([sys.executable, "-c", _PROBE, db.raw.filename], capture_output=True,
+                                   text=True, check=True)
+            seen.append(probe.stdout.split()[0])
+        return orig(w, *args)
+
+    try:
+        monkeypatch.setattr(frames, "_begin_worker_read", begin)
+        many = db.query_df("SELECT * FROM t", parallel=2)
+        monkeypatch.setattr(frames, "_begin_worker_read", orig)
+        assert seen == ["pending", "busy"] and len(calls) == 2
+        writer.stdin.write("commit\n")
+        writer.stdin.flush()
+        assert writer.stdout.readline().split()[0] == "ok"
+        after = db.query_df("SELECT * FROM t")
+        assert len(after) == len(before) + 3 and after["v"].iloc[0] == "changed"
+        pd.testing.assert_frame_equal(many, before, check_exact=True)
+    finally:
+        writer.stdin.close()
+        writer.wait(60)
+
+
+@pytest.mark.timeout(120)
+def test_workers_that_cannot_take_a_read_lock_are_refused_at_once(tmp_path, monkeypatch):
+    """Where the workers' read locks are not shared with the main connection's (here the
+    unix-dotfile VFS, whose one lock file excludes every other connection; elsewhere a
+    writer holding PENDING on a system whose locks are per connection), a worker that
+    cannot begin reading does not wait out a busy timeout (before: 5 s, then "database is
+    locked"): the fetch lets go of every lock and starts again, and is refused clearly when
+    no attempt gets every worker reading. The connection is left as it was."""
+    con = sqlnb.connect(f"file:{tmp_path / 'd.db'}?vfs=unix-dotfile", engine="sqlite", uri=True, timeout=30)
+    try:
+        con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+        con.executemany("INSERT INTO t VALUES (?, ?)", [(i, i) for i in range(50000)])
+        con.commit()
+        orig = frames._begin_worker_read
+        busy = []
+
+        def begin(w, *args):
+            try:
+                return orig(w, *args)
+            except errors.BusyError:
+                busy.append(w)
+                raise
+
+        monkeypatch.setattr(frames, "_begin_worker_read", begin)
+        with pytest.raises(frames.ParallelRefused, match="could not begin reading"):
+            con.query_df("SELECT * FROM t", parallel=2)
+        assert len(busy) == frames._MOMENT_TRIES and all(w.closed for w in busy)
+        assert con.raw.autocommit and not _worker_threads()
+        assert len(con.query_df("SELECT * FROM t")) == 50000
+    finally:
+        con.close()
+
+
+def test_workers_closed_and_read_ended_when_joining_fails(db, monkeypatch):
+    """An exception out of joining the workers (``_Workers.close``) still ends the main
+    connection's read transaction and closes every worker connection."""
+    import sqlite3
+
+    conns = []
+    orig_share, orig_close = frames._share_settings, frames._Workers.close
+
+    def share(raw, mod, w):
+        conns.append(w)
+        return orig_share(raw, mod, w)
+
+    def close(self, stop):
+        orig_close(self, stop)
+        raise RuntimeError("joining failed")
+
+    monkeypatch.setattr(frames, "_share_settings", share)
+    monkeypatch.setattr(frames._Workers, "close", close)
+    with pytest.raises(RuntimeError, match="joining failed"):
+        db.query_df("SELECT * FROM t", parallel=2)
+    assert len(conns) == 2 and all(w.closed for w in conns)
+    assert db.raw.autocommit
+    other = sqlite3.connect(db.raw.filename, timeout=0)  # no read lock is left: a write commits at once
+    try:
+        other.execute("INSERT INTO e VALUES (1)")
+        other.commit()
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("op", [1000, 1001, 1005, 1009, 999, 1023, -1])
+def test_db_config_flag_takes_only_the_listed_switches(db, op):
+    """SQLITE_DBCONFIG_MAINDBNAME (1000) and LOOKASIDE (1001) take pointers, others must not
+    be switched from here (load extension, reset database): ValueError, nothing called."""
+    from sqlnb import _fast
+
+    with pytest.raises(ValueError, match=str(op)):
+        _fast.db_config_flag(db.raw, op)
+    with pytest.raises(ValueError, match=str(op)):
+        _fast.db_config_flag(db.raw, op, 1)
+    assert _fast.db_config_flag(db.raw, 1019) == 0  # REVERSE_SCANORDER: read only
+    with pytest.raises(ValueError, match="1019"):
+        _fast.db_config_flag(db.raw, 1019, 1)
+
+
+def test_fetch_steps_only_under_the_connection_lock(db):
+    """Fetch.run takes the connection's lock; the stepping inside it is not callable from Python."""
+    from sqlnb import _fast
+
+    assert not hasattr(_fast.Fetch(), "_run")
+    st, _ = db.raw.prepare(b"SELECT id FROM t WHERE id < 10", 0)
+    try:
+        f = _fast.Fetch()
+        assert f.run(st) == "done" and f.nrows == 3
+    finally:
+        st.finalize()
