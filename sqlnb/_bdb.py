@@ -310,8 +310,14 @@ def _read_head(path: str) -> bytes:
         return f.read(100)
 
 
-def check_open(engine: str, path: str, *, mode: str = "rw", uri: bool = False) -> None:
-    """Raise a clear error for an open that the engine would get wrong, before any file is touched."""
+def check_open(engine: str, path: str, *, mode: str = "rw", uri: bool = False, held: bool = False) -> None:
+    """Raise a clear error for an open that the engine would get wrong, before any file is touched.
+
+    ``held``: a connection of this process (of this engine) has the file open. Its
+    first bytes are then not read: closing a descriptor of our own on the file
+    would drop every POSIX lock this process holds on it (see ``sqlnb._files``),
+    and the open that holds it already passed this check.
+    """
     if engine == "bdb":
         if uri or str(path).startswith("file:"):
             raise feature_error(Missing("uri", "URI filenames (file:...?mode=...)", "3.7.7"))
@@ -339,6 +345,8 @@ def check_open(engine: str, path: str, *, mode: str = "rw", uri: bool = False) -
             exc = _errors.make_error(14, f"unable to open database file: {p!r} {what}", cls=_errors.CantOpenError)
             exc.filename = path
             raise exc
+        if held:
+            return
         try:
             head = _read_head(p)
         except OSError as exc:
@@ -357,7 +365,7 @@ def check_open(engine: str, path: str, *, mode: str = "rw", uri: bool = False) -
                     f"(nothing was changed on disk)", cls=_errors.NotADatabaseError)
         return
     # sqlite / system engines
-    if not exists or os.path.isdir(p):
+    if not exists or os.path.isdir(p) or held:
         return
     try:
         head = _read_head(p)
