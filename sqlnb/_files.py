@@ -201,6 +201,8 @@ def _remove_leftovers(real: str, files: set) -> None:
     and none can start to. A ``-wal`` that holds any frame is never removed.
     """
     wal, shm = real + "-wal", real + "-shm"
+    if not any(os.path.lexists(f) for f in files):
+        return  # (a rollback-journal database: nothing was created, nothing is touched)
     try:
         fd = os.open(real, os.O_RDWR | os.O_CLOEXEC)  # (for the locks only: nothing is written)
     except OSError:
