@@ -345,7 +345,8 @@ def check_open(engine: str, path: str, *, mode: str = "rw", uri: bool = False, h
             exc = _errors.make_error(14, f"unable to open database file: {p!r} {what}", cls=_errors.CantOpenError)
             exc.filename = path
             raise exc
-        if held:
+        if held:  # (an open waits for another connection's write lock forever, like a statement)
+            _refuse_if_busy_here(_key(p), None)
             return
         try:
             head = _read_head(p)
@@ -504,6 +505,11 @@ def before_statement(con) -> None:
         return
     if con not in _watched:
         _watch_locks(con, key)
+    _refuse_if_busy_here(key, con)
+
+
+def _refuse_if_busy_here(key, con) -> None:
+    """BusyError if a connection of this process other than ``con`` has a transaction open on ``key``."""
     with _lock:
         others = [c for c, k in _live.items() if k == key and c is not con]
     for other in others:
@@ -517,7 +523,8 @@ def before_statement(con) -> None:
         if busy:
             raise _errors.make_error(
                 5, f"database is locked: another connection in this process ({other!r}) has an open "
-                   f"transaction on {key!r}. The bdb engine's locks would make this statement wait "
+                   f"transaction on {key!r}. The bdb engine's locks would make this "
+                   f"{'statement' if con is not None else 'open'} wait "
                    f"until that transaction ends, which in one thread is forever: commit() or "
                    f"rollback() the other connection first (or open it with isolation_level=None)",
                 cls=_errors.BusyError)
