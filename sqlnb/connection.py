@@ -151,6 +151,7 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str = "rw",
                        allow_tables=allow_tables, authorizer=authorizer)
     except BaseException:
         raw.close()
+        _files.release(raw)
         raise
     con = Connection(raw, engine=name, mode=mode, database=database, path=path,
                      isolation_level=isolation_level, check_same_thread=check_same_thread)
