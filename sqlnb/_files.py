@@ -35,7 +35,7 @@ from urllib.parse import unquote
 from sqlnb import errors as _errors
 
 LIBRARIES = {"sqlite": "sqlnb's own SQLite", "system": "the stdlib sqlite3",
-             "bdb": "BerkeleyDB SQL"}
+             "bdb": "BerkeleyDB SQL", "lsm": "lsm1 on sqlnb's own SQLite"}  # (lsm: for sqlnb.lsm's opener)
 
 _lock = threading.RLock()
 _entries: dict[int, "_Entry"] = {}   # id(raw) -> entry
