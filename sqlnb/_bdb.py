@@ -310,8 +310,14 @@ def _read_head(path: str) -> bytes:
         return f.read(100)
 
 
-def check_open(engine: str, path: str, *, mode: str = "rw", uri: bool = False) -> None:
-    """Raise a clear error for an open that the engine would get wrong, before any file is touched."""
+def check_open(engine: str, path: str, *, mode: str = "rw", uri: bool = False, held: bool = False) -> None:
+    """Raise a clear error for an open that the engine would get wrong, before any file is touched.
+
+    ``held``: a connection of this process (of this engine) has the file open. Its
+    first bytes are then not read: closing a descriptor of our own on the file
+    would drop every POSIX lock this process holds on it (see ``sqlnb._files``),
+    and the open that holds it already passed this check.
+    """
     if engine == "bdb":
         if uri or str(path).startswith("file:"):
             raise feature_error(Missing("uri", "URI filenames (file:...?mode=...)", "3.7.7"))
@@ -339,6 +345,9 @@ def check_open(engine: str, path: str, *, mode: str = "rw", uri: bool = False) -
             exc = _errors.make_error(14, f"unable to open database file: {p!r} {what}", cls=_errors.CantOpenError)
             exc.filename = path
             raise exc
+        if held:  # (an open waits for another connection's write lock forever, like a statement)
+            _refuse_if_busy_here(_key(p), None)
+            return
         try:
             head = _read_head(p)
         except OSError as exc:
@@ -357,7 +366,7 @@ def check_open(engine: str, path: str, *, mode: str = "rw", uri: bool = False) -
                     f"(nothing was changed on disk)", cls=_errors.NotADatabaseError)
         return
     # sqlite / system engines
-    if not exists or os.path.isdir(p):
+    if not exists or os.path.isdir(p) or held:
         return
     try:
         head = _read_head(p)
@@ -496,6 +505,11 @@ def before_statement(con) -> None:
         return
     if con not in _watched:
         _watch_locks(con, key)
+    _refuse_if_busy_here(key, con)
+
+
+def _refuse_if_busy_here(key, con) -> None:
+    """BusyError if a connection of this process other than ``con`` has a transaction open on ``key``."""
     with _lock:
         others = [c for c, k in _live.items() if k == key and c is not con]
     for other in others:
@@ -509,7 +523,8 @@ def before_statement(con) -> None:
         if busy:
             raise _errors.make_error(
                 5, f"database is locked: another connection in this process ({other!r}) has an open "
-                   f"transaction on {key!r}. The bdb engine's locks would make this statement wait "
+                   f"transaction on {key!r}. The bdb engine's locks would make this "
+                   f"{'statement' if con is not None else 'open'} wait "
                    f"until that transaction ends, which in one thread is forever: commit() or "
                    f"rollback() the other connection first (or open it with isolation_level=None)",
                 cls=_errors.BusyError)

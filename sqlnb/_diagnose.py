@@ -45,7 +45,15 @@ def _is_path(filename) -> bool:
 
 
 def file_kind(path: str) -> str | None:
-    """'sqlite', 'bdb', 'empty' or None (unknown) from the first bytes of ``path``."""
+    """'sqlite', 'bdb', 'empty' or None (unknown) from the first bytes of ``path``.
+
+    None without reading when a connection of this process has the file open:
+    closing our descriptor would drop the process's POSIX locks on it (``sqlnb._files``).
+    """
+    from sqlnb import _files
+
+    if _files.held(path):
+        return None
     try:
         with open(path, "rb") as f:
             head = f.read(16)

@@ -11,6 +11,33 @@ OPEN_READONLY, OPEN_READWRITE, OPEN_CREATE, OPEN_URI = 0x1, 0x2, 0x4, 0x40
 OPEN_NOMUTEX = 0x8000
 
 
+def open_checked(engine: str, path: str, *, mode: str = "rw", uri: bool = False):
+    """Check ``path`` for ``engine`` and open it: the raw connection, registered in ``sqlnb._files``.
+
+    Under the process-wide file registry: a file a connection of another library
+    in this process holds is refused (``CantOpenError``); a file one of the same
+    library holds is not read by sqlnb itself (closing a descriptor of our own
+    would drop the process's POSIX locks on it); foreign files (a BerkeleyDB file
+    for SQLite, an SQLite file for bdb) are refused before anything touches disk.
+    """
+    from pathlib import Path
+
+    from sqlnb import _bdb, _files
+    from sqlnb import errors as _errors
+
+    with _files.opening(engine, path, uri=uri, readonly=mode != "rw") as claim:
+        _bdb.check_open(engine, path, mode=mode, uri=uri, held=claim.held)
+        if not uri and path not in (":memory:", "") and not Path(path).expanduser().resolve().parent.is_dir():
+            # every engine would fail (bdb only at the first write): say so now, naming the path
+            exc = _errors.make_error(14, f"unable to open database file {path!r}: its directory does not exist",
+                                     extended_code=14)
+            exc.filename = path
+            raise exc
+        raw = open_raw(engine, path, mode=mode, uri=uri)
+        claim.opened(raw)
+    return raw
+
+
 def open_raw(engine: str, path: str, *, mode: str = "rw", uri: bool = False):
     """Open the engine-level connection. ``ro`` modes open with SQLITE_OPEN_READONLY (no file is created).
 

@@ -129,6 +129,23 @@ def _serialized(method):
     return wrapper
 
 
+def _readonly_uri(uri: str) -> str:
+    """``uri`` (a ``file:`` URI) opened read-only: its ``mode=`` becomes ``ro`` (``memory`` stays).
+
+    The stdlib takes no open flags, so the URI carries SQLITE_OPEN_READONLY; without
+    it a read-only mode's open created a missing file and its last close checkpointed a WAL.
+    """
+    if not uri.startswith("file:"):
+        return uri
+    base, sep, rest = uri.partition("?")
+    query, hsep, frag = rest.partition("#")
+    params = [p for p in query.split("&") if p]
+    if "mode=memory" in params:
+        return uri
+    params = [p for p in params if not p.startswith("mode=")] + ["mode=ro"]
+    return f"{base}?{'&'.join(params)}{hsep}{frag}"
+
+
 class RawConnection:
     def __init__(self, filename, flags=None, vfs=None, uri=False, readonly=False):
         # One caller at a time: the stdlib steps with the GIL released and our
@@ -154,7 +171,8 @@ class RawConnection:
                 target = f"{pathlib.Path(filename).resolve().as_uri()}?mode=ro"
                 self._con = _sq.connect(target, uri=True, isolation_level=None, check_same_thread=False)
             else:
-                self._con = _sq.connect(filename, uri=uri, isolation_level=None, check_same_thread=False)
+                target = _readonly_uri(filename) if readonly and uri else filename
+                self._con = _sq.connect(target, uri=uri, isolation_level=None, check_same_thread=False)
         except _sq.Error as exc:
             raise self._translate(exc) from None
         self._con.set_progress_handler(self._progress, 1000)

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from sqlnb import _engines
+from sqlnb import _engines, _files
 from sqlnb import errors as _errors
 
 ENGINES = ("sqlite", "bdb", "system")
@@ -297,14 +297,8 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
     if name == "bdb":
         _engines.load("bdb")  # the engine's own checks (fork guard, library version) first
         _bdb.check_fork_safe()
-    _bdb.check_open(name, path, mode=mode, uri=uri)  # foreign files: refuse before anything touches disk
-    if not uri and path not in (":memory:", "") and not Path(path).expanduser().resolve().parent.is_dir():
-        # every engine would fail (bdb only at the first write): say so now, naming the path
-        exc = _errors.make_error(14, f"unable to open database file {path!r}: its directory does not exist",
-                                 extended_code=14)
-        exc.filename = path
-        raise exc
-    raw = _modes.open_raw(name, path, mode=mode, uri=uri)
+    # foreign files and a file another library of this process holds: refused before anything touches disk
+    raw = _modes.open_checked(name, path, mode=mode, uri=uri)
     try:
         if timeout is not None and name != "bdb":
             # (bdb: BerkeleyDB SQL answers its busy handler by waiting for the lock again, without
@@ -317,6 +311,7 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
                        allow_tables=allow_tables, authorizer=authorizer)
     except BaseException:
         raw.close()
+        _files.release(raw)
         raise
     con = Connection(raw, engine=name, mode=mode, database=database, path=path,
                      isolation_level=isolation_level, check_same_thread=check_same_thread)
@@ -448,6 +443,7 @@ class Connection:
         if self._raw is None or self._raw.closed:
             raise _errors.ConnectionClosedError("Cannot close a closed database.")
         self._raw.close()
+        _files.release(self._raw)  # (after the close: the last one removes what a read-only open left)
         if self.engine == "bdb":
             from sqlnb import _bdb
 
