@@ -33,7 +33,7 @@ def snapshot(directory: Path) -> dict:
 
 
 def connect_ro(path, engine, **kw):
-    """connect(mode='ro'); xfails while the read-only modes are not implemented on this branch."""
+    """connect(mode="ro")."""
     return sqlnb.connect(str(path), engine=engine, mode="ro", **kw)
 
 
@@ -171,20 +171,12 @@ def test_file_that_is_not_a_database(engine, tmp_path, mode):
         return
     for sql in ("select * from sqlite_master", "create table t(a)", "pragma user_version"):
         exc = first_error(lambda: con.execute(sql).fetchall())
-        if engine == "bdb" and isinstance(exc, errors.NoMemError):
-            pytest.xfail(f"bdb reports {exc} for {sql!r} on a non-database file (bdb engine issue)")
         assert isinstance(exc, errors.NotADatabaseError), exc
         assert "not a database" in str(exc) and str(path) in str(exc)
         assert exc.filename == str(path)
     con.close()
     after = snapshot(tmp_path)
     assert after["notes.txt"] == before["notes.txt"]
-    if engine == "bdb" and mode == "rw":
-        # BerkeleyDB creates its environment directory next to the file on open
-        # (known, owned by the bdb engine's issue): the file itself is untouched.
-        leftover = set(after) - set(before)
-        if leftover:
-            pytest.xfail(f"bdb leaves {sorted(leftover)} next to a non-database file")
     assert after == before
 
 
