@@ -521,6 +521,25 @@ def test_default_mode_trait(ip, tmp_path):
     assert magics_of(ip).session.get().mode == "ro"
 
 
+def test_strict_quotes_trait(ip, tmp_path):
+    """A schema with a double-quoted string reads by default; SqlMagic.strict_quotes makes new connections strict."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    std = sqlite3.connect(str(path))
+    std.execute('CREATE VIEW v AS SELECT "lit" AS k')
+    std.close()
+    assert magics_of(ip).strict_quotes is False
+    ip.run_cell(f"%sql --connect sqlite:///{path} --alias loose")
+    assert list(ip.run_cell("%sql SELECT k FROM v").result.k) == ["lit"]
+    ip.run_line_magic("config", "SqlMagic.strict_quotes = True")
+    ip.run_cell(f"%sql --connect sqlite:///{path} --alias strict")
+    with pytest.raises(errors.SQLError, match="lit"):
+        ip.run_cell("%sql SELECT k FROM v")
+    ip.run_cell("%sql --use loose")  # the connection opened before keeps its setting
+    assert list(ip.run_cell("%sql SELECT k FROM v").result.k) == ["lit"]
+
+
 @pytest.mark.timeout(30)
 def test_timeout_trait(ip):
     ip.run_line_magic("config", "SqlMagic.timeout = 0.2")
