@@ -158,7 +158,7 @@ def test_mode_ro_refuses_writes(ip, tmp_path):
     c.close()
     ip.run_cell(f"%sql --connect {db} --mode ro --alias r")
     assert magics_of(ip).session.get().mode == "ro"
-    with pytest.raises(errors.Error):
+    with pytest.raises(errors.ReadOnlyError, match="mode 'ro' refused INSERT"):
         ip.run_cell("%sql INSERT INTO t VALUES (1)")
     assert ip.run_cell("%sql SELECT count(*) AS n FROM t").result["n"][0] == 0
 
@@ -385,7 +385,9 @@ def test_persist_flag(mem):
     assert mem.run_cell("%sql SELECT count(*) AS n FROM other").result["n"][0] == 4
     mem.run_cell("%sql --persist frame --table other --replace")
     assert mem.run_cell("%sql SELECT count(*) AS n FROM other").result["n"][0] == 2
-    with pytest.raises(Exception):
+    from sqlnb.export import TableExistsError
+
+    with pytest.raises(TableExistsError, match="other"):
         mem.run_cell("%sql --persist frame --table other")
 
 
