@@ -368,3 +368,22 @@ def test_sql_magic_progress_for_slow_not_fast(magic):
     kinds = [m["msg_type"] for m in msgs]
     assert "error" not in kinds
     assert progress_messages(msgs) == ([], []) and "update_display_data" not in kinds, kinds
+
+
+@pytest.mark.timeout(120)
+def test_tab_completion_through_the_kernel(magic):
+    """Tab in a %%sql cell, as JupyterLab asks for it: a complete_request to the real kernel."""
+    magic.ok("%sql --use mk\n%sql CREATE TABLE flights_k (carrier TEXT, dep_delay REAL)")
+    for code, want in (("%%sql\nSELECT * FROM flights_", ["flights_k"]),
+                       ("%%sql\nSELECT flights_k.dep", ["dep_delay"]),
+                       ("%sql SELECT carr FROM flights_k", None)):
+        cursor = len(code) if want is not None else code.index("carr") + 4
+        msg_id = magic.kc.complete(code, cursor)
+        reply = magic.reply(msg_id)
+        assert reply["status"] == "ok", reply
+        if want is None:
+            want = ["carrier"]
+        assert [m for m in reply["matches"] if m in want] == want, reply["matches"]
+        start = reply["cursor_start"]
+        assert code[start:reply["cursor_end"]] == code[start:cursor] and want[0].startswith(code[start:cursor])
+    magic.ok("%sql DROP TABLE flights_k")
