@@ -89,7 +89,7 @@ def test_url_is_listed_without_secrets(ip, tmp_path):
     listing = ip.run_cell("%sql --connections").result
     assert "hunter2" not in listing._repr_html_()
     assert "hunter2" not in repr(listing)
-    assert "***" in listing["url"][0]
+    assert listing["url"][0] == f"sqlite:///{tmp_path}/s.db?password=***"
 
 
 def test_no_connection_is_a_clear_error(ip):
