@@ -50,10 +50,11 @@ def load(engine: str):
         why = str(exc)
         if isinstance(exc, ModuleNotFoundError) and exc.name == _MODULES[engine]:
             # (also what a module built for another Python looks like: its file name has that ABI tag)
-            why = ("it was not built for this Python" + (
+            why = ("it was not built" + (
                 " (the build found no dbsql.h or db.h: apt-get install libdb5.3-sql-dev libdb5.3-dev, then reinstall)"
                 if engine == "bdb" else
-                f" {sys.version_info[0]}.{sys.version_info[1]} (no C compiler or Cython at install time?)"))
+                f" for this Python {sys.version_info[0]}.{sys.version_info[1]} (no C compiler or Cython at "
+                "install time?)"))
         _failed[engine] = why
         raise EngineUnavailableError(f"engine {engine!r} is not available: {why}") from exc
     if engine == "bdb":
