@@ -387,3 +387,33 @@ def test_tab_completion_through_the_kernel(magic):
         start = reply["cursor_start"]
         assert code[start:reply["cursor_end"]] == code[start:cursor] and want[0].startswith(code[start:cursor])
     magic.ok("%sql DROP TABLE flights_k")
+
+
+@pytest.mark.timeout(180)
+def test_live_progress_of_an_export(kernel):
+    """to_table in a real kernel shows a live display with the rows written and the percentage,
+    and empties it at the end. (DELAY and EVERY set small for this cell: a draw at every progress
+    tick, so the display shows whatever the machine's speed; the export's steps supply the ticks.)"""
+    open_in_kernel(kernel, "sqlite", "econ")
+    _, msgs = kernel.run(
+        "import numpy as np, pandas as pd\n"
+        "import sqlnb.progress as _p\n"
+        "_saved, (_p.DELAY, _p.EVERY) = (_p.DELAY, _p.EVERY), (0.0, 1e-6)\n"
+        "try:\n"
+        "    econ.to_table(pd.DataFrame({'a': np.arange(300_000), 'b': np.arange(300_000) * 0.5}), 'big',"
+        " chunk_rows=5000)\n"
+        "finally:\n"
+        "    _p.DELAY, _p.EVERY = _saved\n"
+        "print(econ.execute('SELECT count(*) FROM big').fetchone()[0])\n", timeout=120)
+    assert "error" not in [m["msg_type"] for m in msgs], msgs
+    assert stdout(msgs).strip() == "300000"
+    shown, updates = progress_messages(msgs)
+    assert len(shown) == 1, [m["msg_type"] for m in msgs]
+    assert shown[0]["content"]["data"]["text/plain"].startswith("running to_table big")
+    texts = [u["content"]["data"]["text/plain"] for u in updates]
+    running = [t for t in texts if t.startswith("running to_table big")]
+    assert running, texts
+    percents = [int(t.rsplit(" \u00b7 ", 1)[1].rstrip("%")) for t in running if t.endswith("%")]
+    assert percents and percents == sorted(percents) and all(0 <= p <= 100 for p in percents), running
+    assert texts[-1] == ""  # emptied when the export ended
+    kernel.ok("econ.close()")
