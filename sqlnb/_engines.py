@@ -48,10 +48,13 @@ def load(engine: str):
         mod = _import_deepbind(_MODULES[engine]) if engine == "bdb" else importlib.import_module(_MODULES[engine])
     except ImportError as exc:
         why = str(exc)
-        if "No module named" in why:
+        if isinstance(exc, ModuleNotFoundError) and exc.name == _MODULES[engine]:
+            # (also what a module built for another Python looks like: its file name has that ABI tag)
             why = ("it was not built" + (
                 " (the build found no dbsql.h or db.h: apt-get install libdb5.3-sql-dev libdb5.3-dev, then reinstall)"
-                if engine == "bdb" else " (no C compiler or Cython at install time)"))
+                if engine == "bdb" else
+                f" for this Python {sys.version_info[0]}.{sys.version_info[1]} (no C compiler or Cython at "
+                "install time?)"))
         _failed[engine] = why
         raise EngineUnavailableError(f"engine {engine!r} is not available: {why}") from exc
     if engine == "bdb":
@@ -93,14 +96,38 @@ def engines() -> list[EngineInfo]:
     return out
 
 
+class EngineFallbackWarning(RuntimeWarning):
+    """sqlnb's compiled engine could not be loaded: connections use the stdlib's sqlite3 instead."""
+
+
+_fallback_warned = False
+
+
 def default_engine() -> str:
-    """'sqlite' when our build is present, else 'system'."""
+    """'sqlite' when our build is present, else 'system'.
+
+    Falling back says so, once per process, with an :class:`EngineFallbackWarning` that
+    names the reason and the fix: the stdlib engine is much slower and lacks features
+    (lsm1, math functions, a columnar fetch), and that should never go unnoticed.
+    """
+    global _fallback_warned
     from sqlnb.errors import EngineUnavailableError
 
     try:
         load("sqlite")
         return "sqlite"
     except EngineUnavailableError:
+        if not _fallback_warned:
+            _fallback_warned = True
+            import warnings
+
+            warnings.warn(
+                f"sqlnb's compiled engine 'sqlite' could not be loaded: {_failed.get('sqlite', 'unknown reason')}. "
+                "Falling back to the stdlib's sqlite3 (engine 'system': slower, no lsm1, no columnar fetch). "
+                "Fix: rebuild the extension for this Python (`make build`, or `pip install -e .` / "
+                "`python setup.py build_ext --inplace` with a C compiler and Cython; `sqlnb.engines()` "
+                "shows what loads), or pass engine='system' to choose the stdlib engine explicitly.",
+                EngineFallbackWarning, stacklevel=3)
         return "system"
 
 

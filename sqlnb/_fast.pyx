@@ -47,6 +47,7 @@ HAVE_ERROR_OFFSET = bool(SQLNB_HAVE_ERROR_OFFSET)
 
 
 HAVE_LOCK_WATCH = bool(SQLNB_HAVE_LOCK_WATCH)
+HAVE_DQS_CONFIG = bool(SQLNB_HAVE_DQS_CONFIG)   # per-connection double-quoted-string switch (3.29+)
 
 
 def lock_watch(home, double timeout):
@@ -331,6 +332,9 @@ cdef class RawConnection:
             raise exc
         self.db = db
         sqlite3_extended_result_codes(db, 1)
+        # double-quoted string literals on, as in the stdlib and older tools (our build's default,
+        # SQLITE_DQS=0, is strict): a schema written by them must read here too
+        sqlnb_set_dqs(db, 1)
         self._pstate.owner = <void*>self
         self._pstate.check_signals = 1
         sqlite3_progress_handler(db, 1000, _progress_cb, <void*>&self._pstate)
@@ -492,6 +496,22 @@ cdef class RawConnection:
         self._pstate.interrupts += 1
         if self.db != NULL:
             sqlite3_interrupt(self.db)
+
+    def set_double_quoted_strings(self, bint on):
+        """Accept double-quoted string literals (on, the default) or not (strict), in DML and DDL.
+
+        Strict needs a core with ``SQLITE_DBCONFIG_DQS_*`` (3.29+): on the bdb engine's older
+        core, asking for strict raises FeatureNotSupportedError.
+        """
+        _lock(self)
+        try:
+            self._check()
+            if sqlnb_set_dqs(self.db, on) != SQLITE_OK:
+                raise _errors.FeatureNotSupportedError(
+                    f"strict quotes need SQLite 3.29 or later (SQLITE_DBCONFIG_DQS_DML/DDL); the "
+                    f"{FLAVOUR} engine's SQLite {HEADER_VERSION} always accepts double-quoted strings")
+        finally:
+            _unlock(self)
 
     def changes(self):
         self._check()

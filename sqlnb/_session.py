@@ -38,11 +38,13 @@ class Session:
         return alias
 
     def open(self, target: str, *, alias: str | None = None, engine: str | None = None,
-             mode: str = "rw", timeout: float = 5.0, statement_timeout: float | None = None):
+             mode: str = "rw", timeout: float = 5.0, statement_timeout: float | None = None,
+             strict_quotes: bool = False):
         """Open ``target`` (path or URL, passed unchanged to ``sqlnb.connect``) and make it current."""
         self._check_alias(alias)
         con = sqlnb.connect(target, engine=engine or None, mode=mode, timeout=timeout,
-                            statement_timeout=statement_timeout or None, isolation_level=None)
+                            statement_timeout=statement_timeout or None, isolation_level=None,
+                            strict_quotes=strict_quotes)
         alias = alias or self._default_alias(target)
         self.connections[alias] = con
         self.current = alias

@@ -18,6 +18,8 @@ cdef extern from "sqlnb_capi.h" nogil:
     int SQLNB_HAVE_URI
     int SQLNB_HAVE_LSM1
     int SQLNB_HAVE_LOCK_WATCH
+    int SQLNB_HAVE_DQS_CONFIG
+    int sqlnb_set_dqs(sqlite3 *db, int on)
     int sqlnb_bdb_lock_watch(const char *home, unsigned long timeout_us, char *err, int errlen)
     void sqlnb_bdb_lock_unwatch(const char *home)
     int sqlnb_bdb_clear_dead_env(const char *home, char *err, int errlen)

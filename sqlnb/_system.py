@@ -18,6 +18,7 @@ import numbers
 import operator
 import re
 import sqlite3 as _sq
+import sys
 import threading
 import time
 
@@ -279,6 +280,20 @@ class RawConnection:
     @_serialized
     def busy_timeout(self, seconds):
         self._con.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+    @_serialized
+    def set_double_quoted_strings(self, on):
+        """Strict quotes through ``Connection.setconfig`` (Python 3.12+); otherwise the stdlib's
+        connection keeps what its SQLite library was built with (usually: accepted)."""
+        setconfig = getattr(self._con, "setconfig", None)
+        if setconfig is None or not hasattr(_sq, "SQLITE_DBCONFIG_DQS_DML"):
+            if on:
+                return
+            raise _errors.FeatureNotSupportedError(
+                f"strict quotes on the system engine need Python 3.12 or later (sqlite3.Connection.setconfig); "
+                f"Python {sys.version.split()[0]}'s sqlite3 cannot change how double-quoted strings are read")
+        setconfig(_sq.SQLITE_DBCONFIG_DQS_DML, bool(on))
+        setconfig(_sq.SQLITE_DBCONFIG_DQS_DDL, bool(on))
 
     def set_progress_report(self, every):
         self._report_every = float(every) if every and every > 0 else 0.0

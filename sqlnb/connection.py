@@ -251,7 +251,7 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
             isolation_level: str | None = "", check_same_thread: bool = True,
             uri: bool = False, allow_load_extension: bool = False,
             deny_tables=(), mask_columns=(), allow_tables=None, authorizer=None,
-            **lsm_options) -> "Connection":
+            strict_quotes: bool = False, **lsm_options) -> "Connection":
     """Open a database and return a PEP 249 :class:`Connection`.
 
     :param database: a path, ``":memory:"``, a ``file:`` URI (with ``uri=True``)
@@ -266,6 +266,12 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
     :param timeout: seconds to wait on a locked database (busy timeout).
     :param statement_timeout: per-statement time limit in seconds (None: none).
     :param isolation_level: as in the stdlib; ``None`` is autocommit.
+    :param strict_quotes: ``False`` (default): a double-quoted string that names no column is read
+        as a string literal, as the stdlib and older tools read it (a schema they wrote opens here
+        too). ``True``: double quotes are for identifiers only, in statements and in the schema
+        (SQLite's recommendation; the sqlite3 shell's default since 3.41). The bdb engine's older
+        core, and the system engine before Python 3.12, cannot be strict: FeatureNotSupportedError.
+        See docs/dbapi.md.
     """
     if isinstance(database, (Path, os.PathLike)):
         database = os.fspath(database)
@@ -284,9 +290,12 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
     if url_engine == "lsm":
         from sqlnb import lsm as _lsm  # the lsm:// opener mounts a file on an in-memory SQLite
 
-        return _lsm.connect_lsm(path, mode=mode, timeout=timeout, statement_timeout=statement_timeout,
-                                isolation_level=isolation_level, check_same_thread=check_same_thread,
-                                url=database, **{**opts, **lsm_options})
+        con = _lsm.connect_lsm(path, mode=mode, timeout=timeout, statement_timeout=statement_timeout,
+                               isolation_level=isolation_level, check_same_thread=check_same_thread,
+                               url=database, **{**opts, **lsm_options})
+        if strict_quotes:
+            con.raw.set_double_quoted_strings(False)
+        return con
     if lsm_options:
         raise TypeError(f"connect() got unexpected keyword arguments: {', '.join(lsm_options)}")
     name = engine or url_engine or _engines.default_engine()
@@ -300,6 +309,8 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
     # foreign files and a file another library of this process holds: refused before anything touches disk
     raw = _modes.open_checked(name, path, mode=mode, uri=uri)
     try:
+        if strict_quotes:
+            raw.set_double_quoted_strings(False)
         if timeout is not None and name != "bdb":
             # (bdb: BerkeleyDB SQL answers its busy handler by waiting for the lock again, without
             # limit; its waits are bounded by a lock timeout instead, see _bdb._watch_locks)

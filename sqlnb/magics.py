@@ -152,6 +152,11 @@ class SqlMagic(Magics):
                     "(0 = none); --timeout overrides it for one run.").tag(config=True)
     busy_timeout = Float(5.0, help="Seconds to wait on a database locked by another connection."
                          ).tag(config=True)
+    strict_quotes = Bool(False, help="New connections read double-quoted strings as identifiers only "
+                         "(SQLite's recommendation; the sqlite3 shell's default since 3.41). False: a "
+                         "double-quoted string naming no column is a string literal, as the stdlib reads "
+                         "it. Not available on the bdb engine, nor on the system engine before Python "
+                         "3.12.").tag(config=True)
     autocomplete = Bool(True, help="Complete table, column and keyword names inside %%sql cells "
                         "and after %sql.").tag(config=True)
 
@@ -307,7 +312,7 @@ class SqlMagic(Magics):
                 self.session.open(target, alias=args.alias,
                                   engine=args.engine or self.default_engine or None,
                                   mode=strictest_mode(args.mode, self.default_mode), timeout=self.busy_timeout,
-                                  statement_timeout=self.timeout or None)
+                                  statement_timeout=self.timeout or None, strict_quotes=self.strict_quotes)
         if args.close:
             self.session.close(args.close)
             print(f"closed {args.close}" + (f"; current: {self.session.current}" if self.session.current else ""))

@@ -80,6 +80,24 @@
 #  define SQLITE_CONSTRAINT_PRIMARYKEY (SQLITE_CONSTRAINT | (6<<8))
 #endif
 
+/* Double-quoted string literals ("lit" read as 'lit' where no such column exists), per
+ * connection: SQLITE_DBCONFIG_DQS_DML/_DDL arrived in 3.29. An older core (bdb's 3.7.6.2)
+ * always accepts them and cannot be made strict: sqlnb_set_dqs then answers SQLITE_OK for
+ * "on" and SQLITE_MISUSE for "off". Our build compiles with SQLITE_DQS=0 (strict by default)
+ * and turns them on at open unless asked for strict (see RawConnection.set_double_quoted_strings). */
+#if defined(SQLITE_DBCONFIG_DQS_DML) && defined(SQLITE_DBCONFIG_DQS_DDL)
+#  define SQLNB_HAVE_DQS_CONFIG 1
+static int sqlnb_set_dqs(sqlite3 *db, int on) {
+    int rc = sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, on, (int*)0);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DDL, on, (int*)0);
+    return rc;
+}
+#else
+#  define SQLNB_HAVE_DQS_CONFIG 0
+static int sqlnb_set_dqs(sqlite3 *db, int on) { (void)db; return on ? SQLITE_OK : SQLITE_MISUSE; }
+#endif
+
 #if defined(SQLNB_FLAVOUR_OWN)
 int sqlite3_lsm_init(sqlite3 *db, char **pzErrMsg, const void *pApi);
 static int sqlnb_register_builtin_extensions(void) {

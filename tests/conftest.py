@@ -3,8 +3,11 @@
 * ``engine`` is parametrized over every engine sqlnb claims (``sqlite``, ``bdb``,
   ``system``); a test that needs a capability an engine's core lacks asks
   ``require(engine, feature)``.
-* Under ``CI=true`` nothing that tests a claimed capability may skip: a skip
-  becomes a failure naming what was missing (see ``pytest_runtest_makereport``).
+* Under ``CI=true`` nothing that tests a claimed capability may skip, at any phase:
+  a skip while collecting a module (a module-level ``pytest.importorskip`` or
+  ``pytest.skip(allow_module_level=True)``, see ``pytest_make_collect_report``) or
+  while setting up, running or tearing down a test (``pytest_runtest_makereport``)
+  becomes a failure naming what was missing. ``tests/test_ci_guard.py`` proves it.
 """
 from __future__ import annotations
 
@@ -72,9 +75,24 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if CI and rep.skipped and not hasattr(rep, "wasxfail") and "allowed_skip" not in item.keywords:
-        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
         rep.outcome = "failed"
-        rep.longrepr = f"CI=true: a test of a claimed capability may not skip ({reason})"
+        rep.longrepr = f"CI=true: a test of a claimed capability may not skip ({_reason(rep.longrepr)})"
+
+
+def _reason(longrepr) -> str:
+    return longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """A module that skips as a whole while being collected fails under CI=true (the tests in it vanish
+    otherwise: the per-test hook below never sees them)."""
+    outcome = yield
+    rep = outcome.get_result()
+    if CI and rep.skipped:
+        rep.outcome = "failed"
+        rep.longrepr = (f"CI=true: a test module may not skip while being collected "
+                        f"({collector.nodeid}: {_reason(rep.longrepr)})")
 
 
 def pytest_configure(config):

@@ -52,8 +52,16 @@ def test_import_time_version_check_and_flavours():
     from sqlnb import _fast
 
     assert _fast.HEADER_VERSION == _fast.sqlite_version()
-    assert _fast.FLAVOUR == "sqlite" or _fast.FLAVOUR
+    assert _fast.FLAVOUR == "sqlite"
     assert _fast.HAVE_LSM1
+    assert _fast.HAVE_DQS_CONFIG  # per-connection double-quoted strings (docs/dbapi.md)
+    from tests.conftest import engine_available
+
+    if engine_available("bdb")[0]:
+        from sqlnb import _fast_bdb
+
+        assert _fast_bdb.FLAVOUR == "bdb" and _fast_bdb.HEADER_VERSION == _fast_bdb.sqlite_version() == "3.7.6.2"
+        assert not _fast_bdb.HAVE_LSM1 and not _fast_bdb.HAVE_DQS_CONFIG
 
 
 def test_sqlite_symbols_hidden():

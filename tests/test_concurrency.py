@@ -131,7 +131,7 @@ RAW_HAMMER = """
     st.finalize()
     shared, _ = raw.prepare(b"select a, a * 2, 'x' || a from t")
     bad, ok = [], [0]
-    stop = threading.Event()
+    stop, enough = threading.Event(), threading.Event()
 
     def hammer(k):
         # all four threads drive the SAME statement and their own ones, concurrently
@@ -155,6 +155,8 @@ RAW_HAMMER = """
                             del own   # finalized by deallocation, which takes the lock too
                         shared.bind(())
                     ok[0] += 1
+                    if ok[0] >= 40:
+                        enough.set()
                 except errors.Error:
                     # only the closed-connection error is acceptable, after close()
                     if not raw.closed:
@@ -162,15 +164,15 @@ RAW_HAMMER = """
                     return
         except BaseException as exc:
             bad.append(repr(exc))
+            enough.set()
 
     ths = [threading.Thread(target=hammer, args=(k,)) for k in range(4)]
     [th.start() for th in ths]
-    import time
-    t0 = time.monotonic()
-    while ok[0] < 40 and not bad and time.monotonic() < t0 + 60:   # (slow under valgrind)
-        time.sleep(0.05)
+    enough.wait(300)     # (slow under valgrind)
     raw.close()          # while the others are mid-flight
-    time.sleep(0.2)
+    # each thread's next call meets the closed connection and returns; one that does not is a bug
+    [th.join(60) for th in ths]
+    stuck = sum(th.is_alive() for th in ths)
     stop.set()
     [th.join() for th in ths]
     after = []
@@ -184,7 +186,7 @@ RAW_HAMMER = """
         except BaseException as exc:
             after.append(repr(exc))
     shared.finalize(); shared.reset(); raw.close()   # idempotent, no crash
-    print(json.dumps({"bad": bad, "ok": ok[0], "after": after}))
+    print(json.dumps({"bad": bad, "ok": ok[0], "after": after, "stuck": stuck}))
 """
 
 
@@ -196,7 +198,8 @@ def test_raw_objects_four_threads_then_close(flavour):
     need_engine(flavour)
     out = run_child(RAW_HAMMER.replace("ENGINE", repr(flavour)), timeout=100)
     assert out["bad"] == []
-    assert out["ok"] > 20
+    assert out["ok"] >= 40
+    assert out["stuck"] == 0
     assert out["after"] == ["closed"] * 7
 
 
@@ -255,18 +258,35 @@ EXPORT_AND_QUERY = """
     n = 50_000 if ENGINE == "bdb" else 300_000
     df = pd.DataFrame({"i": np.arange(n), "t": pd.Series([f"v{k % 97}" for k in range(n)], dtype="str")})
     errs, sums = [], []
+    midway, queried = threading.Event(), threading.Event()
+
+    class Midway:
+        # converted in the middle of the first export (inside its transaction)
+        def __index__(self):
+            midway.set()
+            return 0
+
+    first = df.assign(o=pd.Series(np.arange(n), dtype=object))
+    first.loc[n // 2, "o"] = Midway()
 
     def export():
         try:
-            for k in range(3):
+            con.to_table(first, "t0")
+            # the next exports start only once a query has gone through on the shared connection
+            if not queried.wait(60):
+                errs.append("no query ran within 60 s of the first export's middle")
+            for k in (1, 2):
                 con.to_table(df, f"t{k}")
         except BaseException as exc:
             errs.append(repr(exc))
 
     def query():
         try:
+            if not midway.wait(60):
+                errs.append("the first export never reached its middle")
             while th.is_alive():
                 sums.append(con.query_df("select sum(a) as s from s")["s"][0])
+                queried.set()
         except BaseException as exc:
             errs.append(repr(exc))
 
@@ -344,8 +364,8 @@ def test_raw_statement_after_raw_close(engine):
 
 # --- another process writes while the notebook reads (WAL) ----------------------------------
 WRITER = """
-    import sys, time, sqlnb
-    engine, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    import sys, sqlnb
+    engine, path, n, lockstep = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     con = sqlnb.connect(path, engine=engine)   # default busy timeout
     for b in range(n):
         # each transaction keeps the invariant: 10 rows per batch, total == 10 * batches
@@ -354,9 +374,11 @@ WRITER = """
         cur.executemany("insert into items(batch, v) values (?, ?)", [(b, i) for i in range(10)])
         cur.execute("update counter set n = n + 10")
         con.commit()
-        # 300 commits take only tens of ms: without a pause a reader descheduled that long
-        # (2 vCPUs, a busy host) sees none of the states in between
-        time.sleep(0.002)
+        if b < lockstep:
+            # the first commits wait for the reader to have seen them, so it sees states in
+            # between on any machine; the rest run freely, concurrently with its reads
+            print(b, flush=True)
+            sys.stdin.readline()
     con.close()
     print("writer done", flush=True)
 """
@@ -378,30 +400,43 @@ def _wal_db(engine, path):
 def test_wal_reader_sees_consistent_snapshots(wal_engine, tmp_path):
     path, con = _wal_db(wal_engine, tmp_path / "wal.db")
     con.commit()
-    batches = 300
+    batches, lockstep = 300, 3
     writer = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(WRITER), wal_engine, path, str(batches)],
-        env={**os.environ, "PYTHONPATH": ROOT}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-c", textwrap.dedent(WRITER), wal_engine, path, str(batches), str(lockstep)],
+        env={**os.environ, "PYTHONPATH": ROOT}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
     reads, seen_growth, last = 0, set(), -1
+
+    def read_once():
+        nonlocal reads, last
+        # one statement: its snapshot must hold the invariant
+        n_rows, n_batches, counter = con.execute(
+            "select count(*), count(distinct batch), (select n from counter) from items").fetchone()
+        assert n_rows == 10 * n_batches == counter, (n_rows, n_batches, counter)
+        # an explicit read transaction: two statements see the same snapshot
+        cur = con.cursor()
+        cur.execute("begin")
+        a = cur.execute("select count(*) from items").fetchone()[0]
+        rows = cur.execute("select batch, count(*) from items group by batch").fetchall()
+        b = cur.execute("select n from counter").fetchone()[0]
+        con.commit()
+        assert a == b == sum(c for _, c in rows) and all(c == 10 for _, c in rows)
+        assert n_rows >= last
+        last = n_rows
+        seen_growth.add(n_rows)
+        reads += 1
+        return n_rows
+
     try:
+        for b in range(lockstep):
+            line = writer.stdout.readline()
+            assert line.strip() == str(b), (line, writer.stderr.read() if not line else "")
+            assert read_once() == 10 * (b + 1)   # the writer waits: this is exactly its last commit
+            writer.stdin.write("go\n")
+            writer.stdin.flush()
         while True:
             done = writer.poll() is not None
-            # one statement: its snapshot must hold the invariant
-            n_rows, n_batches, counter = con.execute(
-                "select count(*), count(distinct batch), (select n from counter) from items").fetchone()
-            assert n_rows == 10 * n_batches == counter, (n_rows, n_batches, counter)
-            # an explicit read transaction: two statements see the same snapshot
-            cur = con.cursor()
-            cur.execute("begin")
-            a = cur.execute("select count(*) from items").fetchone()[0]
-            rows = cur.execute("select batch, count(*) from items group by batch").fetchall()
-            b = cur.execute("select n from counter").fetchone()[0]
-            con.commit()
-            assert a == b == sum(c for _, c in rows) and all(c == 10 for _, c in rows)
-            assert n_rows >= last
-            last = n_rows
-            seen_growth.add(n_rows)
-            reads += 1
+            read_once()
             if done:
                 break
         out, err = writer.communicate(timeout=60)
@@ -411,7 +446,7 @@ def test_wal_reader_sees_consistent_snapshots(wal_engine, tmp_path):
     assert writer.returncode == 0, err
     assert "writer done" in out
     assert last == 10 * batches
-    assert reads > 5 and len(seen_growth) > 2, (reads, sorted(seen_growth)[:10])
+    assert {10, 20, 30} <= seen_growth, sorted(seen_growth)[:10]
     con.close()
 
 
@@ -422,7 +457,7 @@ def test_wal_reader_with_open_cursor_does_not_block_writer(wal_engine, tmp_path)
     path, con = _wal_db(wal_engine, tmp_path / "wal2.db")
     cur = con.execute("select * from counter")  # open read, never finished
     assert cur.fetchone() == (0,)
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(WRITER), wal_engine, path, "20"],
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(WRITER), wal_engine, path, "20", "0"],
                           env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True, timeout=100)
     assert proc.returncode == 0, proc.stderr
     # the half-read cursor still sees its snapshot; a new statement sees the writes

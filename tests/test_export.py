@@ -497,56 +497,75 @@ def test_keyboard_interrupt_halfway_rolls_back(con):
     assert integrity(con) == [("ok",)]
 
 
+class _StallAt:
+    """An int-like value whose conversion calls ``hook`` first: the export stalls at a known row.
+
+    The export converts an object column's values one row at a time, inside its
+    transaction, so ``hook`` runs in the middle of the export (never before it starts
+    nor after it ends), whatever the machine's speed.
+    """
+
+    def __init__(self, hook):
+        self.hook = hook
+
+    def __index__(self):
+        self.hook()
+        return 0
+
+
 @pytest.mark.timeout(120)
 def test_sigint_halfway_rolls_back(con):
-    """A real SIGINT (Jupyter's interrupt button) in the middle of a large export."""
-    n = 400_000
-    df = pd.DataFrame({"a": np.arange(n), "b": np.random.default_rng(0).random(n)})
-    raw = con.raw
+    """A real SIGINT (Jupyter's interrupt button), sent by another thread in the middle of an export."""
     main = threading.main_thread().ident
-    stop = threading.Event()
+    reached, sent = threading.Event(), threading.Event()
 
     def fire():
-        while not stop.is_set() and raw.rows_seen < 20_000:
-            time.sleep(0.0005)
-        if not stop.is_set():
+        if reached.wait(60):
             signal.pthread_kill(main, signal.SIGINT)
+            sent.set()
+
+    def at_row():
+        reached.set()
+        # the signal lands while this thread is blocked here, halfway through the export
+        assert sent.wait(60), "the signal was never sent"
 
     th = threading.Thread(target=fire, daemon=True)
     th.start()
+    df = _frame_with_bad_row(value=_StallAt(at_row))
     # the stdlib turns a Ctrl-C that lands inside sqlite3_step into OperationalError('interrupted')
     expected = (KeyboardInterrupt, sqlnb.errors.InterruptError) if con.engine == "system" else KeyboardInterrupt
     try:
         with pytest.raises(expected):
-            con.to_table(df, "t", chunk_rows=2000)
-            time.sleep(5)  # only reached if the export finished first: let the signal land here
+            con.to_table(df, "t", chunk_rows=1000)
     finally:
-        stop.set()
+        reached.set()
         th.join()
+    assert sent.is_set()
     assert "t" not in table_names(con)
     assert con.in_transaction is False
     assert integrity(con) == [("ok",)]
 
 
 CHILD = textwrap.dedent("""
-    import sys, threading, time
+    import os, sys, threading
     import numpy as np, pandas as pd, sqlnb
-    engine, db, sig, how, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+    engine, db, how, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     con = sqlnb.connect(db, engine=engine)
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"a": np.arange(n), "b": rng.random(n),
-                       "c": pd.Categorical.from_codes(rng.integers(0, 3, n), ["x", "yy", "zzz"])})
     raw = con.raw
-    def watch():
-        while raw.rows_seen < n // 10:
-            time.sleep(0.001)
-        with open(sig + ".tmp", "w") as f:
-            f.write(str(raw.rows_seen))
-        import os
-        os.replace(sig + ".tmp", sig)
-    threading.Thread(target=watch, daemon=True).start()
+
+    class StallHere:
+        # converted halfway through the export, inside its transaction: say so, then wait for the kill
+        def __index__(self):
+            print(raw.rows_seen, flush=True)
+            threading.Event().wait()
+
+    d = pd.Series(np.arange(n), dtype=object)
+    d[n // 2] = StallHere()
+    df = pd.DataFrame({"a": np.arange(n), "b": rng.random(n),
+                       "c": pd.Categorical.from_codes(rng.integers(0, 3, n), ["x", "yy", "zzz"]), "d": d})
     con.to_table(df, "t", if_exists=how, chunk_rows=5000)
-    open(sig + ".done", "w").close()
+    print("done", flush=True)
 """)
 
 
@@ -558,7 +577,8 @@ SETUP = textwrap.dedent("""
     c.execute("CREATE TABLE keep (x)")
     c.execute("INSERT INTO keep VALUES (42)")
     if how == "append":
-        c.to_table(pd.DataFrame({"a": [-1], "b": [0.5], "c": ["old"]}), "t")
+        c.execute("CREATE TABLE t (a INTEGER, b REAL, c TEXT, d)")
+        c.execute("INSERT INTO t VALUES (-1, 0.5, 'old', 7)")
     c.commit()
     c.close()
 """)
@@ -572,7 +592,7 @@ VERIFY = textwrap.dedent("""
            "keep": c.execute("SELECT x FROM keep").fetchall(),
            "tables": [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")]}
     if "t" in out["tables"]:
-        out["t"] = c.execute("SELECT a, b, c FROM t").fetchall()
+        out["t"] = c.execute("SELECT a, b, c, d FROM t").fetchall()
     c.to_table(pd.DataFrame({"a": [1]}), "after")
     out["after"] = c.execute("SELECT a FROM after").fetchall()
     c.close()
@@ -600,19 +620,15 @@ def test_sigkill_halfway_leaves_database_as_before(engine, tmp_path, how):
     _python(SETUP, engine, db, how)
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    sig = tmp_path / "midway"
-    n = 300_000 if engine == "bdb" else 3_000_000
+    n = 200_000 if engine == "bdb" else 1_000_000
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, str(script), engine, db, str(sig), how, str(n)], env=env,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, str(script), engine, db, how, str(n)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 240
-        while not sig.exists():
-            if proc.poll() is not None:
-                pytest.fail(f"child exited early: {proc.stderr.read().decode()[-2000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail("child never reached the middle of the export")
-            time.sleep(0.002)
+        midway = proc.stdout.readline().strip()  # blocks until the child stalls halfway (or exits)
+        if not midway.isdigit():
+            proc.wait(30)
+            pytest.fail(f"child never reached the middle of the export: {midway!r} {proc.stderr.read()[-2000:]}")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
     finally:
@@ -620,8 +636,7 @@ def test_sigkill_halfway_leaves_database_as_before(engine, tmp_path, how):
             proc.kill()
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    assert not Path(str(sig) + ".done").exists(), "the export finished before the kill: test inconclusive"
-    assert int(sig.read_text()) < n
+    assert 0 < int(midway) < n
     try:
         out = json.loads(_python(VERIFY, engine, db, timeout=120))
     except subprocess.TimeoutExpired:
@@ -629,44 +644,64 @@ def test_sigkill_halfway_leaves_database_as_before(engine, tmp_path, how):
     assert out["integrity"] == [["ok"]]
     assert out["keep"] == [[42]]
     if how == "append":
-        assert out["t"] == [[-1, 0.5, "old"]]
+        assert out["t"] == [[-1, 0.5, "old", 7]]
     else:
         assert "t" not in out["tables"]
     assert out["after"] == [[1]]
 
 
 def test_interrupt_from_another_thread(con):
-    """Connection.interrupt() stops a running export; SQLite rolls the transaction back."""
-    if con.engine == "system":
-        n = 300_000
-    else:
-        n = 1_000_000
-    df = pd.DataFrame({"a": np.arange(n)})
-    raw = con.raw
+    """Connection.interrupt() from another thread stops a running export; the transaction rolls back."""
+    reached, fired = threading.Event(), threading.Event()
 
     def fire():
-        while raw.rows_seen < 10_000:
-            time.sleep(0.0005)
-        con.interrupt()
+        if reached.wait(60):
+            con.interrupt()
+            fired.set()
+
+    def at_row():
+        reached.set()
+        assert fired.wait(60), "interrupt() never returned"
 
     th = threading.Thread(target=fire, daemon=True)
     th.start()
-    with pytest.raises(sqlnb.OperationalError):
-        con.to_table(df, "t", chunk_rows=2000)
-    th.join()
+    try:
+        with pytest.raises(sqlnb.errors.InterruptError):
+            con.to_table(_frame_with_bad_row(value=_StallAt(at_row)), "t", chunk_rows=1000)
+    finally:
+        reached.set()
+        th.join()
+    assert fired.is_set()
     assert "t" not in table_names(con)
+    assert con.in_transaction is False
     assert integrity(con) == [("ok",)]
 
 
 @pytest.mark.timeout(120)
 def test_statement_timeout_bounds_the_export(con):
-    con.to_table(pd.DataFrame({"a": [-1]}), "t")
-    con.statement_timeout = 0.2
-    n = 300_000 if con.engine == "bdb" else 3_000_000
-    with pytest.raises(sqlnb.errors.QueryTimeoutError):
-        con.to_table(pd.DataFrame({"a": np.arange(n)}), "t", if_exists="append", chunk_rows=5000)
+    """The time limit stops an export that outlives it; the rows before stay unwritten.
+
+    Row 5000's conversion does not return before the limit has passed (it waits for
+    the clock, at a known point inside the export), so the limit fires on any machine.
+    """
+    con.execute("CREATE TABLE t (a INTEGER, s TEXT, m)")
+    con.execute("INSERT INTO t VALUES (-1, 'old', 0)")
+    con.commit()
+    limit = 0.2
+
+    def outlive_the_limit():
+        t0 = time.monotonic()
+        while time.monotonic() - t0 <= limit:
+            threading.Event().wait(limit)
+
+    con.statement_timeout = limit
+    with pytest.raises(sqlnb.errors.QueryTimeoutError) as ei:
+        con.to_table(_frame_with_bad_row(value=_StallAt(outlive_the_limit)), "t", if_exists="append",
+                     chunk_rows=1000)
     con.statement_timeout = None
-    assert con.execute("SELECT a FROM t").fetchall() == [(-1,)]
+    assert ei.value.timeout == limit
+    assert con.execute("SELECT a, s, m FROM t").fetchall() == [(-1, "old", 0)]
+    assert con.in_transaction is False
     assert integrity(con) == [("ok",)]
 
 

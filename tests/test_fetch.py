@@ -428,7 +428,7 @@ def test_step_error_mid_fetch_leaves_connection_usable(con):
     con.execute("CREATE TABLE ov (v INTEGER)")
     con.executemany("INSERT INTO ov VALUES (?)", [(i,) for i in range(5000)] + [(I64_MIN,)])
     con.commit()
-    with pytest.raises(errors.Error, match="overflow"):
+    with pytest.raises(errors.SQLError, match="integer overflow"):
         con.query_df("SELECT abs(v) FROM ov ORDER BY rowid")
     assert con.query_df("SELECT count(*) AS n FROM ov")["n"][0] == 5001
     check_column(con.query_df("SELECT v FROM ov WHERE v < 3 AND v >= 0 ORDER BY v")["v"], [0, 1, 2])

@@ -25,10 +25,32 @@ def connect(path, engine, **kw):
     return con
 
 
-def _signal_later(delay, func, *args):
-    t = threading.Timer(delay, func, args=args)
-    t.start()
-    return t
+class _signal_later:
+    """Call ``func(*args)`` from another thread once the fetch on ``con`` is under way.
+
+    "Under way" is an event, not a delay: the fetch has published at least ``rows`` rows in
+    ``raw.rows_seen`` (polled, with a generous 60 s bound). ``cancel()`` stops the thread.
+    """
+
+    def __init__(self, con, func, *args, rows=2048):
+        self.stop = threading.Event()
+        raw = con.raw  # (taken here: the connection itself may refuse other threads)
+        raw.rows_seen = 0
+
+        def run():
+            deadline = time.monotonic() + 60
+            while raw.rows_seen < rows and time.monotonic() < deadline:
+                if self.stop.wait(0.001):
+                    return
+            if not self.stop.is_set():
+                func(*args)
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def cancel(self):
+        self.stop.set()
+        self.thread.join()
 
 
 def _usable(con):
@@ -43,7 +65,7 @@ def _usable(con):
 @pytest.mark.timeout(60)
 def test_interrupt_from_another_thread(engine, tmp_path):
     con = connect(tmp_path / "i.db", engine, check_same_thread=False)
-    timer = _signal_later(0.5, con.interrupt)
+    timer = _signal_later(con, con.interrupt)
     t0 = time.monotonic()
     try:
         with pytest.raises(errors.OperationalError) as info:
@@ -60,7 +82,7 @@ def test_interrupt_from_another_thread(engine, tmp_path):
 def test_ctrl_c_mid_fetch_raises_keyboardinterrupt(engine, tmp_path):
     """SIGINT (the notebook's interrupt button) stops the step loop through the progress handler."""
     con = connect(tmp_path / "k.db", engine)
-    timer = _signal_later(0.5, signal.pthread_kill, threading.get_ident(), signal.SIGINT)
+    timer = _signal_later(con, signal.pthread_kill, threading.get_ident(), signal.SIGINT)
     t0 = time.monotonic()
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -76,7 +98,7 @@ def test_ctrl_c_mid_fetch_raises_keyboardinterrupt(engine, tmp_path):
 def test_ctrl_c_during_cursor_fetch_df(tmp_path):
     con = connect(tmp_path / "kc.db", "sqlite")
     cur = con.execute(SLOW)
-    timer = _signal_later(0.5, signal.pthread_kill, threading.get_ident(), signal.SIGINT)
+    timer = _signal_later(con, signal.pthread_kill, threading.get_ident(), signal.SIGINT)
     try:
         with pytest.raises(KeyboardInterrupt):
             cur.fetch_df()
@@ -103,7 +125,7 @@ def test_repeated_interrupts_do_not_leak(tmp_path):
     proc = psutil.Process()
 
     def once():
-        t = _signal_later(0.3, con.interrupt)
+        t = _signal_later(con, con.interrupt)
         try:
             with pytest.raises(errors.OperationalError):
                 con.query_df(SLOW)

@@ -56,8 +56,9 @@ class Kernel:
     def send(self, code: str) -> str:
         return self.kc.execute(code, store_history=False)
 
-    def messages(self, msg_id: str, timeout: float = 60.0, until_text: str | None = None):
-        """iopub messages of ``msg_id`` until the kernel is idle (or until a stream contains ``until_text``)."""
+    def messages(self, msg_id: str, timeout: float = 60.0, until_text: str | None = None, until=None):
+        """iopub messages of ``msg_id`` until the kernel is idle (or until a stream contains
+        ``until_text``, or until ``until(message)`` is true)."""
         out = []
         deadline = time.monotonic() + timeout
         while True:
@@ -72,6 +73,8 @@ class Kernel:
                 continue
             out.append(m)
             if until_text is not None and m["msg_type"] == "stream" and until_text in m["content"]["text"]:
+                return out
+            if until is not None and until(m):
                 return out
             if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
                 return out
@@ -98,15 +101,20 @@ class Kernel:
         return stdout(msgs) + "".join(
             m["content"]["data"].get("text/plain", "") for m in msgs if m["msg_type"] == "execute_result")
 
-    def interrupt_during(self, code: str, started: str = "STARTED", wait: float = 0.4):
-        """Run ``code`` (which prints ``started`` right before the long part), interrupt it.
+    def interrupt_during(self, code: str, started: str = "STARTED", until=None):
+        """Run ``code``, wait until it is inside the long statement, interrupt it.
 
+        "Inside" is an event, not a guess: a stream containing ``started`` (printed by
+        :func:`stepping` from within ``sqlite3_step``) or an iopub message for which
+        ``until(message)`` is true (generous upper bound: 60 s).
         Returns (reply content, iopub messages, wall time from interrupt to the
         cell's error message, the time.time() the interrupt was sent).
         """
         msg_id = self.send(code)
-        first = self.messages(msg_id, 60, until_text=started)
-        time.sleep(wait)  # let the statement get deep into sqlite3_step
+        first = self.messages(msg_id, 60, until_text=None if until else started, until=until)
+        last = first[-1] if first else {}
+        assert not (last.get("msg_type") == "status" and last["content"]["execution_state"] == "idle"), \
+            f"the cell ended before it was seen running: {first}"
         sent = time.time()
         t0 = time.monotonic()
         self.km.interrupt_kernel()
@@ -118,6 +126,25 @@ class Kernel:
                 break
         took = (err_at or time.monotonic()) - t0
         return self.reply(msg_id), first + rest, took, sent
+
+
+def stepping(con: str, body: str) -> str:
+    """Cell code: run ``body`` with ``con``'s progress callback printing STARTED once, from inside
+    the running statement (so the test knows the statement is stepping), and note ``_stopped_at``."""
+    return (f"_said = []\n"
+            f"def _say_started():\n"
+            f"    if not _said:\n"
+            f"        _said.append(1)\n"
+            f"        print('STARTED', flush=True)\n"
+            f"    return 0\n"
+            f"{con}.raw.progress_callback = _say_started\n"
+            f"{con}.raw.set_progress_report(0.01)\n"
+            f"try:\n"
+            + "".join(f"    {line}\n" for line in body.splitlines())
+            + f"finally:\n"
+            f"    _stopped_at = time.time()\n"
+            f"    {con}.raw.progress_callback = None\n"
+            f"    {con}.raw.set_progress_report(0)\n")
 
 
 def stdout(msgs) -> str:
@@ -166,9 +193,7 @@ def assert_interrupted(kernel, reply, msgs, took, sent, key):
 def test_interrupt_runaway_statement(kernel, engine):
     """The stop button stops a runaway statement: KeyboardInterrupt, then the connection works."""
     open_in_kernel(kernel, engine)
-    code = (f"print('STARTED', flush=True)\n"
-            f"try:\n    con.execute({RUNAWAY[engine]!r}).fetchall()\n"
-            f"finally:\n    _stopped_at = time.time()\n")
+    code = stepping("con", f"con.execute({RUNAWAY[engine]!r}).fetchall()")
     reply, msgs, took, sent = kernel.interrupt_during(code)
     assert_interrupted(kernel, reply, msgs, took, sent, f"runaway statement, {engine} engine")
     # the same connection runs the next cell, and no statement was left behind
@@ -185,10 +210,7 @@ def test_interrupt_long_fetch(kernel, engine_name):
     if not info.available:
         pytest.skip(f"engine {engine_name!r} unavailable: {info.why}")
     open_in_kernel(kernel, engine_name, "fcon")
-    code = (f"cur = fcon.execute({ENDLESS_ROWS!r})\n"
-            f"print('STARTED', flush=True)\n"
-            f"try:\n    rows = cur.fetchall()\n"
-            f"finally:\n    _stopped_at = time.time()\n")
+    code = f"cur = fcon.execute({ENDLESS_ROWS!r})\n" + stepping("fcon", "rows = cur.fetchall()")
     reply, msgs, took, sent = kernel.interrupt_during(code)
     assert_interrupted(kernel, reply, msgs, took, sent, f"long fetch, {engine_name} engine")
     assert kernel.ok("print(fcon.execute('SELECT count(*) FROM (SELECT 1 UNION SELECT 2)').fetchone()[0])"
@@ -243,10 +265,10 @@ def test_progress_shows_for_a_slow_statement_and_goes_away(kernel):
     open_in_kernel(kernel, "sqlite", "pcon")
     _, msgs = kernel.run(
         "from sqlnb import progress\n"
-        "with progress.track(pcon.raw, label='endless'):\n"
+        "with progress.track(pcon.raw, label='endless') as tr:\n"
         f"    cur = pcon.execute({ENDLESS_ROWS!r})\n"
-        "    end = time.monotonic() + 1.8\n"
-        "    while time.monotonic() < end:\n"
+        "    end = time.monotonic() + 60\n"   # a generous bound; it takes ~1.5 s
+        "    while tr.updates < 3 and time.monotonic() < end:\n"
         "        cur.fetchmany(2000)\n"
         "    cur.close()\n"
         "print('done')\n")
@@ -268,10 +290,11 @@ def test_progress_shows_for_a_slow_statement_and_goes_away(kernel):
 
 @pytest.mark.timeout(120)
 def test_progress_settles_when_stopped_by_a_time_limit(kernel):
-    open_in_kernel(kernel, "sqlite", "qcon", statement_timeout=1.6)
+    # shown from the first progress tick (delay=0), long before the 3 s limit stops the statement
+    open_in_kernel(kernel, "sqlite", "qcon", statement_timeout=3.0)
     _, msgs = kernel.run(
         "from sqlnb import progress\n"
-        "with progress.track(qcon.raw):\n"
+        "with progress.track(qcon.raw, delay=0):\n"
         f"    qcon.execute({RUNAWAY['sqlite']!r}).fetchall()\n")
     assert [m["content"]["ename"] for m in msgs if m["msg_type"] == "error"] == ["QueryTimeoutError"]
     shown, updates = progress_messages(msgs)
@@ -303,10 +326,10 @@ def magic(kernel):
 @pytest.mark.timeout(180)
 def test_sql_magic_interrupt(magic):
     """The stop button during ``%sql``: KeyboardInterrupt, the progress display settles, the next %sql works."""
-    code = (f"print('STARTED', flush=True)\n"
-            f"try:\n    %sql --use mk\n    %sql {RUNAWAY['sqlite']}\n"
+    code = (f"try:\n    %sql --use mk\n    %sql {RUNAWAY['sqlite']}\n"
             f"finally:\n    _stopped_at = time.time()\n")
-    reply, msgs, took, sent = magic.interrupt_during(code, wait=1.6)
+    # interrupted once its progress display is up (~1 s in): the statement is then stepping
+    reply, msgs, took, sent = magic.interrupt_during(code, until=lambda m: bool(progress_messages([m])[0]))
     assert_interrupted(magic, reply, msgs, took, sent, "runaway %sql statement")
     shown, updates = progress_messages(msgs)
     assert len(shown) == 1 and "sql [1] WITH" in shown[0]["content"]["data"]["text/plain"]
@@ -333,7 +356,10 @@ def test_sql_magic_timeout_flag_and_config(magic):
 
 @pytest.mark.timeout(120)
 def test_sql_magic_progress_for_slow_not_fast(magic):
-    _, msgs = magic.run(f"%sql --use mk\n%sql --timeout 1.6 {RUNAWAY['sqlite']}")
+    # the display shows from the first progress tick (DELAY 0 for this cell), long before the 3 s limit
+    _, msgs = magic.run("import sqlnb.progress as _p\n_delay, _p.DELAY = _p.DELAY, 0.0\n"
+                        f"try:\n    %sql --use mk\n    %sql --timeout 3 {RUNAWAY['sqlite']}\n"
+                        "finally:\n    _p.DELAY = _delay\n")
     shown, updates = progress_messages(msgs)
     assert len(shown) == 1 and updates, [m["msg_type"] for m in msgs]
     assert updates[-1]["content"]["data"]["text/plain"].startswith("stopped (QueryTimeoutError)")
@@ -342,3 +368,52 @@ def test_sql_magic_progress_for_slow_not_fast(magic):
     kinds = [m["msg_type"] for m in msgs]
     assert "error" not in kinds
     assert progress_messages(msgs) == ([], []) and "update_display_data" not in kinds, kinds
+
+
+@pytest.mark.timeout(120)
+def test_tab_completion_through_the_kernel(magic):
+    """Tab in a %%sql cell, as JupyterLab asks for it: a complete_request to the real kernel."""
+    magic.ok("%sql --use mk\n%sql CREATE TABLE flights_k (carrier TEXT, dep_delay REAL)")
+    for code, want in (("%%sql\nSELECT * FROM flights_", ["flights_k"]),
+                       ("%%sql\nSELECT flights_k.dep", ["dep_delay"]),
+                       ("%sql SELECT carr FROM flights_k", None)):
+        cursor = len(code) if want is not None else code.index("carr") + 4
+        msg_id = magic.kc.complete(code, cursor)
+        reply = magic.reply(msg_id)
+        assert reply["status"] == "ok", reply
+        if want is None:
+            want = ["carrier"]
+        assert [m for m in reply["matches"] if m in want] == want, reply["matches"]
+        start = reply["cursor_start"]
+        assert code[start:reply["cursor_end"]] == code[start:cursor] and want[0].startswith(code[start:cursor])
+    magic.ok("%sql DROP TABLE flights_k")
+
+
+@pytest.mark.timeout(180)
+def test_live_progress_of_an_export(kernel):
+    """to_table in a real kernel shows a live display with the rows written and the percentage,
+    and empties it at the end. (DELAY and EVERY set small for this cell: a draw at every progress
+    tick, so the display shows whatever the machine's speed; the export's steps supply the ticks.)"""
+    open_in_kernel(kernel, "sqlite", "econ")
+    _, msgs = kernel.run(
+        "import numpy as np, pandas as pd\n"
+        "import sqlnb.progress as _p\n"
+        "_saved, (_p.DELAY, _p.EVERY) = (_p.DELAY, _p.EVERY), (0.0, 1e-6)\n"
+        "try:\n"
+        "    econ.to_table(pd.DataFrame({'a': np.arange(300_000), 'b': np.arange(300_000) * 0.5}), 'big',"
+        " chunk_rows=5000)\n"
+        "finally:\n"
+        "    _p.DELAY, _p.EVERY = _saved\n"
+        "print(econ.execute('SELECT count(*) FROM big').fetchone()[0])\n", timeout=120)
+    assert "error" not in [m["msg_type"] for m in msgs], msgs
+    assert stdout(msgs).strip() == "300000"
+    shown, updates = progress_messages(msgs)
+    assert len(shown) == 1, [m["msg_type"] for m in msgs]
+    assert shown[0]["content"]["data"]["text/plain"].startswith("running to_table big")
+    texts = [u["content"]["data"]["text/plain"] for u in updates]
+    running = [t for t in texts if t.startswith("running to_table big")]
+    assert running, texts
+    percents = [int(t.rsplit(" \u00b7 ", 1)[1].rstrip("%")) for t in running if t.endswith("%")]
+    assert percents and percents == sorted(percents) and all(0 <= p <= 100 for p in percents), running
+    assert texts[-1] == ""  # emptied when the export ended
+    kernel.ok("econ.close()")

@@ -89,7 +89,7 @@ def test_url_is_listed_without_secrets(ip, tmp_path):
     listing = ip.run_cell("%sql --connections").result
     assert "hunter2" not in listing._repr_html_()
     assert "hunter2" not in repr(listing)
-    assert "***" in listing["url"][0]
+    assert listing["url"][0] == f"sqlite:///{tmp_path}/s.db?password=***"
 
 
 def test_no_connection_is_a_clear_error(ip):
@@ -158,7 +158,7 @@ def test_mode_ro_refuses_writes(ip, tmp_path):
     c.close()
     ip.run_cell(f"%sql --connect {db} --mode ro --alias r")
     assert magics_of(ip).session.get().mode == "ro"
-    with pytest.raises(errors.Error):
+    with pytest.raises(errors.ReadOnlyError, match="mode 'ro' refused INSERT"):
         ip.run_cell("%sql INSERT INTO t VALUES (1)")
     assert ip.run_cell("%sql SELECT count(*) AS n FROM t").result["n"][0] == 0
 
@@ -308,6 +308,17 @@ def test_error_names_statement_and_line_and_fails_cell(mem):
     assert mem.run_cell("%sql SELECT count(*) AS n FROM t").result["n"][0] == 1
 
 
+def test_statements_after_the_failing_one_have_not_run(mem):
+    """docs/magics.md: statements before the failing one have run (autocommit); the ones after have not."""
+    res = mem.run_cell_result("%%sql\nCREATE TABLE t(a);\nINSERT INTO t VALUES (1);\n"
+                              "INSERT INTO nowhere VALUES (2);\nINSERT INTO t VALUES (3);\nCREATE TABLE after(b);")
+    assert isinstance(res.error_in_exec, errors.SQLError) and res.error_in_exec.statement_no == 3
+    assert mem.run_cell("%sql SELECT a FROM t").result["a"].tolist() == [1]  # 1 committed, 3 never inserted
+    names = mem.run_cell("%sql SELECT name FROM sqlite_master ORDER BY name").result["name"].tolist()
+    assert names == ["t"]  # the CREATE after the failing statement did not run
+    assert magics_of(mem).session.get().in_transaction is False
+
+
 def test_error_at_step_names_statement(mem):
     res = mem.run_cell_result("%%sql\nCREATE TABLE u(a UNIQUE);\nINSERT INTO u VALUES (1);\nINSERT INTO u VALUES (1);")
     exc = res.error_in_exec
@@ -352,6 +363,24 @@ def test_timeout_flag(ip, engine_name):
     assert ip.run_cell("%sql SELECT 1 AS x").result["x"][0] == 1
 
 
+@pytest.mark.timeout(30)
+def test_timeout_flag_restores_a_previous_limit(ip):
+    """--timeout is for one run: a connection's own limit (here 30 s) is back afterwards, after a
+    timeout and after a run that ended normally."""
+    ip.run_line_magic("config", "SqlMagic.timeout = 30")
+    ip.run_cell("%sql --connect :memory:")
+    con = magics_of(ip).session.get()
+    assert con.statement_timeout == 30
+    with pytest.raises(errors.QueryTimeoutError, match="time limit of 0.2 s"):
+        ip.run_cell(f"%sql --timeout 0.2 {RUNAWAY}")
+    assert con.statement_timeout == 30
+    assert ip.run_cell("%sql --timeout 5 SELECT 1 AS x").result["x"][0] == 1
+    assert con.statement_timeout == 30
+    con.statement_timeout = 0.3  # set on the connection itself: kept the same way
+    ip.run_cell("%sql --timeout 5 SELECT 2 AS x")
+    assert con.statement_timeout == pytest.approx(0.3)
+
+
 def test_limit_caps_fetch(mem):
     r = mem.run_cell("%sql --limit 5 WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 100) SELECT x FROM c").result
     assert len(r) == 5 and r.sqlnb.truncated
@@ -385,7 +414,9 @@ def test_persist_flag(mem):
     assert mem.run_cell("%sql SELECT count(*) AS n FROM other").result["n"][0] == 4
     mem.run_cell("%sql --persist frame --table other --replace")
     assert mem.run_cell("%sql SELECT count(*) AS n FROM other").result["n"][0] == 2
-    with pytest.raises(Exception):
+    from sqlnb.export import TableExistsError
+
+    with pytest.raises(TableExistsError, match="other"):
         mem.run_cell("%sql --persist frame --table other")
 
 
@@ -454,6 +485,19 @@ def test_display_truncates_only_display(mem):
     assert "1,000 rows × 10 columns" in html
 
 
+def test_display_max_rows_and_cols_zero_show_all(mem):
+    """docs: display_max_rows / display_max_cols = 0 show every row / column."""
+    mem.run_line_magic("config", "SqlMagic.display_max_rows = 0")
+    mem.run_line_magic("config", "SqlMagic.display_max_cols = 0")
+    cols = ", ".join(f"x + {i} AS c{i}" for i in range(40))
+    r = mem.run_cell(f"%sql WITH RECURSIVE s(x) AS (SELECT 0 UNION ALL SELECT x+1 FROM s LIMIT 250) SELECT {cols} FROM s").result
+    html = r._repr_html_()
+    assert html.count("<tr>") == 1 + 250  # the header and every row
+    assert 'class="sqlnb-more"' not in html and "…" not in html  # no "… more rows …" row, no cut column
+    assert all(f">c{i}<" in html for i in range(40))
+    assert "<td>249</td>" in html and "<td>288</td>" in html  # the last row, last column (249 + 39)
+
+
 def test_display_max_chars_and_null(mem):
     mem.run_line_magic("config", "SqlMagic.display_max_chars = 10")
     r = mem.run_cell("%sql SELECT 'abcdefghijklmnopqrstuvwxyz' AS s, NULL AS n").result
@@ -519,6 +563,25 @@ def test_default_mode_trait(ip, tmp_path):
     sqlnb.connect(str(db)).close()
     ip.run_cell(f"%sql --connect {db}")
     assert magics_of(ip).session.get().mode == "ro"
+
+
+def test_strict_quotes_trait(ip, tmp_path):
+    """A schema with a double-quoted string reads by default; SqlMagic.strict_quotes makes new connections strict."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    std = sqlite3.connect(str(path))
+    std.execute('CREATE VIEW v AS SELECT "lit" AS k')
+    std.close()
+    assert magics_of(ip).strict_quotes is False
+    ip.run_cell(f"%sql --connect sqlite:///{path} --alias loose")
+    assert list(ip.run_cell("%sql SELECT k FROM v").result.k) == ["lit"]
+    ip.run_line_magic("config", "SqlMagic.strict_quotes = True")
+    ip.run_cell(f"%sql --connect sqlite:///{path} --alias strict")
+    with pytest.raises(errors.SQLError, match="lit"):
+        ip.run_cell("%sql SELECT k FROM v")
+    ip.run_cell("%sql --use loose")  # the connection opened before keeps its setting
+    assert list(ip.run_cell("%sql SELECT k FROM v").result.k) == ["lit"]
 
 
 @pytest.mark.timeout(30)

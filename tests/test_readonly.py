@@ -481,7 +481,7 @@ def test_mode_cannot_be_changed_after_open(engine, rdb):
 
 
 def test_ro_does_not_create_a_missing_file(engine, tmp_path):
-    with pytest.raises(errors.Error):
+    with pytest.raises(errors.CantOpenError, match="does not exist"):
         sqlnb.connect(str(tmp_path / "missing.db"), engine=engine, mode="ro").execute("SELECT 1")
     assert not (tmp_path / "missing.db").exists()
 
@@ -493,7 +493,7 @@ def test_rw_refuses_load_extension_unless_allowed(engine, rdb, tmp_path):
     lib = str(tmp_path / "nonexistent")
     con = sqlnb.connect(rdb, engine=engine)
     try:
-        with pytest.raises(errors.Error) as ei:
+        with pytest.raises(errors.PolicyError, match="refused load_extension") as ei:
             con.execute(f"SELECT load_extension('{lib}')")
         assert "cannot open" not in str(ei.value) and "No such file" not in str(ei.value)
     finally:
@@ -505,7 +505,7 @@ def test_rw_refuses_load_extension_unless_allowed(engine, rdb, tmp_path):
     con = sqlnb.connect(rdb, engine=engine, allow_load_extension=True)
     try:
         assert "load_extension allowed" in con.policy_summary
-        with pytest.raises(errors.Error) as ei:
+        with pytest.raises(errors.SQLError) as ei:
             con.execute(f"SELECT load_extension('{lib}')")
         # now the function really ran: the loader itself complains about the missing file
         assert "nonexistent" in str(ei.value)

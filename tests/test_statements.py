@@ -52,8 +52,10 @@ def test_error_in_second_statement_names_it(engine):
     assert con.execute("SELECT name FROM sqlite_master").fetchall() == [("a",)]
 
 
-def test_double_quoted_strings_are_identifiers_in_our_build():
-    # SQLITE_DQS=0: "x" is never silently a string literal
-    con = sqlnb.connect(":memory:")
-    with pytest.raises(sqlnb.OperationalError, match="no such column"):
+def test_double_quoted_strings_are_identifiers_when_strict():
+    # strict_quotes=True: "x" is never silently a string literal (the default reads it as the stdlib
+    # does: tests/test_quotes.py)
+    con = sqlnb.connect(":memory:", strict_quotes=True)
+    with pytest.raises(sqlnb.errors.SQLError, match="no such column"):
         con.execute('SELECT "not_a_string"')
+    assert sqlnb.connect(":memory:").execute('SELECT "not_a_string"').fetchall() == [("not_a_string",)]

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from playwright.sync_api import expect
 
-from labdriver import (add_cell_at_end, code_cells, error_outputs, interrupt, open_notebook, outputs_text,
-                       run_all, run_cell, wait_all_executed, wait_executed)
+from labdriver import (KERNEL_IDLE, add_cell_at_end, code_cells, error_outputs, interrupt, open_notebook,
+                       outputs_text, prompt, run_all, run_cell, wait_all_executed, wait_executed)
 
 pytestmark = [pytest.mark.browser]
 
@@ -102,8 +103,7 @@ def test_interrupt_button(lab, page):
     live.wait_for(timeout=30_000)
     assert live.inner_text().strip().startswith("\u25b6 running runaway"), live.inner_text()
     first = live.inner_text()
-    time.sleep(1.0)
-    assert live.inner_text() != first  # ... and it is live
+    expect(live).not_to_have_text(first, timeout=30_000)  # ... and it is live: it changes (~0.25 s)
     shot(page, "interrupt-check-2-progress")
 
     # ... the stop button ends it
@@ -161,6 +161,44 @@ def test_tour(lab, page):
     wait_executed(page, next_index)
     out = code_cells(page).nth(next_index)
     out.locator("table.sqlnb").wait_for()
-    assert "16" in out.locator("table.sqlnb").inner_text()
+    cells = [c.strip() for c in out.locator("table.sqlnb tbody td").all_inner_texts()]
+    assert cells == ["16"], cells  # the demo database's 16 airlines
     shot(page, "tour-5-next-cell")
     print(f"\ntour: stop button -> stopped {stopped * 1000:.0f} ms, KeyboardInterrupt shown {took * 1000:.0f} ms")
+
+
+@pytest.mark.timeout(300)
+def test_run_all_stops_at_a_failing_sql_cell(lab, page):
+    """A failing %%sql cell fails the cell: Run All stops there, and the cells after it do not run."""
+    write_notebook(lab.root / "run-all-stops.ipynb", [
+        "%load_ext sqlnb\n%sql :memory:",
+        "%%sql\nCREATE TABLE t(a);\nINSERT INTO t VALUES (1);",
+        "%%sql\nSELECT * FROM missing_table",
+        "print('after the failing cell')",
+        "%sql INSERT INTO t VALUES (2)",
+    ])
+    open_notebook(page, lab, "run-all-stops.ipynb")
+    run_all(page)
+    for i in range(3):
+        wait_executed(page, i)
+    page.wait_for_selector(KERNEL_IDLE, timeout=60_000)
+    failing = code_cells(page).nth(2)
+    err = failing.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+    err.first.wait_for(timeout=30_000)
+    assert "SQLError in statement 1" in err.first.inner_text() and "no such table: missing_table" in \
+        err.first.inner_text()
+    # the cells after it were not run: no execution count, no output
+    for i in (3, 4):
+        cell = code_cells(page).nth(i)
+        assert prompt(cell) == "[ ]:", (i, prompt(cell))
+        assert outputs_text(cell).strip() == "", (i, outputs_text(cell))
+    # and the database shows it: the INSERT of cell 4 never happened
+    run_cell(page, 4)  # (runs it now: a second row, not a third)
+    wait_executed(page, 4)
+    index = add_cell_at_end(page, "%sql SELECT count(*) AS n FROM t")
+    page.keyboard.press("Shift+Enter")
+    wait_executed(page, index)
+    out = code_cells(page).nth(index)
+    out.locator("table.sqlnb").wait_for()
+    assert [c.strip() for c in out.locator("table.sqlnb tbody td").all_inner_texts()] == ["2"]
+    shot(page, "run-all-stops")
