@@ -10,7 +10,7 @@ export SQLNB_CACHE ?= $(CURDIR)/build
 
 help:
 	@echo "make demo      set up everything, build the demo database, run the tour notebook -> build/01-tour.html"
-	@echo "make test      set up everything, run the whole test suite (browser tests included)"
+	@echo "make test      set up everything, run the whole test suite (browser tests included; under CI=true also a short valgrind subset)"
 	@echo "make bench     run the benchmarks side by side with the peers (benchmarks/README.md)"
 	@echo "make lab       start JupyterLab on notebooks/ with the demo database ready"
 	@echo "make memcheck  run the memory-safety checks (valgrind + RSS)"
@@ -40,7 +40,9 @@ build: venv
 demo: setup
 	$(PY) -m sqlnb.demo
 
+# Under CI=true a short valgrind subset runs first (about 2 min); the full set is `make memcheck`.
 test: setup
+	@if [ "$$CI" = "true" ]; then $(PY) tools/memcheck.py --quick --skip-rss; fi
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: setup

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Install the Debian packages sqlnb's engines and browser tests need, when we can (root + apt).
+# Install the Debian packages sqlnb's engines, browser tests and memcheck need, when we can (root + apt).
 # Under CI=true a missing package is an error; elsewhere a warning.
 set -u
 need=()
 [ -f /usr/include/dbsql.h ] || need+=(libdb5.3-sql-dev)
 [ -f /usr/include/db.h ] || need+=(libdb5.3-dev)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "[sqlnb] installing Debian packages: ${need[*]}"
