@@ -247,7 +247,7 @@ cdef int _auth_decide(const auth_state *st, int action, const char *a1, const ch
     if action == SQLITE_PRAGMA and _schema_pragma(st, a1, a2):
         why[0] = WHY_SCHEMA
         return SQLITE_DENY
-    if action == SQLITE_ATTACH and a1 != NULL and a1[0] != 0:
+    if action == SQLITE_ATTACH and (a1 == NULL or a1[0] != 0):  # a file or a computed name
         why[0] = WHY_ATTACH
         return SQLITE_DENY
     table = _table_of(action, a1, a2)

@@ -471,7 +471,7 @@ class Policy:
             any_form = next((v for k, v in self.schema_pragmas if _ieq(k, a1)), None)
             if any_form is not None and (any_form or a2 is not None):
                 return DENY, Why.SCHEMA
-        if action == A.ATTACH and a1:
+        if action == A.ATTACH and a1 != "":  # a file, or a computed name (NULL): only '' (a temp db)
             return DENY, Why.ATTACH
         table = a1 if action in _TABLE_IN_A1 else a2 if action in _TABLE_IN_A2 else None
         if table is None:
@@ -577,6 +577,7 @@ class Policy:
         scratch = self.mode == "ro-scratch"
         cookie = None
         cursors, writers = {}, set()
+        attached = None
         for op, p1, p2, p3, p5 in ops:
             if op in ("Transaction", "VerifyCookie"):
                 if p1 == 0:
@@ -595,12 +596,19 @@ class Policy:
                 # the authorizer already checked by name: a b-tree this statement creates)
                 if p3 == 0 and not (op == "OpenWrite" and p5 & 0x12):
                     cursors.setdefault(p1, set()).add(p2)
+                elif p3 >= 2 and attached is None:
+                    attached = op  # an attached database: its root pages are not main's
                 if op == "OpenWrite":
                     writers.add(p1)
             elif op == "OpenDup":
                 cursors.setdefault(p1, set()).update(cursors.get(p2, ()))
         if not self.has_table_policies:
             return None
+        if attached is not None:
+            return self._verify_error(
+                sql, f"its program opens a b-tree of an attached database ({attached}); under table "
+                "policies only main and temp are read (the policy names main's tables)",
+                cls=_errors.AccessDeniedError)
         roots = set().union(*cursors.values()) if cursors else set()
         if not roots:
             return None
@@ -780,7 +788,7 @@ class Policy:
         elif why == Why.ATTACH:
             cls = _errors.PolicyError
             msg = (f"policy refused {what}{where}: with deny_tables, allow_tables or mask_columns no "
-                   "database file is attached (the same file under another name would escape them)")
+                   "database file is attached, nor a computed name (the same file under another name would escape them)")
         elif why == Why.HIDDEN:
             cls = _errors.AccessDeniedError
             msg = f"policy refused {what}{where}: it shows the pages, sizes or statistics of the tables a policy hides"
