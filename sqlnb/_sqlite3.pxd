@@ -14,6 +14,7 @@ cdef extern from "sqlnb_capi.h" nogil:
 
     const char *SQLNB_FLAVOUR_NAME
     int SQLNB_HAVE_CLOSE_V2
+    int SQLNB_HAVE_STMT_BUSY
     int SQLNB_HAVE_ERROR_OFFSET
     int SQLNB_HAVE_URI
     int SQLNB_HAVE_LSM1

@@ -103,6 +103,7 @@ class Why(enum.IntEnum):
     ATTACH = 9  # rw with table policies: ATTACH of a file (the same file under another name)
     HIDDEN = 10  # dbstat / sqlite_dbpage under table policies
     VERIFY = 11  # the bytecode check (not the authorizer) refused the statement
+    REPREPARE = 12  # SQLite recompiled a statement while stepping it (schema changed): not checked
 
 
 #: Read-only PRAGMAs allowed in the ``ro`` modes. True: the argument names an
@@ -792,6 +793,10 @@ class Policy:
         elif why == Why.HIDDEN:
             cls = _errors.AccessDeniedError
             msg = f"policy refused {what}{where}: it shows the pages, sizes or statistics of the tables a policy hides"
+        elif why == Why.REPREPARE:
+            cls = _errors.PolicyError
+            msg = ("policy refused the statement: the schema changed under this statement "
+                   "(SQLite would run a new program the policy's check has not seen); prepare it again")
         elif why == Why.USER:
             cls = _errors.AccessDeniedError
             msg = f"the user authorizer refused {what}{where}"

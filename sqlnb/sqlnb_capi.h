@@ -42,6 +42,9 @@
 
 #if !SQLNB_NEWER(3008000)
 #  define sqlite3_stmt_busy(s) (0)
+#  define SQLNB_HAVE_STMT_BUSY 0
+#else
+#  define SQLNB_HAVE_STMT_BUSY 1
 #endif
 
 #if !SQLNB_NEWER(3010000)
