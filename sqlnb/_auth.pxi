@@ -703,9 +703,9 @@ def install_policy(RawConnection raw, spec):
 
 # --- the second check: each prepared statement's program ---------------------------
 cdef enum:
-    _NVERIFY_OPS = 31
-cdef const char *_VERIFY_OPS[31]
-_VERIFY_OPS[:] = [b"Transaction", b"VerifyCookie", b"OpenRead", b"OpenWrite", b"ReopenIdx",
+    _NVERIFY_OPS = 33
+cdef const char *_VERIFY_OPS[33]
+_VERIFY_OPS[:] = [b"RowData", b"RowCell", b"Transaction", b"VerifyCookie", b"OpenRead", b"OpenWrite", b"ReopenIdx",
                   b"OpenDup", b"Column", b"Destroy", b"Clear", b"CreateBtree", b"CreateTable",
                   b"CreateIndex", b"SetCookie", b"VUpdate", b"VCreate", b"VDestroy", b"Vacuum",
                   b"IncrVacuum", b"SeekGE", b"SeekGT", b"SeekLE", b"SeekLT", b"IdxGE", b"IdxGT",
@@ -826,15 +826,18 @@ cdef object _auth_verify(RawConnection conn, sqlite3_stmt *user, bytes data, Py_
         exc.reason = "verify"
         return exc
     ops = []
+    frame = -1          # each (trigger) sub-program's listing starts again at address 0
     try:
         while True:
             rc = sqlite3_step(st)
             if rc != SQLITE_ROW:
                 break
+            if sqlite3_column_int64(st, 0) == 0:
+                frame += 1
             op = <const char*>sqlite3_column_text(st, 1)
             if _verify_op(op):
                 ops.append((op.decode(), sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
-                            sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 6)))
+                            sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 6), frame))
     finally:
         sqlite3_finalize(st)
     if rc != SQLITE_DONE:

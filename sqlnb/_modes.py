@@ -63,6 +63,8 @@ def install_policy(raw, engine: str, policy):
         raise _already()
     if mode != "rw" or policy.has_table_policies:
         policy.bind_schema(_table_list(raw), _mask_columns_info(raw, policy))
+    version = tuple(int(x) for x in _rows(raw, "SELECT sqlite_version()")[0][0].split(".")[:2])
+    policy._p2isreg = 0x10 if version >= (3, 8) else 0x02  # OpenWrite's OPFLAG_P2ISREG
     if policy.has_table_policies:  # the program check's view of the schema, read before the authorizer
         policy._btrees = policy.snapshot_btrees(lambda sql: _rows(raw, sql))
     if engine == "system":

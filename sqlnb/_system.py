@@ -311,7 +311,12 @@ class RawConnection:
             raise self._failed(exc, sql) from None
         finally:
             state["quiet"] = False
-        ops = [(r[1], r[2], r[3], r[4], r[6]) for r in rows if r[1] in VERIFY_OPCODES]
+        ops, frame = [], -1
+        for r in rows:
+            if r[0] == 0:  # each (trigger) sub-program's listing starts again at address 0
+                frame += 1
+            if r[1] in VERIFY_OPCODES:
+                ops.append((r[1], r[2], r[3], r[4], r[6], frame))
         err = policy.check_program(ops, lambda q: self._con.execute(q).fetchall(), sql)
         if err is not None:
             raise err
