@@ -652,6 +652,42 @@ cdef class AuthTable:
         return self.st.calls
 
 
+#: virtual-table modules a connection with a table policy loses: they read pages, not tables,
+#: so neither the authorizer's table names nor the program check's root pages cover them
+_PAGE_MODULES = ("dbstat", "sqlite_dbpage")
+
+
+cdef int _drop_page_modules(RawConnection raw) except -1:
+    """sqlite3_drop_modules keeping every module but dbstat and sqlite_dbpage (3.30+ cores;
+    older ones have neither module built in here, and the authorizer refuses them by name)."""
+    cdef const char **keep
+    cdef Py_ssize_t i
+    cdef int rc
+    if not SQLNB_HAVE_DROP_MODULES:
+        return 0
+    st, _ = raw.prepare(b"PRAGMA module_list", 0)
+    names = []
+    if st is not None:
+        try:
+            names = [r[0].encode("utf-8") for r in st.fetchmany(1 << 20)
+                     if r[0].lower() not in _PAGE_MODULES]
+        finally:
+            st.finalize()
+    keep = <const char**>PyMem_Malloc((len(names) + 1) * sizeof(const char*))
+    if keep == NULL:
+        raise MemoryError()
+    try:
+        for i in range(len(names)):
+            keep[i] = <const char*>(<bytes>names[i])
+        keep[len(names)] = NULL
+        rc = sqlite3_drop_modules(raw.db, keep)
+    finally:
+        PyMem_Free(<void*>keep)
+    if rc != SQLITE_OK:
+        check_rc(rc, raw.db)
+    return 0
+
+
 def install_policy(RawConnection raw, spec):
     """Compile a policy and install it as ``raw``'s authorizer; returns the AuthTable.
 
@@ -686,6 +722,8 @@ def install_policy(RawConnection raw, spec):
         rc = sqlite3_enable_load_extension(raw.db, 1)
         if rc != SQLITE_OK:
             check_rc(rc, raw.db)
+    if table.st.schema_guard:
+        _drop_page_modules(raw)
     if table.st.readonly_mode or table.st.schema_guard:
         sqlite3_db_config(raw.db, SQLNB_DBCONFIG_DEFENSIVE, <int>1, &on)  # an older core: no-op
     table.defensive = on == 1

@@ -51,6 +51,13 @@
 #  define sqlite3_stmt_isexplain(s) (0)
 #endif
 
+#if !SQLNB_NEWER(3030000)
+#  define sqlite3_drop_modules(db, keep) (SQLITE_ERROR)
+#  define SQLNB_HAVE_DROP_MODULES 0
+#else
+#  define SQLNB_HAVE_DROP_MODULES 1
+#endif
+
 #if !SQLNB_NEWER(3014000)
 #  define sqlite3_expanded_sql(s) ((char*)0)
 #endif
