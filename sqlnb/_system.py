@@ -258,6 +258,18 @@ class RawConnection:
     def autocommit(self):
         return not self._con.in_transaction
 
+    def __setattr__(self, name, value):
+        # the installed policy stays (Python-level freezing is best effort here: the stdlib
+        # connection, self._con, is reachable and can drop the authorizer itself)
+        if name == "_RawConnection__policy" and self.__dict__.get(name) is not None:
+            raise AttributeError("this connection's policy is installed; it cannot be replaced or removed")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        if name == "_RawConnection__policy":
+            raise AttributeError("this connection's policy is installed; it cannot be removed")
+        object.__delattr__(self, name)
+
     @_serialized
     def busy_timeout(self, seconds):
         self._con.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")

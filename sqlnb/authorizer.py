@@ -274,12 +274,19 @@ class Policy:
     when it was built.
     """
 
-    _frozen = False
+    # no instance __dict__: an installed policy's rules cannot be swapped behind __setattr__
+    # (Python-level freezing is best effort: object.__setattr__ still reaches a slot; on the
+    # Cython engines the rules the authorizer applies live in C, compiled at install)
+    __slots__ = ("rules", "unknown_rule", "mode", "allow_load_extension", "deny_tables",
+                 "allow_tables", "mask_columns", "authorizer", "engine", "pragmas", "free_tables",
+                 "hidden_tables", "schema_pragmas", "mask_extra", "table", "shadow", "_state",
+                 "_btrees", "_p2isreg", "_frozen", "__weakref__")
 
     def __init__(self, mode: str = "rw", *, allow_load_extension: bool = False,
                  deny_tables=(), mask_columns=(), allow_tables=None,
                  authorizer: Callable[[int, str | None, str | None, str | None, str | None], int] | None = None,
                  engine: str | None = None):
+        object.__setattr__(self, "_frozen", False)
         rules, self.unknown_rule = mode_rules(mode)
         self.rules = tuple(rules)
         self.mode = mode
