@@ -770,7 +770,10 @@ cdef class _SchemaQuery:
         if not (sql.startswith("PRAGMA main.")
                 or sql.startswith("SELECT type, name, tbl_name, rootpage, sql FROM main.sqlite_master ")):
             raise ValueError("only the policy's schema reads run here")
+        cdef AuthTable t = <AuthTable>conn._auth if conn._auth is not None else None
         conn._verifying = True
+        if t is not None:
+            t.st.quiet = 1  # the policy's own schema reads: the user's authorizer does not rule on them
         try:
             st, _ = conn.prepare(sql.encode("utf-8"), 0)
             if st is None:
@@ -781,6 +784,8 @@ cdef class _SchemaQuery:
                 st.finalize()
         finally:
             conn._verifying = False
+            if t is not None:
+                t.st.quiet = 0
 
 
 cdef object _auth_defensive_refusal(RawConnection conn, bytes sql, Py_ssize_t offset):

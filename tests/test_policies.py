@@ -931,3 +931,17 @@ def test_autoincrement_insert_under_allow_tables(engine, db):
         refused(con, "SELECT * FROM users", errors.AccessDeniedError)
     finally:
         con.close()
+
+
+def test_schema_refresh_is_not_ruled_on_by_the_user_authorizer(engine, db):
+    """The program check re-reads the schema (PRAGMA table_list, table_xinfo) after a schema
+    change: a user authorizer that refuses PRAGMAs does not make every later statement fail."""
+    def no_pragmas(action, *rest):
+        return authorizer.DENY if action == authorizer.AuthAction.PRAGMA else authorizer.OK
+    con = open_with(engine, db, "rw", "rw", authorizer=no_pragmas, **POLICY)
+    try:
+        con.execute("CREATE TABLE pad(x)")  # a new schema cookie: the next check reads the schema
+        assert con.execute("SELECT name FROM users ORDER BY id").fetchall() == [("user1",), ("user2",)]
+        refused(con, "PRAGMA user_version", errors.AccessDeniedError)
+    finally:
+        con.close()
