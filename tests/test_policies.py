@@ -945,3 +945,35 @@ def test_schema_refresh_is_not_ruled_on_by_the_user_authorizer(engine, db):
         refused(con, "PRAGMA user_version", errors.AccessDeniedError)
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("mode", ["ro", "rw"])
+def test_statement_reprepared_after_a_harmless_schema_change_still_runs(engine, db, mode):
+    """The re-prepare is checked, not simply refused: a held statement whose schema changed
+    harmlessly runs (with its bound values) on every engine."""
+    con = open_with(engine, db, mode, "ro" if mode == "ro" else "rw", **POLICY)
+    try:
+        cur = con.cursor()
+        cur.execute("SELECT name, email FROM users WHERE id = ?", (2,))
+        assert cur.fetchall() == [("user2", None)]
+        other = sqlnb.connect(db, engine=engine, isolation_level=None)
+        try:
+            other.execute("CREATE TABLE pad2(x)")
+        finally:
+            other.close()
+        if engine != "system":
+            st, _ = con.raw.prepare(b"SELECT name FROM users WHERE id = ?", 0)
+            try:
+                st.bind((1,))
+                other = sqlnb.connect(db, engine=engine, isolation_level=None)
+                try:
+                    other.execute("CREATE TABLE pad3(x)")
+                finally:
+                    other.close()
+                assert st.fetchmany(10) == [("user1",)]
+            finally:
+                st.finalize()
+        cur.execute("SELECT name, email FROM users WHERE id = ?", (2,))
+        assert cur.fetchall() == [("user2", None)]
+    finally:
+        con.close()
