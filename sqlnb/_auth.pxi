@@ -673,6 +673,8 @@ cdef int _drop_page_modules(RawConnection raw) except -1:
                      if r[0].lower() not in _PAGE_MODULES]
         finally:
             st.finalize()
+    if not names:
+        return 0    # (no module list to keep from: dropping would take every module with it)
     keep = <const char**>PyMem_Malloc((len(names) + 1) * sizeof(const char*))
     if keep == NULL:
         raise MemoryError()
