@@ -49,6 +49,7 @@ cdef enum:
     WHY_SCHEMA = 8
     WHY_ATTACH = 9
     WHY_HIDDEN = 10
+    WHY_REPREPARE = 12          # SQLite recompiling a stepping statement (schema changed): unchecked
 
 
 cdef struct auth_name:          # a (database, table, column) pattern; NULL database/column = any
@@ -105,6 +106,8 @@ cdef struct auth_state:
     long long calls
     long long since_begin        # calls since the last prepare/step began (0: the next is the first)
     int quiet                    # the program check's EXPLAIN is being prepared: no user authorizer
+    int guard_reprepare          # the program check is on: a re-prepare while stepping is refused
+    sqlite3_stmt *stepping       # the statement our code is stepping (NULL: none, or our own prepare)
 
 
 cdef inline char _fold(char c) noexcept nogil:
@@ -247,7 +250,7 @@ cdef int _auth_decide(const auth_state *st, int action, const char *a1, const ch
     if action == SQLITE_PRAGMA and _schema_pragma(st, a1, a2):
         why[0] = WHY_SCHEMA
         return SQLITE_DENY
-    if action == SQLITE_ATTACH and a1 != NULL and a1[0] != 0:
+    if action == SQLITE_ATTACH and (a1 == NULL or a1[0] != 0):  # a file or a computed name
         why[0] = WHY_ATTACH
         return SQLITE_DENY
     table = _table_of(action, a1, a2)
@@ -328,6 +331,21 @@ cdef int _auth_cb(void *arg, int action, const char *a1, const char *a2, const c
     cdef int first = st.since_begin == 0
     st.calls += 1
     st.since_begin += 1
+    if st.guard_reprepare and st.stepping != NULL and not sqlite3_stmt_busy(st.stepping):
+        # Not our prepare, and the statement being stepped is not running: SQLite is compiling
+        # it again after a schema change (sqlite3Reprepare), a program the check never saw.
+        # (A virtual table's own statements are prepared while the statement runs: busy.)
+        # The 3.7 core has no sqlite3_stmt_busy (always 0): there, a step's own schema reads
+        # (its CREATE re-reading sqlite_master) pass, and everything else prepared during a step
+        # is refused (a recompiled statement that reads only the schema reveals nothing).
+        if not SQLNB_HAVE_STMT_BUSY and (action == SQLITE_SELECT or (
+                action == SQLITE_READ and a1 != NULL
+                and _in_list(st.free_tables, st.nfree_tables, a1))):
+            return SQLITE_OK
+        if st.refusal.why != WHY_REPREPARE:
+            st.refusal.set = 0      # (the reason the step fails, whatever an earlier prepare left)
+        _record_refusal(st, action, a1, a2, db, inner, WHY_REPREPARE)
+        return SQLITE_DENY
     rc = _auth_decide(st, action, a1, a2, db, inner, first, &why)
     if rc == SQLITE_OK and st.py_authorizer != NULL and not st.quiet:
         rc = _auth_call_user(st, action, a1, a2, db, inner)
@@ -336,6 +354,50 @@ cdef int _auth_cb(void *arg, int action, const char *a1, const char *a2, const c
     if rc == SQLITE_DENY:
         _record_refusal(st, action, a1, a2, db, inner, why)
     return rc
+
+
+cdef inline int _auth_step(void *ast, sqlite3_stmt *st) noexcept nogil:
+    """sqlite3_step, telling the authorizer (``ast``: the connection's auth_state or NULL)
+    which statement runs, so that a re-prepare of it inside the step is recognised."""
+    cdef auth_state *a = <auth_state*>ast
+    cdef sqlite3_stmt *prev
+    cdef int rc
+    if a == NULL:
+        return sqlite3_step(st)
+    prev = a.stepping
+    a.stepping = st
+    rc = sqlite3_step(st)
+    a.stepping = prev
+    return rc
+
+
+cdef inline void *_auth_enter_prepare(RawConnection conn) noexcept:
+    """Our own prepare: no statement of ours is stepping for its duration (returns the one that was)."""
+    cdef auth_state *a = <auth_state*>conn._ast
+    cdef void *prev
+    if a == NULL:
+        return NULL
+    prev = <void*>a.stepping
+    a.stepping = NULL
+    return prev
+
+
+cdef inline void _auth_leave_prepare(RawConnection conn, void *prev) noexcept:
+    cdef auth_state *a = <auth_state*>conn._ast
+    if a != NULL:
+        a.stepping = <sqlite3_stmt*>prev
+
+
+cdef bint _auth_took_reprepare(RawConnection conn) noexcept:
+    """Did the last step fail because the authorizer refused SQLite's re-prepare? (Clears it.)"""
+    cdef AuthTable t
+    if conn._auth is None:
+        return False
+    t = <AuthTable>conn._auth
+    if t.st.refusal.set and t.st.refusal.why == WHY_REPREPARE:
+        t.st.refusal.set = 0
+        return True
+    return False
 
 
 cdef inline void _auth_begin(RawConnection conn) noexcept:
@@ -590,6 +652,44 @@ cdef class AuthTable:
         return self.st.calls
 
 
+#: virtual-table modules a connection with a table policy loses: they read pages, not tables,
+#: so neither the authorizer's table names nor the program check's root pages cover them
+_PAGE_MODULES = ("dbstat", "sqlite_dbpage")
+
+
+cdef int _drop_page_modules(RawConnection raw) except -1:
+    """sqlite3_drop_modules keeping every module but dbstat and sqlite_dbpage (3.30+ cores;
+    older ones have neither module built in here, and the authorizer refuses them by name)."""
+    cdef const char **keep
+    cdef Py_ssize_t i
+    cdef int rc
+    if not SQLNB_HAVE_DROP_MODULES:
+        return 0
+    st, _ = raw.prepare(b"PRAGMA module_list", 0)
+    names = []
+    if st is not None:
+        try:
+            names = [r[0].encode("utf-8") for r in st.fetchmany(1 << 20)
+                     if r[0].lower() not in _PAGE_MODULES]
+        finally:
+            st.finalize()
+    if not names:
+        return 0    # (no module list to keep from: dropping would take every module with it)
+    keep = <const char**>PyMem_Malloc((len(names) + 1) * sizeof(const char*))
+    if keep == NULL:
+        raise MemoryError()
+    try:
+        for i in range(len(names)):
+            keep[i] = <const char*>(<bytes>names[i])
+        keep[len(names)] = NULL
+        rc = sqlite3_drop_modules(raw.db, keep)
+    finally:
+        PyMem_Free(<void*>keep)
+    if rc != SQLITE_OK:
+        check_rc(rc, raw.db)
+    return 0
+
+
 def install_policy(RawConnection raw, spec):
     """Compile a policy and install it as ``raw``'s authorizer; returns the AuthTable.
 
@@ -619,17 +719,22 @@ def install_policy(RawConnection raw, spec):
     if policy is not None:
         table.verify = bool(policy.needs_verify)
         table.checker = policy.check_program
+        table.st.guard_reprepare = table.verify
     if table.st.allow_loadext:
         rc = sqlite3_enable_load_extension(raw.db, 1)
         if rc != SQLITE_OK:
             check_rc(rc, raw.db)
+    if table.st.schema_guard:
+        _drop_page_modules(raw)
     if table.st.readonly_mode or table.st.schema_guard:
         sqlite3_db_config(raw.db, SQLNB_DBCONFIG_DEFENSIVE, <int>1, &on)  # an older core: no-op
     table.defensive = on == 1
     raw._auth = table
+    raw._ast = <void*>&table.st
     rc = sqlite3_set_authorizer(raw.db, _auth_cb, <void*>&table.st)
     if rc != SQLITE_OK:
         raw._auth = None
+        raw._ast = NULL
         check_rc(rc, raw.db)
     if policy is not None:
         raw.policy = policy
@@ -638,9 +743,9 @@ def install_policy(RawConnection raw, spec):
 
 # --- the second check: each prepared statement's program ---------------------------
 cdef enum:
-    _NVERIFY_OPS = 31
-cdef const char *_VERIFY_OPS[31]
-_VERIFY_OPS[:] = [b"Transaction", b"VerifyCookie", b"OpenRead", b"OpenWrite", b"ReopenIdx",
+    _NVERIFY_OPS = 33
+cdef const char *_VERIFY_OPS[33]
+_VERIFY_OPS[:] = [b"RowData", b"RowCell", b"Transaction", b"VerifyCookie", b"OpenRead", b"OpenWrite", b"ReopenIdx",
                   b"OpenDup", b"Column", b"Destroy", b"Clear", b"CreateBtree", b"CreateTable",
                   b"CreateIndex", b"SetCookie", b"VUpdate", b"VCreate", b"VDestroy", b"Vacuum",
                   b"IncrVacuum", b"SeekGE", b"SeekGT", b"SeekLE", b"SeekLT", b"IdxGE", b"IdxGT",
@@ -667,7 +772,10 @@ cdef class _SchemaQuery:
         if not (sql.startswith("PRAGMA main.")
                 or sql.startswith("SELECT type, name, tbl_name, rootpage, sql FROM main.sqlite_master ")):
             raise ValueError("only the policy's schema reads run here")
+        cdef AuthTable t = <AuthTable>conn._auth if conn._auth is not None else None
         conn._verifying = True
+        if t is not None:
+            t.st.quiet = 1  # the policy's own schema reads: the user's authorizer does not rule on them
         try:
             st, _ = conn.prepare(sql.encode("utf-8"), 0)
             if st is None:
@@ -678,6 +786,8 @@ cdef class _SchemaQuery:
                 st.finalize()
         finally:
             conn._verifying = False
+            if t is not None:
+                t.st.quiet = 0
 
 
 cdef object _auth_defensive_refusal(RawConnection conn, bytes sql, Py_ssize_t offset):
@@ -689,6 +799,7 @@ cdef object _auth_defensive_refusal(RawConnection conn, bytes sql, Py_ssize_t of
     cdef sqlite3_stmt *st = NULL
     cdef const char *tail = NULL
     cdef int rc, off = 1, on = 0
+    cdef void *prev
     if conn._auth is None:
         return None
     t = <AuthTable>conn._auth
@@ -698,8 +809,12 @@ cdef object _auth_defensive_refusal(RawConnection conn, bytes sql, Py_ssize_t of
     sqlite3_db_config(conn.db, SQLNB_DBCONFIG_DEFENSIVE, <int>0, &off)
     try:
         _auth_begin(conn)
-        rc = sqlite3_prepare_v2(conn.db, PyBytes_AS_STRING(sql) + offset,
-                                <int>(PyBytes_GET_SIZE(sql) - offset), &st, &tail)
+        prev = _auth_enter_prepare(conn)
+        try:
+            rc = sqlite3_prepare_v2(conn.db, PyBytes_AS_STRING(sql) + offset,
+                                    <int>(PyBytes_GET_SIZE(sql) - offset), &st, &tail)
+        finally:
+            _auth_leave_prepare(conn, prev)
         conn._pending = None
         if rc != SQLITE_OK or st == NULL:
             if rc != SQLITE_OK:
@@ -729,6 +844,7 @@ cdef object _auth_verify(RawConnection conn, sqlite3_stmt *user, bytes data, Py_
     cdef int rc
     cdef bytes text
     cdef _SchemaQuery q
+    cdef void *prev
     if conn._auth is None or conn._verifying:
         return None
     t = <AuthTable>conn._auth
@@ -736,10 +852,12 @@ cdef object _auth_verify(RawConnection conn, sqlite3_stmt *user, bytes data, Py_
         return None
     text = b"EXPLAIN " + data[start:end]
     t.st.quiet = 1      # the user's authorizer already ruled on this statement
+    prev = _auth_enter_prepare(conn)
     try:
         rc = sqlite3_prepare_v2(conn.db, text, <int>len(text), &st, NULL)
     finally:
         t.st.quiet = 0
+        _auth_leave_prepare(conn, prev)
     sql = data[start:end].decode("utf-8", "replace")
     if rc != SQLITE_OK or st == NULL:
         if st != NULL:
@@ -753,15 +871,18 @@ cdef object _auth_verify(RawConnection conn, sqlite3_stmt *user, bytes data, Py_
         exc.reason = "verify"
         return exc
     ops = []
+    frame = -1          # each (trigger) sub-program's listing starts again at address 0
     try:
         while True:
             rc = sqlite3_step(st)
             if rc != SQLITE_ROW:
                 break
+            if sqlite3_column_int64(st, 0) == 0:
+                frame += 1
             op = <const char*>sqlite3_column_text(st, 1)
             if _verify_op(op):
                 ops.append((op.decode(), sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
-                            sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 6)))
+                            sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 6), frame))
     finally:
         sqlite3_finalize(st)
     if rc != SQLITE_DONE:

@@ -468,7 +468,7 @@ cdef class ExportColumns:
                             break
                     if failed:
                         break
-                    rc = sqlite3_step(st)
+                    rc = _auth_step(conn._ast, st)
                     if rc != SQLITE_DONE:
                         failed = 2
                         break
@@ -499,7 +499,7 @@ cdef class ExportColumns:
                 if failed:
                     break
                 with nogil:
-                    rc = sqlite3_step(st)
+                    rc = _auth_step(conn._ast, st)
                 if rc != SQLITE_DONE:
                     failed = 2
                     break

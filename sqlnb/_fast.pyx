@@ -288,6 +288,7 @@ cdef class RawConnection:
     cdef readonly object policy        # the authorizer policy (sqlnb.authorizer), set once by install_policy
     cdef bint _verifying               # the policy's own schema reads run (no program check)
     cdef object _auth                  # the compiled authorizer table (_auth.pxi) the C callback reads
+    cdef void *_ast                    # its auth_state (NULL: none): _auth_step marks the stepping statement
     cdef PyThread_type_lock _lock      # see _lock(): one caller at a time
     cdef list _doomed                  # sqlite3_stmt* (as ints) of statements deallocated while
                                        # another caller held the lock; finalized at its last _unlock
@@ -429,6 +430,7 @@ cdef class RawConnection:
         cdef const char *tail = NULL
         cdef Py_ssize_t n
         cdef int rc
+        cdef void *prev
         _lock(self)
         try:
             self._check()
@@ -443,7 +445,11 @@ cdef class RawConnection:
             base = PyBytes_AS_STRING(sql)
             self._pending = None
             _auth_begin(self)
-            rc = sqlite3_prepare_v2(self.db, base + offset, <int>(n - offset), &st, &tail)
+            prev = _auth_enter_prepare(self)
+            try:
+                rc = sqlite3_prepare_v2(self.db, base + offset, <int>(n - offset), &st, &tail)
+            finally:
+                _auth_leave_prepare(self, prev)
             if self._pending is not None:
                 if st != NULL:
                     sqlite3_finalize(st)
@@ -460,9 +466,13 @@ cdef class RawConnection:
             new_offset = (tail - base) if tail != NULL else n
             if st == NULL:
                 return None, new_offset
-            exc = _auth_after_prepare(self, sql, offset, new_offset)
-            if exc is None:
-                exc = _auth_verify(self, st, sql, offset, new_offset)
+            try:
+                exc = _auth_after_prepare(self, sql, offset, new_offset)
+                if exc is None:
+                    exc = _auth_verify(self, st, sql, offset, new_offset)
+            except BaseException:  # the check itself failed: the handle is ours to finalize
+                sqlite3_finalize(st)
+                raise
             if exc is not None:
                 sqlite3_finalize(st)
                 raise exc
@@ -877,13 +887,25 @@ cdef class RawStatement:
         cdef RawConnection conn = self.conn
         if self.done:
             return 0
+        cdef bint first = not self.started
         if self.started:
             conn._resume_run()
         else:
             conn._begin_run()
             self.started = True
         with nogil:
-            rc = sqlite3_step(self.st)
+            rc = _auth_step(conn._ast, self.st)
+        if rc != SQLITE_ROW and rc != SQLITE_DONE and first and _auth_took_reprepare(conn):
+            # the schema changed since the prepare and SQLite's own recompilation (unchecked) was
+            # refused: prepare the statement again ourselves, checked, and run that (no row has
+            # come from this run: a re-prepare happens before the program's first step)
+            self.started = False
+            self.done = True
+            self._reprepare()
+            self.done = False
+            self.started = True
+            with nogil:
+                rc = _auth_step(conn._ast, self.st)
         if rc == SQLITE_ROW:
             return 1
         self.started = False
@@ -899,6 +921,44 @@ cdef class RawStatement:
             if str(exc2) and str(exc2) != "not an error":
                 exc = exc2
         raise exc
+
+    cdef int _reprepare(self) except -1:
+        """Replace the handle with a fresh prepare of the same text, checked like any prepare
+        (authorizer and program check), keeping the bound values."""
+        cdef RawConnection conn = self.conn
+        cdef sqlite3_stmt *new = NULL
+        cdef bytes sql = self.sql.encode("utf-8", "surrogateescape")
+        cdef void *prev
+        cdef int rc
+        sqlite3_reset(self.st)
+        conn._pending = None
+        _auth_begin(conn)
+        prev = _auth_enter_prepare(conn)
+        try:
+            rc = sqlite3_prepare_v2(conn.db, sql, <int>len(sql), &new, NULL)
+        finally:
+            _auth_leave_prepare(conn, prev)
+        if conn._pending is not None or rc != SQLITE_OK or new == NULL:
+            if new != NULL:
+                sqlite3_finalize(new)
+            if conn._pending is not None:
+                exc, conn._pending = conn._pending, None
+                raise exc
+            raise conn._policy_error(rc if rc != SQLITE_OK else SQLITE_SCHEMA, self.sql)
+        try:
+            exc = _auth_after_prepare(conn, sql, 0, len(sql))
+            if exc is None:
+                exc = _auth_verify(conn, new, sql, 0, len(sql))
+        except BaseException:
+            sqlite3_finalize(new)
+            raise
+        if exc is not None:
+            sqlite3_finalize(new)
+            raise exc
+        sqlite3_transfer_bindings(self.st, new)
+        sqlite3_finalize(self.st)
+        self.st = new
+        return 0
 
     def step(self):
         """Advance one row; True while there is a row."""

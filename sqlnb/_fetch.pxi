@@ -221,7 +221,8 @@ cdef int _read_row(_fstate *fs, sqlite3_stmt *st) noexcept nogil:
 
 
 cdef int _fetch_loop(_fstate *fs, sqlite3 *db, sqlite3_stmt *st, int64_t limit,
-                     bint have_current, long long *counter, progress_state *ps) noexcept nogil:
+                     bint have_current, long long *counter, progress_state *ps,
+                     void *ast) noexcept nogil:
     """Step and collect until done, an error, or ``limit`` rows (limit < 0: no limit).
 
     Returns SQLITE_DONE; SQLITE_ROW when it stopped at ``limit`` with the statement
@@ -252,9 +253,9 @@ cdef int _fetch_loop(_fstate *fs, sqlite3 *db, sqlite3_stmt *st, int64_t limit,
             return bad
     while True:
         if limit >= 0 and fs.n >= <size_t>limit:
-            rc = sqlite3_step(st)    # is there more? (the row stays unread)
+            rc = _auth_step(ast, st)    # is there more? (the row stays unread)
             break
-        rc = sqlite3_step(st)
+        rc = _auth_step(ast, st)
         if rc != SQLITE_ROW:
             break
         bad = _read_row(fs, st)
@@ -770,7 +771,7 @@ cdef class Fetch:
         self._running = True
         try:
             with nogil:
-                rc = _fetch_loop(&self.fs, db, st, lim, cur, &conn.rows_seen, &conn._pstate)
+                rc = _fetch_loop(&self.fs, db, st, lim, cur, &conn.rows_seen, &conn._pstate, conn._ast)
         finally:
             self._running = False
         if rc == SQLITE_ROW:

@@ -90,6 +90,8 @@ def install_policy(raw, engine: str, policy):
         raise _already()
     if mode != "rw" or policy.has_table_policies:
         policy.bind_schema(_table_list(raw), _mask_columns_info(raw, policy))
+    version = _core_version(engine)
+    policy._p2isreg = 0x10 if version >= (3, 8) else 0x02  # OpenWrite's OPFLAG_P2ISREG
     if policy.has_table_policies:  # the program check's view of the schema, read before the authorizer
         policy._btrees = policy.snapshot_btrees(lambda sql: _rows(raw, sql))
     if engine == "system":
@@ -99,6 +101,17 @@ def install_policy(raw, engine: str, policy):
         policy.table = mod.install_policy(raw, policy)  # sets raw.policy (read-only there)
     policy._freeze()
     return policy
+
+
+def _core_version(engine: str) -> tuple:
+    """The engine's SQLite core version as ``(major, minor)`` (read from the library, not the file)."""
+    if engine == "system":
+        import sqlite3
+
+        text = sqlite3.sqlite_version
+    else:
+        text = _engines.load(engine).sqlite_version()
+    return tuple(int(x) for x in text.split(".")[:2])
 
 
 def _already():

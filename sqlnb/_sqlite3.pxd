@@ -14,6 +14,8 @@ cdef extern from "sqlnb_capi.h" nogil:
 
     const char *SQLNB_FLAVOUR_NAME
     int SQLNB_HAVE_CLOSE_V2
+    int SQLNB_HAVE_STMT_BUSY
+    int SQLNB_HAVE_DROP_MODULES
     int SQLNB_HAVE_ERROR_OFFSET
     int SQLNB_HAVE_URI
     int SQLNB_HAVE_LSM1
@@ -160,6 +162,7 @@ cdef extern from "sqlnb_capi.h" nogil:
     int sqlite3_transfer_bindings(sqlite3_stmt *pFrom, sqlite3_stmt *pTo)
     int sqlite3_stmt_readonly(sqlite3_stmt *pStmt)
     int sqlite3_stmt_busy(sqlite3_stmt *pStmt)
+    int sqlite3_drop_modules(sqlite3 *db, const char **azKeep)
     int sqlite3_stmt_isexplain(sqlite3_stmt *pStmt)
     const char *sqlite3_sql(sqlite3_stmt *pStmt)
     char *sqlite3_expanded_sql(sqlite3_stmt *pStmt)

@@ -277,6 +277,18 @@ class RawConnection:
     def autocommit(self):
         return not self._con.in_transaction
 
+    def __setattr__(self, name, value):
+        # the installed policy stays (Python-level freezing is best effort here: the stdlib
+        # connection, self._con, is reachable and can drop the authorizer itself)
+        if name == "_RawConnection__policy" and self.__dict__.get(name) is not None:
+            raise AttributeError("this connection's policy is installed; it cannot be replaced or removed")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        if name == "_RawConnection__policy":
+            raise AttributeError("this connection's policy is installed; it cannot be removed")
+        object.__delattr__(self, name)
+
     @_serialized
     def busy_timeout(self, seconds):
         self._con.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
@@ -344,8 +356,20 @@ class RawConnection:
             raise self._failed(exc, sql) from None
         finally:
             state["quiet"] = False
-        ops = [(r[1], r[2], r[3], r[4], r[6]) for r in rows if r[1] in VERIFY_OPCODES]
-        err = policy.check_program(ops, lambda q: self._con.execute(q).fetchall(), sql)
+        ops, frame = [], -1
+        for r in rows:
+            if r[0] == 0:  # each (trigger) sub-program's listing starts again at address 0
+                frame += 1
+            if r[1] in VERIFY_OPCODES:
+                ops.append((r[1], r[2], r[3], r[4], r[6], frame))
+        def schema(q):  # the policy's own schema reads: the user's authorizer does not rule on them
+            state["quiet"] = True
+            try:
+                return self._con.execute(q).fetchall()
+            finally:
+                state["quiet"] = False
+
+        err = policy.check_program(ops, schema, sql)
         if err is not None:
             raise err
 

@@ -103,6 +103,7 @@ class Why(enum.IntEnum):
     ATTACH = 9  # rw with table policies: ATTACH of a file (the same file under another name)
     HIDDEN = 10  # dbstat / sqlite_dbpage under table policies
     VERIFY = 11  # the bytecode check (not the authorizer) refused the statement
+    REPREPARE = 12  # SQLite recompiled a statement while stepping it (schema changed): not checked
 
 
 #: Read-only PRAGMAs allowed in the ``ro`` modes. True: the argument names an
@@ -273,12 +274,19 @@ class Policy:
     when it was built.
     """
 
-    _frozen = False
+    # no instance __dict__: an installed policy's rules cannot be swapped behind __setattr__
+    # (Python-level freezing is best effort: object.__setattr__ still reaches a slot; on the
+    # Cython engines the rules the authorizer applies live in C, compiled at install)
+    __slots__ = ("rules", "unknown_rule", "mode", "allow_load_extension", "deny_tables",
+                 "allow_tables", "mask_columns", "authorizer", "engine", "pragmas", "free_tables",
+                 "hidden_tables", "schema_pragmas", "mask_extra", "table", "shadow", "_state",
+                 "_btrees", "_p2isreg", "_frozen", "__weakref__")
 
     def __init__(self, mode: str = "rw", *, allow_load_extension: bool = False,
                  deny_tables=(), mask_columns=(), allow_tables=None,
                  authorizer: Callable[[int, str | None, str | None, str | None, str | None], int] | None = None,
                  engine: str | None = None):
+        object.__setattr__(self, "_frozen", False)
         rules, self.unknown_rule = mode_rules(mode)
         self.rules = tuple(rules)
         self.mode = mode
@@ -303,6 +311,7 @@ class Policy:
         self.shadow: tuple = ()  # (db, shadow table, None) of the virtual tables, found at install
         self._state = None  # the system engine's refusal record
         self._btrees = None  # (schema cookie, forbidden roots, masked roots) for the bytecode check
+        self._p2isreg = 0x10  # OpenWrite's OPFLAG_P2ISREG (0x02 on cores older than 3.8): set at install
 
     def __setattr__(self, name, value):
         if self._frozen:
@@ -349,6 +358,7 @@ class Policy:
         answers ``MATCH``, ``docs('word')``, ``highlight()`` and ``snippet()`` about it).
         """
         rows = [(r[0], r[1], r[2]) for r in tables]
+        wr = {(r[0], r[1].lower()): r[4] for r in tables if len(r) > 4}  # table_list's ``wr`` (3.37+)
         vtabs = [(db, n) for db, n, t in rows if t == "virtual"]
         shadow, owner = [], {}
         for db, name, kind in rows:
@@ -389,7 +399,8 @@ class Policy:
                     extra.append((db, table, "ROWID"))  # its id is its rowid
                 continue
             pks = [r for r in xinfo if r[5]]
-            without_rowid = bool(re.search(r"\)\s*WITHOUT\s+ROWID\s*$", sql or "", re.I))
+            without_rowid = (bool(wr.get((db, table.lower()))) if (db, table.lower()) in wr else
+                             bool(re.search(r"\)\s*WITHOUT\s+ROWID\b", sql or "", re.I)))
             if (len(pks) == 1 and not without_rowid and (pks[0][2] or "").upper() == "INTEGER"
                     and any(r[0] == pks[0][0] for r in masked)):
                 raise ValueError(
@@ -471,7 +482,7 @@ class Policy:
             any_form = next((v for k, v in self.schema_pragmas if _ieq(k, a1)), None)
             if any_form is not None and (any_form or a2 is not None):
                 return DENY, Why.SCHEMA
-        if action == A.ATTACH and a1:
+        if action == A.ATTACH and a1 != "":  # a file, or a computed name (NULL): only '' (a temp db)
             return DENY, Why.ATTACH
         table = a1 if action in _TABLE_IN_A1 else a2 if action in _TABLE_IN_A2 else None
         if table is None:
@@ -514,12 +525,21 @@ class Policy:
                      "WHERE type IN ('table', 'index')")
         forbidden, masked = {}, {}
         tables = {r[1].lower(): r for r in rows if r[0] == "table"}
+        # WITHOUT ROWID tables as SQLite parsed them (table_list's ``wr``: 3.37+; older cores have
+        # no table_list, and the 3.7 core no WITHOUT ROWID: the text is read there)
+        listed = query("PRAGMA main.table_list")
+        wr = ({r[1].lower() for r in listed if len(r) > 4 and r[4]} if listed else
+              {k for k, r in tables.items() if re.search(r"\)\s*WITHOUT\s+ROWID\b", r[4] or "", re.I)})
         for typ, name, tbl, root, sql in rows:
             if not isinstance(root, int) or root <= 0:
                 continue
             why = self.table_refusal("main", tbl)
             if why is None and typ == "table":
                 why = self.table_refusal("main", name)
+            if any(_matches(p, "main", tbl) for p in self.hidden_tables):
+                why = "hidden"  # sqlite_stat1..4: what ANALYZE sampled (row counts, index keys)
+            elif why == "not allow_tables" and _ieq(tbl, "sqlite_sequence"):
+                why = "bookkeeping"  # AUTOINCREMENT's counters: free to the statement maintaining them
             if why is not None:
                 forbidden[root] = (tbl, why)
         masks = self.all_masks
@@ -534,12 +554,13 @@ class Policy:
             if not mcids:
                 continue
             label = ", ".join(r[1] for r in cols if r[0] in mcids)
-            without_rowid = bool(re.search(r"\)\s*WITHOUT\s+ROWID\s*$", sql or "", re.I))
+            without_rowid = key in wr
             idx = [r for r in rows if r[0] == "index" and _ieq(r[2], name) and isinstance(r[3], int)]
             if without_rowid:
                 pk = [r for r in query(f"PRAGMA main.index_list({q})") if r[3] == "pk"]
                 pos = set()
-                for r in query(f"PRAGMA main.index_xinfo(\"{pk[0][1]}\")") if pk else ():
+                qpk = '"' + pk[0][1].replace('"', '""') + '"' if pk else ""
+                for r in query(f"PRAGMA main.index_xinfo({qpk})") if pk else ():
                     if r[1] in mcids:
                         pos.add(r[0])
                 masked[root] = (name, label, frozenset(pos), True)
@@ -576,8 +597,12 @@ class Policy:
         ro = self.mode != "rw"
         scratch = self.mode == "ro-scratch"
         cookie = None
-        cursors, writers = {}, set()
-        for op, p1, p2, p3, p5 in ops:
+        cursors, writers = {}, set()  # keyed by (frame, cursor): each sub-program numbers its own
+        attached = None
+        p2isreg = self._p2isreg
+        for row in ops:
+            op, p1, p2, p3, p5 = row[:5]
+            frame = row[5] if len(row) > 5 else 0
             if op in ("Transaction", "VerifyCookie"):
                 if p1 == 0:
                     cookie = p3 if op == "Transaction" else p2
@@ -591,16 +616,24 @@ class Policy:
                 if op in ("VUpdate", "VCreate", "VDestroy", "Vacuum", "IncrVacuum"):
                     return self._verify_error(sql, f"its program writes to the database ({op})", ro=True)
             if op in ("OpenRead", "OpenWrite", "ReopenIdx"):
-                # (OpenWrite's P2 may be a register: OPFLAG_P2ISREG, 0x10 now, 0x02 on 3.7; a write
-                # the authorizer already checked by name: a b-tree this statement creates)
-                if p3 == 0 and not (op == "OpenWrite" and p5 & 0x12):
-                    cursors.setdefault(p1, set()).add(p2)
+                # (OpenWrite's P2 may be a register: OPFLAG_P2ISREG, 0x10 since 3.8, 0x02 on 3.7,
+                # where 3.8+ uses 0x02 for OPFLAG_SEEKEQ; a write the authorizer already checked by
+                # name: a b-tree this statement creates)
+                if p3 == 0 and not (op == "OpenWrite" and p5 & p2isreg):
+                    cursors.setdefault((frame, p1), set()).add(p2)
+                elif p3 >= 2 and attached is None:
+                    attached = op  # an attached database: its root pages are not main's
                 if op == "OpenWrite":
-                    writers.add(p1)
+                    writers.add((frame, p1))
             elif op == "OpenDup":
-                cursors.setdefault(p1, set()).update(cursors.get(p2, ()))
+                cursors.setdefault((frame, p1), set()).update(cursors.get((frame, p2), ()))
         if not self.has_table_policies:
             return None
+        if attached is not None:
+            return self._verify_error(
+                sql, f"its program opens a b-tree of an attached database ({attached}); under table "
+                "policies only main and temp are read (the policy names main's tables)",
+                cls=_errors.AccessDeniedError)
         roots = set().union(*cursors.values()) if cursors else set()
         if not roots:
             return None
@@ -609,25 +642,39 @@ class Policy:
             snap = self.snapshot_btrees(query)
             object.__setattr__(self, "_btrees", snap)
         _, forbidden, masked = snap
+        written = set().union(*(cursors.get(w, ()) for w in writers)) if writers else set()
         for r in roots:
             if r in forbidden:
                 tbl, why = forbidden[r]
+                if why == "bookkeeping" and r in written:
+                    continue  # AUTOINCREMENT maintaining sqlite_sequence (the authorizer is not asked)
                 cls = _errors.AccessDeniedError
+                reason = {"deny_tables": "which is in deny_tables",
+                          "hidden": "which holds statistics of the tables a policy hides"}.get(
+                              why, "which is not in allow_tables")
                 return self._verify_error(
-                    sql, f"its program reads main.{tbl}, " + (
-                        "which is in deny_tables" if why == "deny_tables" else "which is not in allow_tables")
+                    sql, f"its program reads main.{tbl}, {reason}"
                     + " (through a form the authorizer does not see, e.g. USING or NATURAL joins)", cls=cls)
         if not any(r in masked for r in roots):
             return None
-        for op, p1, p2, p3, p5 in ops:
-            if op != "Column" and op not in _SEEKS:
+        for row in ops:
+            op, p1, p2 = row[:3]
+            frame = row[5] if len(row) > 5 else 0
+            if op == "RowCell":
+                p1 = p2  # the source cursor (P1 is the destination)
+            elif op != "Column" and op != "RowData" and op not in _SEEKS:
                 continue
-            if op == "Column" and not ro and p1 in writers:
+            if op != "RowCell" and op not in _SEEKS and not ro and (frame, p1) in writers:
                 continue  # an UPDATE/DELETE copying its row or maintaining its indexes
-            for r in cursors.get(p1, ()):
+            for r in cursors.get((frame, p1), ()):
                 m = masked.get(r)
                 if m is None:
                     continue
+                if op in ("RowData", "RowCell"):  # a whole record: the masked column with it
+                    return self._verify_error(
+                        sql, f"it copies whole records holding the masked column main.{m[0]}.{m[1]} "
+                        "(INSERT … SELECT * copies records without reading columns; name the "
+                        "columns to copy)", cls=_errors.PolicyError)
                 if op != "Column":  # a seek in an index b-tree that holds the masked column compares it
                     if m[3]:
                         return self._verify_error(
@@ -780,10 +827,14 @@ class Policy:
         elif why == Why.ATTACH:
             cls = _errors.PolicyError
             msg = (f"policy refused {what}{where}: with deny_tables, allow_tables or mask_columns no "
-                   "database file is attached (the same file under another name would escape them)")
+                   "database file is attached, nor a computed name (the same file under another name would escape them)")
         elif why == Why.HIDDEN:
             cls = _errors.AccessDeniedError
             msg = f"policy refused {what}{where}: it shows the pages, sizes or statistics of the tables a policy hides"
+        elif why == Why.REPREPARE:
+            cls = _errors.PolicyError
+            msg = ("policy refused the statement: the schema changed under this statement "
+                   "(SQLite would run a new program the policy's check has not seen); prepare it again")
         elif why == Why.USER:
             cls = _errors.AccessDeniedError
             msg = f"the user authorizer refused {what}{where}"
@@ -911,7 +962,7 @@ _WRITE_DB = {"OpenWrite": 3, "Destroy": 3, "Clear": 2, "CreateBtree": 1, "Create
 
 #: The opcodes :meth:`Policy.check_program` looks at (the rest of a program is skipped).
 VERIFY_OPCODES = frozenset((
-    "Transaction", "VerifyCookie", "OpenRead", "OpenWrite", "ReopenIdx", "OpenDup", "Column",
+    "RowData", "RowCell", "Transaction", "VerifyCookie", "OpenRead", "OpenWrite", "ReopenIdx", "OpenDup", "Column",
     "Destroy", "Clear", "CreateBtree", "CreateTable", "CreateIndex", "SetCookie",
     "VUpdate", "VCreate", "VDestroy", "Vacuum", "IncrVacuum",
     "SeekGE", "SeekGT", "SeekLE", "SeekLT", "IdxGE", "IdxGT", "IdxLE", "IdxLT", "Found", "NotFound",

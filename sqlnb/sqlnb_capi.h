@@ -42,10 +42,20 @@
 
 #if !SQLNB_NEWER(3008000)
 #  define sqlite3_stmt_busy(s) (0)
+#  define SQLNB_HAVE_STMT_BUSY 0
+#else
+#  define SQLNB_HAVE_STMT_BUSY 1
 #endif
 
 #if !SQLNB_NEWER(3010000)
 #  define sqlite3_stmt_isexplain(s) (0)
+#endif
+
+#if !SQLNB_NEWER(3030000)
+#  define sqlite3_drop_modules(db, keep) (SQLITE_ERROR)
+#  define SQLNB_HAVE_DROP_MODULES 0
+#else
+#  define SQLNB_HAVE_DROP_MODULES 1
 #endif
 
 #if !SQLNB_NEWER(3014000)

@@ -280,8 +280,13 @@ def test_dbstat_refused_under_table_policies(engine, db):
     for pol in (POLICY, dict(allow_tables=["users"]), dict(mask_columns=["users.email"])):
         con = open_with(engine, db, "ro", **pol)
         try:
-            e = refused(con, "SELECT name, pgsize FROM dbstat WHERE name = 'secrets'", errors.AccessDeniedError)
-            assert "shows the pages" in str(e)
+            if engine == "system":  # (the stdlib cannot drop a module: the authorizer refuses it)
+                e = refused(con, "SELECT name, pgsize FROM dbstat WHERE name = 'secrets'",
+                            errors.AccessDeniedError)
+                assert "shows the pages" in str(e)
+            else:  # the module is gone from this connection
+                with pytest.raises(errors.OperationalError, match="no such table: dbstat"):
+                    con.execute("SELECT name, pgsize FROM dbstat WHERE name = 'secrets'")
         finally:
             con.close()
     con = open_with(engine, db, "ro")  # no table policy: dbstat is a plain read
@@ -682,5 +687,293 @@ def test_interrupt_before_the_callbacks_try_is_still_an_interrupt(tmp_path, monk
         with pytest.raises(KeyboardInterrupt):
             con.execute("SELECT name FROM users").fetchall()
         assert con.execute("SELECT name FROM users ORDER BY id").fetchall() == [("user1",), ("user2",)]
+    finally:
+        con.close()
+
+
+# --- 8. issue 19 review: bypasses of the program check --------------------------------------
+@pytest.mark.parametrize("mode", ["ro", "ro-scratch", "rw"])
+def test_attach_with_a_computed_filename_refused_under_table_policies(engine, db, mode):
+    """The authorizer sees NULL for a computed ATTACH filename: refused all the same (only
+    ATTACH '' of a temporary database is allowed), so no second name reaches the hidden rows."""
+    d = os.path.dirname(db)
+    con = open_with(engine, db, mode, "ro" if mode != "rw" else "rw", **POLICY)
+    try:
+        refused(con, f"ATTACH '{d}/p'||'.db' AS m2",
+                errors.ReadOnlyError if mode != "rw" else errors.PolicyError)
+        refused(con, "ATTACH ? AS m3", errors.ReadOnlyError if mode != "rw" else errors.PolicyError,
+                params=(db,))
+        for sql in ("SELECT v FROM m2.secrets", "SELECT email FROM m2.users"):
+            with pytest.raises(errors.Error):
+                no_leak(con.execute(sql).fetchall())
+    finally:
+        con.close()
+
+
+def test_program_check_refuses_cursors_on_attached_databases(engine, db):
+    """Belt and braces: a cursor on an attached database's b-tree (p3 >= 2) is refused under
+    table policies (the check knows main's root pages only)."""
+    pol = Policy("rw", **POLICY)
+    pol._btrees = (1, {}, {})
+    err = pol.check_program([("Transaction", 2, 0, 1, 0), ("OpenRead", 0, 2, 2, 0),
+                             ("Column", 0, 1, 0, 0)], lambda q: [], "SELECT v FROM m2.secrets")
+    assert err is not None and "attached" in str(err)
+    assert pol.check_program([("OpenRead", 0, 2, 1, 0)], lambda q: [], "SELECT 1 FROM temp.t") is None
+
+
+LEAKY_VIEW = "SELECT email AS x FROM users FULL JOIN (SELECT NULL AS email WHERE 0) USING (email)"
+
+
+@pytest.mark.allowed_skip  # the engine's core lacks the feature (bdb: 3.7.6.2)
+@pytest.mark.parametrize("mode", ["ro-scratch", "rw"])
+def test_statement_reprepared_after_a_schema_change_is_checked_again(engine, db, mode):
+    """SQLite re-prepares a statement whose schema changed on its next step: that new program is
+    checked too (or refused), never run unchecked."""
+    if engine == "bdb":
+        pytest.skip("bdb lacks FULL JOIN (3.39+)")
+    con = open_with(engine, db, mode, "ro" if mode != "rw" else "rw", **POLICY)
+    try:
+        con.execute("CREATE TEMP TABLE log(x)")
+        con.execute("CREATE TEMP VIEW v AS SELECT 1 AS x")
+
+        def gen():
+            yield ()
+            con.execute("DROP VIEW temp.v")
+            con.execute(f"CREATE TEMP VIEW v AS {LEAKY_VIEW}")
+            yield ()
+            yield ()
+
+        with pytest.raises(errors.Error) as ei:
+            con.executemany("INSERT INTO temp.log SELECT * FROM v", gen())
+        assert "refused" in str(ei.value) or "schema changed" in str(ei.value), ei.value
+        no_leak(con.execute("SELECT * FROM temp.log").fetchall())
+        # a statement held across a schema change
+        con.execute("DROP VIEW temp.v")
+        con.execute("CREATE TEMP VIEW v AS SELECT 1 AS x")
+        cur = con.execute("SELECT * FROM v")
+        assert cur.fetchall() == [(1,)]
+        con.execute("DROP VIEW temp.v")
+        con.execute(f"CREATE TEMP VIEW v AS {LEAKY_VIEW}")
+        with pytest.raises(errors.Error):
+            no_leak(con.execute("SELECT * FROM v").fetchall())
+        if engine != "system":
+            st, _ = con.raw.prepare(b"SELECT * FROM temp.log", 0)
+            try:
+                con.execute("DROP VIEW temp.v")
+                con.execute("DROP TABLE temp.log")
+                con.execute(f"CREATE TEMP TABLE log AS SELECT 1 AS x")
+                con.execute("DROP TABLE temp.log")
+                con.execute(f"CREATE TEMP VIEW log AS {LEAKY_VIEW}")
+                with pytest.raises(errors.Error) as ei:
+                    no_leak(st.fetchmany(10))
+                assert "prepare it again" in str(ei.value) or "refused" in str(ei.value), ei.value
+            finally:
+                st.finalize()
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("mode", ["ro-scratch", "rw"])
+def test_insert_select_star_transfer_does_not_copy_a_masked_column(engine, db, mode):
+    """``INSERT INTO copy SELECT * FROM users`` copies whole records (the transfer optimisation:
+    RowData/RowCell, no Column): refused, or the copy holds no masked value."""
+    con = open_with(engine, db, mode, "ro" if mode != "rw" else "rw", **POLICY)
+    try:
+        t = "temp.copy" if mode == "ro-scratch" else "copy"
+        con.execute(f"CREATE TABLE {t}(id INTEGER PRIMARY KEY, name TEXT, email TEXT)")
+        try:
+            con.execute(f"INSERT INTO {t} SELECT * FROM users")
+        except errors.PolicyError as e:
+            assert "masked column main.users.email" in str(e)
+        no_leak(con.execute(f"SELECT * FROM {t}").fetchall())
+        # a copy of an unmasked table still works
+        con.execute(f"CREATE TABLE {t}2(uid INTEGER, k TEXT)")
+        con.execute(f"INSERT INTO {t}2 SELECT * FROM grants")
+        assert con.execute(f"SELECT * FROM {t}2").fetchall() == [(1, "nope")]
+    finally:
+        con.close()
+
+
+def test_analyze_statistics_not_read_through_a_natural_join(engine, db):
+    con = sqlnb.connect(db, engine=engine, isolation_level=None)
+    con.execute("ANALYZE")
+    con.close()
+    con = open_with(engine, db, "ro", **POLICY)
+    try:
+        if engine != "bdb":
+            e = refused(con, "SELECT * FROM sqlite_stat1 NATURAL FULL JOIN "
+                             "(SELECT 1 AS tbl, 1 AS idx, 1 AS stat WHERE 0)", errors.AccessDeniedError)
+            assert "sqlite_stat1" in str(e)
+        refused(con, "SELECT 1 FROM sqlite_stat1 NATURAL JOIN (SELECT 'users' AS tbl)",
+                errors.AccessDeniedError)
+    finally:
+        con.close()
+
+
+@pytest.mark.allowed_skip  # the engine's core lacks the feature (bdb: 3.7.6.2)
+def test_dbstat_module_gone_under_table_policies(engine, db):
+    """dbstat has no b-tree the program check could see: on a connection with a table policy
+    the module is dropped (Cython engines), so no form of SQL reaches it."""
+    if engine == "system" or not has_feature(engine, "dbstat"):
+        pytest.skip(f"{engine}: no dbstat, or sqlite3_drop_modules is not reachable (stdlib)")
+    con = open_with(engine, db, "ro", **POLICY)
+    try:
+        with pytest.raises(errors.Error, match="no such"):
+            con.execute("SELECT * FROM dbstat NATURAL JOIN (SELECT 'secrets' AS name)").fetchall()
+        assert con.execute("SELECT count(*) FROM docs").fetchone()[0] == 2  # other modules stay
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("mode", ["rw"])
+def test_trigger_sub_program_cursors_are_not_confused_with_the_main_programs(engine, db, mode):
+    """A trigger's program numbers its cursors from 0 again: its reads are checked as its own."""
+    con = open_with(engine, db, "rw", "rw", **POLICY)
+    try:
+        con.execute("CREATE TABLE t(x)")
+        con.execute("CREATE TABLE hits(id)")
+        con.execute("CREATE TRIGGER tr AFTER INSERT ON t BEGIN "
+                    "INSERT INTO hits SELECT id FROM users NOT INDEXED JOIN (SELECT new.x AS email) USING (email); END")
+        for guess in (EMAILS[0], "wrong@example.org"):
+            refused(con, "INSERT INTO t VALUES (?)", params=(guess,))
+        assert con.execute("SELECT * FROM hits").fetchall() == []
+    finally:
+        con.close()
+
+
+def test_program_check_frames_of_sub_programs():
+    """Unit: cursor 0 of a sub-program (addresses restart at 0) is not the main program's cursor 0."""
+    pol = Policy("rw", **POLICY)
+    pol._btrees = (1, {}, {7: ("users", "email", frozenset({2}), False)})
+    ops = [("OpenWrite", 0, 9, 0, 0, 0),
+           ("OpenRead", 0, 7, 0, 0, 1), ("Column", 0, 2, 0, 0, 1)]
+    err = pol.check_program(ops, lambda q: [], "INSERT INTO t VALUES (1)")
+    assert err is not None and "masked column" in str(err)
+
+
+@pytest.mark.allowed_skip  # the engine's core lacks the feature (bdb: 3.7.6.2)
+def test_without_rowid_strict_table_masked_at_its_record_positions(engine, db):
+    if engine == "bdb" or (engine == "system" and sqlite3.sqlite_version_info < (3, 37)):
+        pytest.skip("STRICT needs 3.37")
+    con = sqlnb.connect(db, engine=engine, isolation_level=None)
+    con.executescript("""
+        CREATE TABLE wr(email TEXT, k TEXT PRIMARY KEY, name TEXT) WITHOUT ROWID, STRICT;
+        INSERT INTO wr VALUES ('ann@example.org', 'a', 'n');
+        CREATE TABLE "w""q"(email TEXT, k TEXT PRIMARY KEY) WITHOUT ROWID;
+        INSERT INTO "w""q" VALUES ('bob@example.org', 'b');
+    """)
+    con.close()
+    con = open_with(engine, db, "ro", mask_columns=["wr.email", 'w"q.email'])
+    try:
+        refused(con, "SELECT k FROM wr JOIN (SELECT ? AS email) USING (email)", params=(EMAILS[0],))
+        refused(con, 'SELECT k FROM "w""q" JOIN (SELECT ? AS email) USING (email)', params=(EMAILS[1],))
+        assert con.execute("SELECT email, k, name FROM wr").fetchall() == [(None, "a", "n")]
+    finally:
+        con.close()
+
+
+def test_open_write_seekeq_cursor_still_checked():
+    """OPFLAG_SEEKEQ (0x02 on 3.8+) is not OPFLAG_P2ISREG (0x10): the root still counts."""
+    pol = Policy("rw", deny_tables=["secrets"])
+    pol._btrees = (1, {5: ("secrets", "deny_tables")}, {})
+    ops = [("OpenWrite", 1, 5, 0, 0x02)]
+    ops10 = [("OpenWrite", 1, 5, 0, 0x10)]
+    if True:  # (3.8+ cores: the sqlite engine)
+        assert pol.check_program(ops, lambda q: [], "DELETE FROM x") is not None
+    assert pol.check_program(ops10, lambda q: [], "CREATE TABLE x(y)") is None
+
+
+def test_one_row_update_and_delete_still_run_under_policies(engine, db):
+    con = open_with(engine, db, "rw", "rw", **POLICY)
+    try:
+        con.execute("UPDATE users SET name = 'z' WHERE id = 1")
+        con.execute("DELETE FROM users WHERE id = 2")
+        assert con.execute("SELECT id, name, email FROM users").fetchall() == [(1, "z", None)]
+    finally:
+        con.close()
+
+
+def test_python_level_freezing_reaches_the_instance_dict(engine, db):
+    con = open_with(engine, db, "ro", **POLICY)
+    raw = con.raw
+    try:
+        with pytest.raises((AttributeError, TypeError)):
+            raw.policy.__dict__["mask_columns"] = ()
+        with pytest.raises(AttributeError):
+            raw._RawConnection__policy = None
+        refused(con, "SELECT id FROM users JOIN (SELECT ? AS email) USING (email)", params=(EMAILS[0],))
+        assert con.execute("SELECT email FROM users").fetchall() == [(None,), (None,)]
+    finally:
+        con.close()
+
+
+def test_a_failing_program_check_finalizes_the_statement(engine, db, monkeypatch):
+    def boom(self, ops, query, sql):
+        raise RuntimeError("the check failed")
+    monkeypatch.setattr(Policy, "check_program", boom)
+    con = open_with(engine, db, "ro", **POLICY)
+    try:
+        with pytest.raises(RuntimeError, match="the check failed"):
+            con.execute("SELECT name FROM users").fetchall()
+    finally:
+        con.close()  # (bdb: a statement left unfinalized makes close fail)
+    assert con.closed
+
+
+def test_autoincrement_insert_under_allow_tables(engine, db):
+    c = sqlnb.connect(db, engine=engine, isolation_level=None)
+    c.execute("CREATE TABLE counter(id INTEGER PRIMARY KEY AUTOINCREMENT, x)")
+    c.close()
+    con = open_with(engine, db, "rw", "rw", allow_tables=["counter"])
+    try:
+        con.execute("INSERT INTO counter(x) VALUES (1)")
+        assert con.execute("SELECT id, x FROM counter").fetchall() == [(1, 1)]
+        refused(con, "SELECT * FROM users", errors.AccessDeniedError)
+    finally:
+        con.close()
+
+
+def test_schema_refresh_is_not_ruled_on_by_the_user_authorizer(engine, db):
+    """The program check re-reads the schema (PRAGMA table_list, table_xinfo) after a schema
+    change: a user authorizer that refuses PRAGMAs does not make every later statement fail."""
+    def no_pragmas(action, *rest):
+        return authorizer.DENY if action == authorizer.AuthAction.PRAGMA else authorizer.OK
+    con = open_with(engine, db, "rw", "rw", authorizer=no_pragmas, **POLICY)
+    try:
+        con.execute("CREATE TABLE pad(x)")  # a new schema cookie: the next check reads the schema
+        assert con.execute("SELECT name FROM users ORDER BY id").fetchall() == [("user1",), ("user2",)]
+        refused(con, "PRAGMA user_version", errors.AccessDeniedError)
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("mode", ["ro", "rw"])
+def test_statement_reprepared_after_a_harmless_schema_change_still_runs(engine, db, mode):
+    """The re-prepare is checked, not simply refused: a held statement whose schema changed
+    harmlessly runs (with its bound values) on every engine."""
+    con = open_with(engine, db, mode, "ro" if mode == "ro" else "rw", **POLICY)
+    try:
+        cur = con.cursor()
+        cur.execute("SELECT name, email FROM users WHERE id = ?", (2,))
+        assert cur.fetchall() == [("user2", None)]
+        other = sqlnb.connect(db, engine=engine, isolation_level=None)
+        try:
+            other.execute("CREATE TABLE pad2(x)")
+        finally:
+            other.close()
+        if engine != "system":
+            st, _ = con.raw.prepare(b"SELECT name FROM users WHERE id = ?", 0)
+            try:
+                st.bind((1,))
+                other = sqlnb.connect(db, engine=engine, isolation_level=None)
+                try:
+                    other.execute("CREATE TABLE pad3(x)")
+                finally:
+                    other.close()
+                assert st.fetchmany(10) == [("user1",)]
+            finally:
+                st.finalize()
+        cur.execute("SELECT name, email FROM users WHERE id = ?", (2,))
+        assert cur.fetchall() == [("user2", None)]
     finally:
         con.close()
