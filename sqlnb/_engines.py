@@ -127,8 +127,20 @@ def default_engine() -> str:
                 "Fix: rebuild the extension for this Python (`make build`, or `pip install -e .` / "
                 "`python setup.py build_ext --inplace` with a C compiler and Cython; `sqlnb.engines()` "
                 "shows what loads), or pass engine='system' to choose the stdlib engine explicitly.",
-                EngineFallbackWarning, stacklevel=3)
+                EngineFallbackWarning, stacklevel=_outside_sqlnb())
         return "system"
+
+
+def _outside_sqlnb() -> int:
+    """The ``stacklevel`` of the first caller outside the sqlnb package, as seen from the
+    function that calls this one (a warning is attributed to the user's line, not ours)."""
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def explainer(engine: str):

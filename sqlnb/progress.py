@@ -128,9 +128,12 @@ class Tracker:
         bundle = self._bundle("running", "\u25b6")
         try:
             if self.handle is None:
-                from IPython.display import display
+                from IPython.display import DisplayHandle
 
-                self.handle = display(bundle, raw=True, display_id=True)
+                # the handle exists before the display is sent, so a Ctrl-C landing just after
+                # it is sent still finds it in finish() and settles the display
+                self.handle = DisplayHandle()
+                self.handle.display(bundle, raw=True)
             else:
                 self.handle.update(bundle, raw=True)
             self.updates += 1

@@ -86,7 +86,8 @@ def test_parallel_refuses_unsafe_connections(db, tmp_path):
         db.query_df("SELECT * FROM t", parallel=2, limit=5)
     with pytest.raises(ValueError, match="parallel"):
         db.query_df("SELECT * FROM t", parallel=-2)
-    sys_con = sqlnb.connect(str(tmp_path / "p.db"), engine="system")
+    sys_con = sqlnb.connect(str(tmp_path / "s.db"), engine="system")  # (another library may not share p.db)
+    sys_con.execute("CREATE TABLE t (x)")
     with pytest.raises(frames.ParallelRefused, match="system"):
         sys_con.query_df("SELECT * FROM t", parallel=2)
     assert isinstance(frames.ParallelRefused("x"), errors.ProgrammingError)
