@@ -152,10 +152,4 @@ def _table_list(raw) -> list:
 
     Cores older than 3.37 (bdb) do not know the pragma and answer nothing.
     """
-    st, _ = raw.prepare(b"PRAGMA table_list", 0)
-    if st is None:
-        return []
-    try:
-        return st.fetchmany(1 << 20)
-    finally:
-        st.finalize()
+    return _rows(raw, "PRAGMA table_list")
