@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -19,6 +20,13 @@ import sqlnb
 from sqlnb import _engines
 
 CI = os.environ.get("CI", "").lower() == "true"
+
+# A test run started in the background by a non-interactive shell (`make test &` in a script)
+# inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler: the Ctrl-C
+# tests would wait for an interrupt that never comes (a runaway fetch filled 24 GB once). Give
+# the run Python's own handler back; child processes then start with SIGINT's default too.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 ENGINES = ("sqlite", "bdb", "system")
 
 # what each engine's SQLite core can do (bdb is a 3.7.6.2 core)
