@@ -11,18 +11,14 @@ authorizer-level policy beyond what the stdlib exposes.
 from __future__ import annotations
 
 import collections.abc
-import datetime as _dt
-import decimal
 import functools
-import numbers
-import operator
 import re
 import sqlite3 as _sq
 import sys
 import threading
 import time
 
-from sqlnb import _diagnose
+from sqlnb import _bind, _diagnose
 from sqlnb import errors as _errors
 
 FLAVOUR = "system"
@@ -62,9 +58,6 @@ def translate(exc: _sq.Error, sql=None) -> _errors.Error:
         if isinstance(exc, base):
             return _errors.make_error(1, str(exc), sql=sql, cls=cls)
     return _errors.make_error(1, str(exc), sql=sql, cls=_errors.DatabaseError)
-
-
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class _NamedParams(dict):
@@ -397,30 +390,7 @@ def _only_comments(piece: str) -> bool:
 
 def _adapt(v, label):
     """The value the compiled engines would bind, for the stdlib (same types, same errors)."""
-    if isinstance(v, int) and not _INT64_MIN <= v <= _INT64_MAX:
-        raise OverflowError(f"parameter {label}: Python int {v} does not fit SQLite's 64-bit INTEGER")
-    if v is None or isinstance(v, (int, float, str, bytes, bytearray, memoryview)):
-        return v
-    if isinstance(v, (_dt.date, _dt.time)):
-        return v.isoformat(" ") if isinstance(v, _dt.datetime) else v.isoformat()
-    kind = getattr(getattr(v, "dtype", None), "kind", "") \
-        if type(v).__module__ == "numpy" and getattr(v, "ndim", 0) == 0 else ""  # a scalar, not an array
-    if kind in ("i", "u", "b"):
-        return int(v)
-    if kind == "f":
-        return float(v)
-    if isinstance(v, numbers.Integral) or getattr(type(v), "__index__", None) is not None:
-        try:
-            return operator.index(v)
-        except TypeError:  # e.g. a numpy array of more than one value (its type has __index__)
-            raise _errors.BindError(
-                f"parameter {label}: a value of type '{type(v).__name__}' is not a single value "
-                f"(bind None, bool, int, float, str, bytes, bytearray, memoryview, date, time or datetime)") from None
-    if isinstance(v, numbers.Real) and not isinstance(v, decimal.Decimal):
-        return float(v)
-    raise _errors.BindError(
-        f"parameter {label}: type '{type(v).__name__}' is not supported "
-        f"(bind None, bool, int, float, str, bytes, bytearray, memoryview, date, time or datetime)")
+    return _bind.adapt(v, f"parameter {label}")
 
 
 class RawStatement:

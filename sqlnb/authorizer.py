@@ -19,49 +19,11 @@ from collections.abc import Mapping
 from typing import Callable
 
 from sqlnb import errors as _errors
+from sqlnb._consts import MODES, AuthAction, Rule, Why  # noqa: F401  (MODES: sqlnb.authorizer.MODES)
 
-MODES = ("rw", "ro", "ro-scratch")
 
 #: what an authorizer returns (sqlite3.h: SQLITE_OK, SQLITE_DENY, SQLITE_IGNORE)
 OK, DENY, IGNORE = 0, 1, 2
-
-
-class AuthAction(enum.IntEnum):
-    """SQLite's authorizer action codes (sqlite3.h, without the ``SQLITE_`` prefix)."""
-
-    CREATE_INDEX = 1
-    CREATE_TABLE = 2
-    CREATE_TEMP_INDEX = 3
-    CREATE_TEMP_TABLE = 4
-    CREATE_TEMP_TRIGGER = 5
-    CREATE_TEMP_VIEW = 6
-    CREATE_TRIGGER = 7
-    CREATE_VIEW = 8
-    DELETE = 9
-    DROP_INDEX = 10
-    DROP_TABLE = 11
-    DROP_TEMP_INDEX = 12
-    DROP_TEMP_TABLE = 13
-    DROP_TEMP_TRIGGER = 14
-    DROP_TEMP_VIEW = 15
-    DROP_TRIGGER = 16
-    DROP_VIEW = 17
-    INSERT = 18
-    PRAGMA = 19
-    READ = 20
-    SELECT = 21
-    TRANSACTION = 22
-    UPDATE = 23
-    ATTACH = 24
-    DETACH = 25
-    ALTER_TABLE = 26
-    REINDEX = 27
-    ANALYZE = 28
-    CREATE_VTABLE = 29
-    DROP_VTABLE = 30
-    FUNCTION = 31
-    SAVEPOINT = 32
-    RECURSIVE = 33
 
 
 A = AuthAction
@@ -75,35 +37,6 @@ def action_name(code: int) -> str:
         return f"action {code}"
     return {"CREATE_VTABLE": "CREATE VIRTUAL TABLE", "DROP_VTABLE": "DROP VIRTUAL TABLE"}.get(
         name, name.replace("_", " "))
-
-
-class Rule(enum.IntEnum):
-    """How a mode treats an action code (the values of the C table)."""
-
-    ALLOW = 0
-    REFUSE = 1
-    TEMP_ONLY = 2  # only on the temp database (ro-scratch)
-    PRAGMA = 3  # only the read-only PRAGMA allow-list
-    FUNCTION = 4  # every function but load_extension (and, in ro modes, DENIED_FUNCTIONS)
-    WRITE = 5  # INSERT/UPDATE/DELETE in the ro modes: temp (ro-scratch) or a virtual table's own statements
-
-
-class Why(enum.IntEnum):
-    """Why the built-in policy refused an action (recorded by the C callback)."""
-
-    NONE = 0
-    MODE = 1
-    PRAGMA = 2
-    LOADEXT = 3
-    DENIED = 4
-    NOT_ALLOWED = 5
-    USER = 6
-    FUNCTION = 7
-    SCHEMA = 8  # rw with table policies: writable_schema / schema_version assignment
-    ATTACH = 9  # rw with table policies: ATTACH of a file (the same file under another name)
-    HIDDEN = 10  # dbstat / sqlite_dbpage under table policies
-    VERIFY = 11  # the bytecode check (not the authorizer) refused the statement
-    REPREPARE = 12  # SQLite recompiled a statement while stepping it (schema changed): not checked
 
 
 #: Read-only PRAGMAs allowed in the ``ro`` modes. True: the argument names an

@@ -245,3 +245,16 @@ def make_error(result_code, message, *, extended_code=None, error_offset=-1, sql
     exc.error_offset = error_offset
     exc.sql = sql
     return exc
+
+
+# --- the errors that several places raise: one constructor each ----------------------------
+
+def timeout_error(seconds: float, sql=None) -> QueryTimeoutError:
+    """A statement stopped by its connection's time limit of ``seconds`` (every engine, every path)."""
+    return make_error(9, f"statement exceeded its time limit of {seconds:g} s (timeout)",
+                      cls=QueryTimeoutError, sql=sql)  # 9: SQLITE_INTERRUPT
+
+
+def interrupted(sql=None) -> InterruptError:
+    """A statement stopped by ``interrupt()`` or Ctrl-C (SQLITE_INTERRUPT)."""
+    return make_error(9, "interrupted", sql=sql)
