@@ -883,6 +883,17 @@ def test_open_write_seekeq_cursor_still_checked():
     assert pol.check_program(ops10, lambda q: [], "CREATE TABLE x(y)") is None
 
 
+def test_open_write_register_flag_follows_the_core_version():
+    """The core's version is a fact given to the policy: on 3.7 OPFLAG_P2ISREG is 0x02 (a b-tree
+    the statement creates: not a root page); on 3.8+ 0x02 is OPFLAG_SEEKEQ (still a root page)."""
+    ops = [("OpenWrite", 1, 5, 0, 0x02)]
+    for version, refused_ in (((3, 7), False), ((3, 8), True), ((3, 50), True), (None, True)):
+        pol = Policy("rw", deny_tables=["secrets"], core_version=version)
+        pol._btrees = (1, {5: ("secrets", "deny_tables")}, {})
+        assert (pol.check_program(ops, lambda q: [], "DELETE FROM x") is not None) == refused_, version
+        assert pol.like().core_version == pol.core_version
+
+
 def test_one_row_update_and_delete_still_run_under_policies(engine, db):
     con = open_with(engine, db, "rw", "rw", **POLICY)
     try:
@@ -977,3 +988,44 @@ def test_statement_reprepared_after_a_harmless_schema_change_still_runs(engine, 
         assert cur.fetchall() == [("user2", None)]
     finally:
         con.close()
+
+
+# --- the SQL text a policy reads (for messages, and facts old cores do not report) ------------
+def test_ddl_words_name_the_statement_through_the_lexer():
+    from sqlnb._refusal import _ddl_words
+
+    assert _ddl_words("create temp table t(a)", "temp") == "CREATE TEMP TABLE on temp.t"
+    assert _ddl_words("  -- why\n/* c */ CREATE /* x */ TABLE temp.late(a)", "main") == "CREATE TABLE on temp.late"
+    assert _ddl_words('CREATE INDEX IF NOT EXISTS "my ""i""" ON t(a)', "main") == 'CREATE INDEX on main.my "i"'
+    assert _ddl_words("DROP VIEW [v w]", None) == "DROP VIEW on v w"
+    assert _ddl_words("INSERT INTO t VALUES (1)", "main") == ""
+
+
+def test_schema_text_facts_through_the_lexer():
+    from sqlnb._policy_rules import declares_without_rowid, vtab_module
+
+    assert declares_without_rowid("CREATE TABLE t(a TEXT PRIMARY KEY, b) WITHOUT ROWID")
+    assert declares_without_rowid("CREATE TABLE t(a TEXT PRIMARY KEY) without  rowid, STRICT")
+    assert not declares_without_rowid("CREATE TABLE t(a TEXT DEFAULT ') WITHOUT ROWID', b)")
+    assert not declares_without_rowid("CREATE TABLE t(a, b) /* ) WITHOUT ROWID */")
+    assert not declares_without_rowid(None)
+    assert vtab_module("CREATE VIRTUAL TABLE d USING FTS5(a, b)") == "fts5"
+    assert vtab_module('CREATE VIRTUAL TABLE "using" USING rtree(id, x0, x1)') == "rtree"
+    assert vtab_module("CREATE TABLE t(a)") == ""
+
+
+def test_policy_modules_import_sqlnb_only_at_top_level():
+    """The policy layer (L1) imports nothing of sqlnb inside a function."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(authorizer.__file__).parent
+    for name in ("authorizer.py", "_policy_rules.py", "_policy_program.py", "_refusal.py"):
+        tree = ast.parse((root / name).read_text())
+        for fn in ast.walk(tree):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(fn):
+                    if isinstance(node, ast.ImportFrom):
+                        assert not (node.module or "").startswith("sqlnb"), (name, fn.name)
+                    if isinstance(node, ast.Import):
+                        assert not any(a.name.startswith("sqlnb") for a in node.names), (name, fn.name)
