@@ -24,7 +24,8 @@ import time
 import zipfile
 from pathlib import Path
 
-import sqlnb
+from sqlnb.connection import connect
+from sqlnb.errors import Error
 
 DEMO_VERSION = 1  # PRAGMA user_version of a complete demo database
 EXPECTED_ROWS = {"flights": 336_776, "airlines": 16, "airports": 1_458, "planes": 3_322, "weather": 26_115}
@@ -131,12 +132,12 @@ def is_complete(path: Path) -> bool:
     if not path.exists():
         return False
     try:
-        con = sqlnb.connect(str(path))
+        con = connect(str(path))
         try:
             return con.execute("PRAGMA user_version").fetchone()[0] == DEMO_VERSION
         finally:
             con.close()
-    except sqlnb.Error:
+    except Error:
         return False
 
 
@@ -147,7 +148,7 @@ def build_database(path: Path | str | None = None, *, quiet: bool = False) -> Pa
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    con = sqlnb.connect(str(tmp), isolation_level=None)
+    con = connect(str(tmp), isolation_level=None)
     try:
         con.execute("PRAGMA journal_mode = OFF")
         con.execute("PRAGMA synchronous = OFF")

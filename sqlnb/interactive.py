@@ -3,8 +3,9 @@
     import sqlnb.interactive
     sqlnb.interactive.show(df)               # sort, search, page through the rows
 
-``%sql --interactive`` (the magics) calls :func:`show` on the result instead
-of the static HTML table. The view is rendered by DataTables through
+Call :func:`show` on any DataFrame, a ``%sql`` result included (the magics
+display the static HTML table; they have no option for this view). The view
+is rendered by DataTables through
 `itables <https://mwouts.github.io/itables/>`_ in offline mode: the library's
 JavaScript is embedded once per kernel session (the first ``show`` displays
 it), nothing is fetched from the internet.
@@ -15,6 +16,8 @@ rows and says so in the table's caption); page through a bigger result with
 ``LIMIT``/``OFFSET`` in SQL, or raise ``max_bytes`` (0 = send everything).
 """
 from __future__ import annotations
+
+from sqlnb.progress import in_kernel
 
 MAX_BYTES = "2MB"   # default upper bound on the data embedded in one view
 PAGE_LENGTH = 20    # rows per page
@@ -64,7 +67,7 @@ def show(df, *, caption: str | None = None, max_bytes=None, page_length=None, **
     """Display ``df`` as an interactive table: pages, sorting, search.
 
     :param df: a pandas DataFrame (or anything itables accepts).
-    :param caption: a line under the table (the magics pass their footer).
+    :param caption: a line under the table (e.g. a result's footer).
     :param max_bytes: downsample beyond this much data (``"2MB"``, ``10**7``; 0 = never).
     :param page_length: rows per page.
     :param options: further itables/DataTables options (``scrollY``, ``lengthMenu``, ...).
@@ -72,8 +75,6 @@ def show(df, *, caption: str | None = None, max_bytes=None, page_length=None, **
     Outside Jupyter, itables prints a Markdown preview instead.
     """
     itables = _itables()
-    from sqlnb.progress import in_kernel
-
     if in_kernel() is None:
         itables.show(df, **_options(caption, max_bytes, page_length, options))
         return

@@ -240,8 +240,7 @@ cells = st.lists(st.one_of(st.sampled_from(SQL_WORDS), st.text(max_size=8)), max
 @given(line=st.one_of(lines, st.text(max_size=40)))
 def test_split_line_never_raises(line):
     magics, _ = _magics()
-    parser = magics.SqlMagic.sql.parser
-    opts, rest = magics.split_line(line, parser)
+    opts, rest = magics.split_line(line)
     assert line.startswith(opts) and line.endswith(rest)
     if not line.lstrip().startswith("-"):
         assert (opts, rest) == ("", line)

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,6 +43,38 @@ def cell(ip, body, line=""):
 def test_load_ext_registers_line_and_cell_magic(ip):
     assert "sql" in ip.magics_manager.magics["line"]
     assert "sql" in ip.magics_manager.magics["cell"]
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(root)))
+
+
+IPYTHON_LOADED = "[m for m in sys.modules if m == 'IPython' or m.startswith('IPython.')]"
+
+
+def test_import_sqlnb_never_imports_ipython():
+    """The library is usable without IPython: ``import sqlnb`` (and the notebook layer's plain
+    modules) import no IPython module; only sqlnb.magics does."""
+    r = _python(f"import sys, sqlnb\nloaded = {IPYTHON_LOADED}\nassert not loaded, loaded")
+    assert r.returncode == 0, r.stderr
+    r = _python("import sys, sqlnb, sqlnb.display, sqlnb.explore, sqlnb.interactive, sqlnb.demo\n"
+                "from sqlnb.notebook import cell, command, completion, display, explore, session\n"
+                f"loaded = {IPYTHON_LOADED}\nassert not loaded, loaded")
+    assert r.returncode == 0, r.stderr
+    r = _python(f"import sys, sqlnb.magics\nloaded = {IPYTHON_LOADED}\nassert loaded, loaded")
+    assert r.returncode == 0, r.stderr
+
+
+def test_option_table_is_the_parser():
+    """split_line's table of options that take a value is the one the parser was built from."""
+    from sqlnb import magics
+
+    parser = magics.SqlMagic.sql.parser
+    from_parser = {opt: action.nargs != 0 for action in parser._actions for opt in action.option_strings
+                   if opt not in ("-h", "--help")}
+    assert from_parser == magics.TAKES_VALUE
 
 
 def test_help_lists_every_flag(ip):
@@ -686,13 +722,13 @@ PARAM_CORPUS = [
 @pytest.mark.parametrize("sql", PARAM_CORPUS)
 def test_system_engine_tokenizer_agrees_with_sqlite(sql):
     """The system engine finds parameters with a tokenizer; it must agree with SQLite's parser."""
-    from sqlnb import _cell
+    from sqlnb import _sql
 
     con = sqlnb.connect(":memory:", engine="sqlite")
     try:
         (st, _, _), = list(con.statements(sql))
         names = st.param_names()
-        found = _cell.text_param_names(sql)
+        found = _sql.param_names(sql)
         assert [n for n in found if n is not None] == list(dict.fromkeys(n for n in names if n is not None))
         assert (None in found) == (None in names)
         st.finalize()

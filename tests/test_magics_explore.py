@@ -195,3 +195,43 @@ def test_completion_follows_schema_changes(ip):
 def test_autocomplete_trait(ip):
     ip.run_line_magic("config", "SqlMagic.autocomplete = False")
     assert "flights" not in texts(ip, "%%sql\nSELECT * FROM fl")
+
+
+# --- what the notebook layer reads of the SQL text (through sqlnb._sql) ------------------------
+def test_table_refs_follow_sqlite_tokens():
+    from sqlnb.notebook.completion import table_refs
+
+    assert table_refs("SELECT * FROM flights f JOIN planes AS p ON f.tailnum = p.tailnum") == [
+        ("flights", "f"), ("planes", "p")]
+    assert table_refs("select * from aux.weather w, airlines") == [("aux.weather", "w"), ("airlines", None)]
+    assert table_refs('SELECT * FROM "my table" "t" WHERE x') == [("my table", "t")]
+    # a keyword is not an alias; FROM inside strings and comments names no table
+    assert table_refs("SELECT 'from nowhere' -- join x\nFROM t WHERE 1 /* into y */") == [("t", None)]
+    assert table_refs("INSERT INTO t(a, b) SELECT a, b FROM (SELECT 1 a, 2 b)") == [("t", None)]
+
+
+def test_word_before_the_cursor():
+    from sqlnb.notebook.completion import word_before
+
+    assert word_before("SELECT f.dep_") == ("f", "dep_")
+    assert word_before("SELECT aux.") == ("aux", "")
+    assert word_before('SELECT "my table".co') == ("my table", "co")
+    assert word_before("SELECT f. dep") == (None, "dep")
+    assert word_before("SELECT ") == (None, "")
+    assert word_before('SELECT * FROM "fli') == (None, "fli")
+    # inside a string or a comment: nothing to complete
+    assert word_before("SELECT 'abc") is None
+    assert word_before("SELECT 'it''s fl") is None
+    assert word_before("SELECT 1 -- the fl") is None
+    assert word_before("SELECT 1 /* fl") is None
+    assert word_before("SELECT 'abc' || fl") == (None, "fl")
+    assert word_before("SELECT 1 /* x */ fl") == (None, "fl")
+
+
+def test_virtual_module_from_the_schema_sql():
+    from sqlnb.notebook.explore import virtual_module
+
+    assert virtual_module("CREATE VIRTUAL TABLE t USING fts5(a, b)") == "fts5"
+    assert virtual_module('CREATE VIRTUAL TABLE "using" USING "rtree"(id, x0, x1)') == "rtree"
+    assert virtual_module("CREATE TABLE t(a, b)") is None
+    assert virtual_module("CREATE VIEW v AS SELECT 'CREATE VIRTUAL'") is None

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 
+from sqlnb import _sql
 from sqlnb import errors as _errors
-from sqlnb import explore
+from sqlnb.notebook import explore
 
 KEYWORDS = (
     "ABORT ACTION ADD AFTER ALL ALTER ALWAYS ANALYZE AND AS ASC ATTACH AUTOINCREMENT BEFORE BEGIN "
@@ -41,10 +42,9 @@ FUNCTIONS = (
     "rtrim strftime string_agg substr sum time total trim typeof unicode upper"
 ).split()
 
-_WORD = re.compile(r"(?:([A-Za-z_][\w$]*|\"[^\"]*\")\.)?([A-Za-z_][\w$]*)?$")
-_REFS = re.compile(r"\b(?:FROM|JOIN|UPDATE|INTO)\s+((?:[A-Za-z_]\w*\.)?[A-Za-z_]\w*)"
-                   r"(?:\s+(?:AS\s+)?([A-Za-z_]\w*))?", re.I)
 _NOT_ALIAS = {k.lower() for k in KEYWORDS}
+_REF_AFTER = frozenset(("FROM", "JOIN", "UPDATE", "INTO"))  # the words a table name follows
+_MAGIC = re.compile(r"%sql\b")  # where the SQL starts on a %sql line (the magic's syntax, not SQL)
 
 
 class SchemaCache:
@@ -82,25 +82,93 @@ def sql_context(full_text: str, line: int, column: int) -> tuple[str, str] | Non
         before = "\n".join(lines[1:line] + [lines[line][:column]])
         return body, before
     cur = lines[line]
-    m = re.search(r"%sql\b", cur)
+    m = _MAGIC.search(cur)
     if m and not cur.lstrip().startswith("%%") and m.end() <= column:
         return cur[m.end():], cur[m.end():column]
     return None
 
 
+def _end(tok) -> int:
+    return tok.start + len(tok.text)
+
+
+def _is_name(tok) -> bool:
+    return tok.kind in ("word", "ident")
+
+
+def word_before(before: str) -> tuple[str | None, str] | None:
+    """``(qualifier, fragment)`` of the text before the cursor: the word being typed and the
+    name before a ``.`` right in front of it (``f.dep_`` -> ``("f", "dep_")``; unquoted).
+
+    None when the cursor is inside a string literal or a comment: nothing to complete there.
+    """
+    # what the next character typed would extend: a newline stays inside only a literal,
+    # a quoted name or a comment
+    last = None
+    for last in _sql.tokens(before + "\n", space=True):
+        pass
+    if last is not None and last.kind in ("string", "blob", "comment"):
+        return None
+    if last is not None and last.kind == "ident":  # a quoted name still being typed
+        name = last.text[1:].rstrip("\n")
+        return (None, name) if name.isidentifier() else None
+    toks = list(_sql.tokens(before))
+    end = len(before)
+    fragment = ""
+    if toks and toks[-1].kind == "word" and _end(toks[-1]) == end:
+        fragment, end = toks[-1].text, toks[-1].start
+        toks.pop()
+    if (len(toks) >= 2 and toks[-1].text == "." and _end(toks[-1]) == end
+            and _is_name(toks[-2]) and _end(toks[-2]) == toks[-1].start):
+        return toks[-2].name, fragment
+    return None, fragment
+
+
+def table_refs(sql: str) -> list[tuple[str, str | None]]:
+    """``(table, alias)`` of every table named after FROM, JOIN, UPDATE or INTO (``s.t`` for a
+    table qualified by its schema; alias None when it has none)."""
+    toks = list(_sql.tokens(sql))
+    out = []
+    i = 0
+    while i < len(toks):
+        if toks[i].kind != "word" or toks[i].upper not in _REF_AFTER:
+            i += 1
+            continue
+        i += 1
+        while i < len(toks) and _is_name(toks[i]):  # FROM a [AS] x, b [AS] y ...
+            name = toks[i].name
+            i += 1
+            if i + 1 < len(toks) and toks[i].text == "." and _is_name(toks[i + 1]):
+                name, i = f"{name}.{toks[i + 1].name}", i + 2
+            if i < len(toks) and toks[i].upper == "AS":
+                i += 1
+            alias = None
+            if i < len(toks) and _is_name(toks[i]) and not (
+                    toks[i].kind == "word" and toks[i].text.lower() in _NOT_ALIAS):
+                alias, i = toks[i].name, i + 1
+            out.append((name, alias))
+            if i < len(toks) and toks[i].text == ",":
+                i += 1
+                continue
+            break
+    return out
+
+
 def candidates(schema: dict, sql: str, before: str) -> tuple[str, list[tuple[str, str]]]:
     """``(fragment, [(completion, type)])`` for the text ``before`` the cursor."""
-    m = _WORD.search(before)
-    qualifier, fragment = (m.group(1), m.group(2) or "") if m else (None, "")
+    word = word_before(before)
+    if word is None:
+        return "", []
+    qualifier, fragment = word
     low = fragment.lower()
     schemas = {s for s, _ in schema}
+    refs = table_refs(sql)
     out: list[tuple[str, str]] = []
     if qualifier is not None:
-        q = qualifier.strip('"')
-        if q in schemas:
-            out = [(t, "table") for s, t in schema if s == q]
+        if qualifier in schemas:
+            out = [(t, "table") for s, t in schema if s == qualifier]
         else:
-            table = _resolve(schema, sql, q)
+            table = _resolve(schema, refs, qualifier)
             if table is not None:
                 out = [(c, "column") for c in schema[table]]
         return fragment, [(c, t) for c, t in out if c.lower().startswith(low)]
@@ -109,9 +177,9 @@ def candidates(schema: dict, sql: str, before: str) -> tuple[str, list[tuple[str
         if t not in seen:
             seen.add(t)
             out.append((t, "table"))
-    refs = [_resolve(schema, sql, r.group(1)) for r in _REFS.finditer(sql)]
-    refs = [r for r in refs if r is not None] or list(schema)
-    for key in refs:
+    keys = [_resolve(schema, refs, name) for name, _ in refs]
+    keys = [k for k in keys if k is not None] or list(schema)
+    for key in keys:
         for c in schema[key]:
             if c not in seen:
                 seen.add(c)
@@ -126,8 +194,8 @@ def candidates(schema: dict, sql: str, before: str) -> tuple[str, list[tuple[str
     return fragment, [(c, t) for c, t in out if c.lower().startswith(low) and c != fragment]
 
 
-def _resolve(schema: dict, sql: str, name: str):
-    """The (schema, table) key a table name or alias refers to."""
+def _resolve(schema: dict, refs: list, name: str):
+    """The (schema, table) key a table name (``t``, ``s.t``) or an alias of ``refs`` refers to."""
     if "." in name:
         s, t = name.split(".", 1)
         for key in schema:
@@ -136,10 +204,9 @@ def _resolve(schema: dict, sql: str, name: str):
     for key in schema:
         if key[1].lower() == name.lower():
             return key
-    for r in _REFS.finditer(sql):
-        alias = r.group(2)
-        if alias and alias.lower() == name.lower() and alias.lower() not in _NOT_ALIAS:
-            return _resolve(schema, "", r.group(1))
+    for table, alias in refs:
+        if alias and alias.lower() == name.lower():
+            return _resolve(schema, [], table)
     return None
 
 

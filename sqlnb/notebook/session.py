@@ -4,12 +4,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import sqlnb
 from sqlnb import errors as _errors
+from sqlnb.connection import Connection, connect, parse_url
 
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*\Z")
 
 
@@ -22,12 +20,12 @@ class Session:
     """Connections opened through the magic, by alias, with one current."""
 
     def __init__(self):
-        self.connections: dict[str, sqlnb.Connection] = {}
+        self.connections: dict[str, Connection] = {}
         self.current: str | None = None
         self._adopted: set[str] = set()  # aliases of Connections the user opened (not ours to close)
 
     def _default_alias(self, target: str) -> str:
-        _, path, _ = sqlnb.parse_url(target)
+        _, path, _ = parse_url(target)
         stem = "memory" if path in (":memory:", "") else Path(path).stem
         stem = re.sub(r"\W", "_", stem) or "db"
         if not stem[0].isalpha() and stem[0] != "_":
@@ -42,7 +40,7 @@ class Session:
              strict_quotes: bool = False):
         """Open ``target`` (path or URL, passed unchanged to ``sqlnb.connect``) and make it current."""
         self._check_alias(alias)
-        con = sqlnb.connect(target, engine=engine or None, mode=mode, timeout=timeout,
+        con = connect(target, engine=engine or None, mode=mode, timeout=timeout,
                             statement_timeout=statement_timeout or None, isolation_level=None,
                             strict_quotes=strict_quotes)
         alias = alias or self._default_alias(target)
@@ -71,7 +69,7 @@ class Session:
                     f"close it first with --close {alias}")
         return alias
 
-    def get(self, alias: str | None = None) -> sqlnb.Connection:
+    def get(self, alias: str | None = None) -> Connection:
         """The connection named ``alias`` (default: the current one)."""
         if alias is None:
             if self.current is None:

@@ -14,20 +14,20 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from dataclasses import dataclass, field
 
+from sqlnb import _sql
 from sqlnb import errors as _errors
 from sqlnb import frames as _frames
 from sqlnb import progress as _progress
 
-# whitespace and comments before a statement's first token
-_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.S)
-_FIRST_WORD = re.compile(r"[A-Za-z]+")
-
 # exceptions that are the user's (bad SQL, bad values), rendered in one line
 SHORT_ERRORS = (_errors.Error, OverflowError)
+
+# the statements whose row count is the rows they changed (sqlite3_changes)
+DML = frozenset(("INSERT", "UPDATE", "DELETE", "REPLACE"))
+_VERBS = DML | {"SELECT", "VALUES"}
 
 
 @dataclass(slots=True)
@@ -65,12 +65,26 @@ def _line_of(text: str, pos: int) -> int:
     return text.count("\n", 0, pos) + 1
 
 
-def statement_start(cell: str, start: int) -> int:
-    """Offset of the first token after ``start`` (skipping whitespace and comments)."""
+def statement_start(cell: str, start: int, end: int | None = None) -> int:
+    """Offset of the first token of ``cell[start:end]`` (whitespace and comments skipped)."""
     if start < len(cell) and cell[start] not in "-/" and not cell[start].isspace():
         return start  # the common case: the token itself
-    m = _LEADING.match(cell, start)
-    return m.end() if m else start
+    text = cell[start:end]
+    for tok in _sql.tokens(text):
+        return start + tok.start
+    return start + len(text)
+
+
+def verb(sql: str) -> str:
+    """What a statement does, by its first keyword; after a ``WITH`` clause, the keyword
+    of the statement it leads (``WITH x AS (...) INSERT ...`` -> ``INSERT``)."""
+    first = _sql.first_keyword(sql)
+    if first != "WITH":
+        return first
+    for tok in _sql.tokens(sql):
+        if tok.depth == 0 and tok.kind == "word" and tok.upper in _VERBS:
+            return tok.upper
+    return first
 
 
 def params_for(st, namespace, index: int) -> dict:
@@ -81,7 +95,7 @@ def params_for(st, namespace, index: int) -> dict:
     """
     names = st.param_names()
     if names is None:  # system engine: the stdlib does not tell, so tokenize as SQLite does
-        names = text_param_names(st.sql)
+        names = _sql.param_names(st.sql)
     values = {}
     for pos, name in enumerate(names, 1):
         if name is None or name.startswith("?"):
@@ -102,31 +116,6 @@ def params_for(st, namespace, index: int) -> dict:
                 f"parameter {name} has no value: no Python variable named {key!r} "
                 f"is defined") from None
     return values
-
-
-# SQLite's tokenizer, as far as parameters go: string literals, quoted identifiers
-# ("x", `x`, [x]) and comments are skipped; :name, @name, $name and ?NNN are parameters.
-_PARAM_TOKENS = re.compile(
-    r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|`(?:[^`]|``)*`?|\[[^\]]*\]?|--[^\n]*|/\*.*?(?:\*/|\Z)"
-    r"|([:@$][\w$]+|\?\d*)", re.S)
-
-
-def text_param_names(sql: str) -> list:
-    """Parameter names of ``sql`` found by a tokenizer that follows SQLite's rules.
-
-    Used for the ``system`` engine, whose stdlib driver does not expose
-    ``sqlite3_bind_parameter_name``; the compiled engines ask SQLite itself.
-    """
-    out = []
-    for m in _PARAM_TOKENS.finditer(sql):
-        name = m.group(1)
-        if name is None:
-            continue
-        if name[0] == "?":
-            out.append(name if len(name) > 1 else None)
-        elif name not in out:
-            out.append(name)
-    return out
 
 
 def statement_df(con, st, limit=None, frame_class=None):
@@ -173,14 +162,46 @@ def describe_error(exc, cell: str, index: int, first: int, base: int) -> str:
     return text
 
 
-def _short_renderer(text):
+def show_in_one_line(exc: BaseException, text: str) -> None:
+    """Make IPython show ``exc`` as the one red line ``text`` instead of a traceback.
+
+    (IPython asks an exception for ``_render_traceback_()``; the exception keeps its class.)
+    """
     def _render_traceback_():
         return [f"\x1b[0;31m{text}\x1b[0m"]
 
-    return _render_traceback_
+    exc._render_traceback_ = _render_traceback_
+
+
+def shorten(exc: BaseException) -> None:
+    """Show ``exc`` in one line, unless it already has a rendering of its own.
+
+    The line is the one :func:`describe_error` wrote, else ``Class: message``.
+    """
+    if hasattr(exc, "_render_traceback_"):
+        return
+    text = getattr(exc, "sqlnb_message", None) or f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    show_in_one_line(exc, text)
 
 
 _NO_TRACKING = contextlib.nullcontext()
+
+
+@dataclass(slots=True)
+class _Run:
+    """What every statement of one cell run shares."""
+
+    con: object
+    cell: str
+    namespace: object
+    limit: int | None
+    short_errors: bool
+    label: str
+    frame_class: object
+    in_kernel: bool
+    engine: str
+    version: str
+    policy: str
 
 
 def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_errors=True,
@@ -193,14 +214,14 @@ def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_error
     :param short_errors: failing statements raise with a one-line rendering.
     :param frame_class: the DataFrame subclass results are built as (the magic's ``SqlResult``).
     """
-    run = CellRun()
-    engine = con.engine
     try:
         version = con.sqlite_version
     except Exception:  # noqa: BLE001 - the footer must not fail a cell
         version = ""
-    policy = con.policy_summary
-    in_kernel = _progress.in_kernel() is not None
+    ctx = _Run(con=con, cell=cell, namespace=namespace, limit=limit, short_errors=short_errors,
+               label=label, frame_class=frame_class, in_kernel=_progress.in_kernel() is not None,
+               engine=con.engine, version=version, policy=con.policy_summary)
+    run = CellRun()
     if timeout is not None:
         old_timeout = con.statement_timeout
         con.statement_timeout = timeout
@@ -211,51 +232,14 @@ def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_error
         while True:
             index += 1
             try:
-                item = next(stmts)
+                st, start, end = next(stmts)
             except StopIteration:
                 break
             except SHORT_ERRORS as exc:  # prepare failed
-                _fail(exc, cell, index, statement_start(cell, text_start), text_start, short_errors)
+                _fail(ctx, exc, index, statement_start(cell, text_start), text_start)
                 raise
-            st, start, end = item
             text_start = end
-            first = statement_start(cell, start)
-            sql = cell[first:end].strip()
-            m = _FIRST_WORD.match(sql)
-            info = StatementInfo(index=index, line=_line_of(cell, first), sql=sql,
-                                 keyword=m.group(0).upper() if m else "", limit=limit,
-                                 engine=engine, version=version, policy=policy)
-            t0 = time.perf_counter()
-            try:
-                # a live progress display only where one can show (a kernel): nothing to set up elsewhere
-                with (_progress.track(con.raw, label=f"{label} [{index}] {info.keyword}".strip())
-                      if in_kernel else _NO_TRACKING):
-                    t0 = time.perf_counter()
-                    values = params_for(st, namespace, index)
-                    if values:  # (a statement without parameters has nothing to bind)
-                        st.bind(values)
-                        info.params = tuple(f":{k}" for k in values)
-                    if st.column_count:
-                        df, info.truncated = statement_df(con, st, limit, frame_class)
-                        info.has_columns = True
-                    else:
-                        con._run_statement(st)
-                        df = _empty_frame()
-                        if info.keyword in ("INSERT", "UPDATE", "DELETE", "REPLACE", "WITH"):
-                            info.rowcount = con.raw.changes()
-                    info.elapsed = time.perf_counter() - t0
-            except SHORT_ERRORS as exc:
-                _fail(exc, cell, index, first, start, short_errors)
-                raise
-            except KeyboardInterrupt as exc:
-                # the stop button: one line instead of IPython's traceback (the type stays KeyboardInterrupt)
-                if short_errors:
-                    exc._render_traceback_ = _short_renderer(
-                        f"KeyboardInterrupt: statement {index} ({info.keyword or 'SQL'}) stopped after "
-                        f"{time.perf_counter() - t0:.1f} s; the connection is ready for the next cell")
-                raise
-            finally:
-                st.finalize()
+            df, info = _run_statement(ctx, st, index, start, end)
             run.frames.append(df)
             run.infos.append(info)
     finally:
@@ -264,7 +248,48 @@ def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_error
     return run
 
 
-def _fail(exc, cell, index, first, base, short_errors):
-    text = describe_error(exc, cell, index, first, base)
-    if short_errors:
-        exc._render_traceback_ = _short_renderer(text)
+def _run_statement(ctx: _Run, st, index: int, start: int, end: int):
+    """Bind, run and fetch one prepared statement of the cell; finalize it. ``(frame, info)``."""
+    con, cell = ctx.con, ctx.cell
+    first = statement_start(cell, start, end)
+    sql = cell[first:end].strip()
+    info = StatementInfo(index=index, line=_line_of(cell, first), sql=sql, keyword=_sql.first_keyword(sql),
+                         limit=ctx.limit, engine=ctx.engine, version=ctx.version, policy=ctx.policy)
+    t0 = time.perf_counter()
+    try:
+        # a live progress display only where one can show (a kernel): nothing to set up elsewhere
+        with (_progress.track(con.raw, label=f"{ctx.label} [{index}] {info.keyword}".strip())
+              if ctx.in_kernel else _NO_TRACKING):
+            t0 = time.perf_counter()
+            values = params_for(st, ctx.namespace, index)
+            if values:  # (a statement without parameters has nothing to bind)
+                st.bind(values)
+                info.params = tuple(f":{k}" for k in values)
+            if st.column_count:
+                df, info.truncated = statement_df(con, st, ctx.limit, ctx.frame_class)
+                info.has_columns = True
+            else:
+                con._run_statement(st)
+                df = _empty_frame()
+                if verb(sql) in DML:
+                    info.rowcount = con.raw.changes()
+            info.elapsed = time.perf_counter() - t0
+    except SHORT_ERRORS as exc:
+        _fail(ctx, exc, index, first, start)
+        raise
+    except KeyboardInterrupt as exc:
+        # the stop button: one line instead of IPython's traceback (the type stays KeyboardInterrupt)
+        if ctx.short_errors:
+            show_in_one_line(exc, f"KeyboardInterrupt: statement {index} ({info.keyword or 'SQL'}) stopped "
+                                  f"after {time.perf_counter() - t0:.1f} s; the connection is ready for "
+                                  f"the next cell")
+        raise
+    finally:
+        st.finalize()
+    return df, info
+
+
+def _fail(ctx: _Run, exc, index, first, base):
+    text = describe_error(exc, ctx.cell, index, first, base)
+    if ctx.short_errors:
+        show_in_one_line(exc, text)
