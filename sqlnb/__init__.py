@@ -7,9 +7,9 @@
 >>> con.execute("select sqlite_version() >= '3.50'").fetchone()
 (1,)
 """
+from sqlnb import engines  # the package, callable: sqlnb.engines() lists every engine
 from sqlnb import errors
 from sqlnb.connection import Connection, Cursor, connect, parse_url, redact
-from sqlnb._engines import engines
 from sqlnb.dbapi import (
     BINARY,
     DATETIME,
@@ -45,28 +45,18 @@ threadsafety = 1  # connections are not shared across threads unless check_same_
 paramstyle = "qmark"  # named (:name, $name, @name) and numeric (?NNN) work too
 
 
+def _engine(name):
+    return engines.get(name) if name else engines.default()
+
+
 def sqlite_version(engine: str | None = None) -> str:
     """The SQLite core version of ``engine`` (default: our own build, else the stdlib's)."""
-    from sqlnb import _engines as _e
-
-    name = engine or _e.default_engine()
-    if name == "system":
-        import sqlite3
-
-        return sqlite3.sqlite_version
-    return _e.load(name).sqlite_version()
+    return _engine(engine).version()
 
 
 def compile_options(engine: str | None = None) -> list[str]:
     """The compile-time options of ``engine``'s SQLite core."""
-    from sqlnb import _engines as _e
-
-    name = engine or _e.default_engine()
-    if name == "system":
-        from sqlnb import _system
-
-        return _system.compile_options()
-    return _e.load(name).compile_options()
+    return _engine(engine).compile_options()
 
 
 def load_ipython_extension(ipython):

@@ -23,7 +23,9 @@ from pathlib import Path
 import pytest
 
 import sqlnb
-from sqlnb import _bdb, errors
+from sqlnb import engines, errors
+from sqlnb.engines import bdb as _bdb
+from sqlnb.engines import bdb_features
 
 from tests.conftest import need_engine
 
@@ -169,7 +171,7 @@ def test_plain_errors_stay_plain(con, engine, sql):
 
 def test_missing_feature_needs_tokens_and_message():
     """The explainer's pure part: the message and the tokens must agree."""
-    mf = _bdb.missing_feature
+    mf = bdb_features.missing_feature
     assert mf('near "(": syntax error', "SELECT sum(a) OVER (ORDER BY a) FROM t").key == "window"
     assert mf('near "(": syntax error', "SELECT 'sum(a) OVER (' , foo(") is None
     assert mf('near "(": syntax error', 'SELECT "over" (1)') is None
@@ -187,9 +189,9 @@ def test_missing_feature_needs_tokens_and_message():
     assert mf('unrecognized token: "0x1g"', "SELECT 0x1g") is None
     # ON CONFLICT in a table definition is old SQL, not UPSERT
     assert mf('near "foo": syntax error', "CREATE TABLE t (a UNIQUE ON CONFLICT REPLACE) foo") is None
-    toks = _bdb.tokenize("SELECT 'a''b', \"c\"\"d\", [e f], `g`, x'00' -- z\n/* w */ ->> ?1 :n")
-    assert [t.kind for t in toks] == ["word", "str", "op", "qid", "op", "qid", "op", "qid", "op",
-                                      "word", "str", "op", "param", "param"]
+    toks = bdb_features.tokenize("SELECT 'a''b', \"c\"\"d\", [e f], `g`, x'00' -- z\n/* w */ ->> ?1 :n")
+    assert [t.kind for t in toks] == ["word", "string", "op", "ident", "op", "ident", "op", "ident", "op",
+                                      "blob", "op", "param", "param"]
 
 
 @pytest.mark.bdb
@@ -777,9 +779,7 @@ def test_environment_of_a_live_process_is_left_alone(tmp_path):
     import signal
 
     need_engine("bdb")
-    from sqlnb import _engines
-
-    clear = _engines.load("bdb").clear_dead_env
+    clear = engines.get("bdb").load().clear_dead_env
     db = _new_keep_db(tmp_path)
     home = Path(db + "-journal")
     assert clear(str(home)) == _bdb.ENV_HEALTHY  # everybody closed cleanly
@@ -808,13 +808,11 @@ def test_registry_check_keeps_this_process_registered(tmp_path, bdb):
     """fcntl locks are per process, and closing any descriptor of a file drops them all: the
     check must not open the registry of an environment this process uses, or this process
     would look dead to the others (and they would remove the regions under it)."""
-    from sqlnb import _engines
-
     bdb.execute("CREATE TABLE t (a)")
     bdb.commit()
     home = str(tmp_path / "b.db-journal")
-    assert _engines.load("bdb").clear_dead_env(home) == _bdb.ENV_OPEN_HERE
-    r = _py("import sys\nfrom sqlnb import _engines\nprint(_engines.load('bdb').clear_dead_env(sys.argv[1]))", home)
+    assert engines.get("bdb").load().clear_dead_env(home) == _bdb.ENV_OPEN_HERE
+    r = _py("import sys\nfrom sqlnb import engines\nprint(engines.get('bdb').load().clear_dead_env(sys.argv[1]))", home)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(_bdb.ENV_HEALTHY)  # this process still holds its slot
     assert os.path.exists(os.path.join(home, "__db.001"))

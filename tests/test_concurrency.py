@@ -118,8 +118,8 @@ def test_shared_connection_four_threads(engine, tmp_path):
 
 RAW_HAMMER = """
     import json, threading, sqlnb
-    from sqlnb import _engines, errors
-    mod = _engines.load(ENGINE)
+    from sqlnb import engines, errors
+    mod = engines.get(ENGINE).load()
     # opened as sqlnb opens it: our SQLite without its own mutex (SQLITE_OPEN_NOMUTEX),
     # so sqlnb's per-connection lock is all that keeps the threads apart
     raw = mod.RawConnection(":memory:", 0x2 | 0x4 | (0x8000 if ENGINE == "sqlite" else 0))
@@ -209,7 +209,7 @@ def test_statement_dropped_while_another_thread_steps(flavour):
     """A statement deallocated while another thread holds the connection is finalized by that
     thread when it lets go, not under its feet (our SQLite has no mutex of its own)."""
     need_engine(flavour)
-    mod = sqlnb._engines.load(flavour)
+    mod = sqlnb.engines.get(flavour).load()
     raw = mod.RawConnection(":memory:", 0x2 | 0x4 | (0x8000 if flavour == "sqlite" else 0))
     for sql in (b"create table t(a)", b"insert into t values (1)", b"insert into t select a + 1 from t",
                 *[b"insert into t select a + (select count(*) from t) from t"] * 7):
@@ -343,9 +343,7 @@ def test_connection_and_cursor_after_close(engine, tmp_path):
 def test_raw_statement_after_raw_close(engine):
     """RawConnection.close finalizes live statements; using one later raises, never crashes."""
     need_engine(engine)
-    from sqlnb import _engines
-
-    raw = _engines.load(engine).RawConnection(":memory:", 0x2 | 0x4)
+    raw = sqlnb.engines.get(engine).load().RawConnection(":memory:", 0x2 | 0x4)
     st, _ = raw.prepare(b"select 1 union all select 2 union all select 3")
     assert st.step() and st.row() == (1,)
     raw.close()

@@ -31,7 +31,7 @@ CHILD = textwrap.dedent("""
 
     sys.meta_path.insert(0, Blocker())
     import sqlnb
-    from sqlnb import _engines, errors
+    from sqlnb import errors
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         a = sqlnb.connect(":memory:")
@@ -83,9 +83,9 @@ def test_fallback_warns_once_with_reason_and_fix(how, reason):
 
 def test_no_warning_when_the_compiled_engine_loads(recwarn):
     import sqlnb
-    from sqlnb import _engines
+    from sqlnb import engines
 
     con = sqlnb.connect(":memory:")
     assert con.engine == "sqlite"
-    assert not [w for w in recwarn if issubclass(w.category, _engines.EngineFallbackWarning)]
+    assert not [w for w in recwarn if issubclass(w.category, engines.EngineFallbackWarning)]
     con.close()

@@ -70,8 +70,8 @@ def test_all_engines_in_one_process(tmp_path):
 def test_import_order_does_not_matter():
     """Importing bdb first, then ours, then the stdlib: each library answers with its own version."""
     code = textwrap.dedent("""
-        from sqlnb import _engines
-        b = _engines.load('bdb'); o = _engines.load('sqlite')
+        from sqlnb import engines
+        b = engines.get('bdb').load(); o = engines.get('sqlite').load()
         import sqlite3
         print(b.sqlite_version(), o.sqlite_version(), sqlite3.sqlite_version)
     """)

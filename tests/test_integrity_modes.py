@@ -129,9 +129,7 @@ def test_url_mode_must_be_a_mode(dbfile):
 
 def test_lsm_url_mode_never_loosens(tmp_path):
     need_engine("sqlite")
-    from sqlnb import _engines
-
-    if not _engines.load("sqlite").HAVE_LSM1:
+    if not sqlnb.engines.get("sqlite").has("lsm1"):
         pytest.skip("no lsm1 in this build")
     path = tmp_path / "e.lsm"
     con = sqlnb.connect(f"lsm:///{path}")
@@ -270,10 +268,9 @@ def test_implicit_begin_interrupted_leaves_no_transaction(engine, tmp_path, monk
 
 def test_lsm_write_interrupted_after_begin_leaves_no_transaction(tmp_path, monkeypatch):
     need_engine("sqlite")
-    from sqlnb import _engines
     from sqlnb import lsm as L
 
-    if not _engines.load("sqlite").HAVE_LSM1:
+    if not sqlnb.engines.get("sqlite").has("lsm1"):
         pytest.skip("no lsm1 in this build")
     con = sqlnb.connect(str(tmp_path / "host.db"))
     t = L.table(con, "kv", str(tmp_path / "kv.lsm"))
@@ -383,9 +380,9 @@ def test_system_close_from_another_thread_during_fetch_is_an_sqlnb_error(tmp_pat
 
 
 def test_system_adapter_raises_only_sqlnb_errors_after_close(tmp_path):
-    from sqlnb import _system
+    from sqlnb.engines import system
 
-    raw = _system.RawConnection(str(tmp_path / "r.db"))
+    raw = system.RawConnection(str(tmp_path / "r.db"))
     st, _ = raw.prepare(b"SELECT 1", 0)
     st.step()
     raw.close()
