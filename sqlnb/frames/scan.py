@@ -46,7 +46,6 @@ class Scan:
     """A query a parallel fetch can split, and what the workers run."""
 
     sql: str  # the user's query
-    table: str  # the table as written (``t``, ``main.t``, ``"t"``)
     part_sql: str  # the query for one inclusive rowid range (two more parameters)
     bounds_sql: str  # the table's lowest and highest rowid
     names: list  # the result's column names
@@ -108,7 +107,7 @@ def check(con, mod, sql, params, cap) -> Scan:
     plan = query_rows(raw, "EXPLAIN QUERY PLAN " + part_sql)
     if len(plan) != 1 or "USING INTEGER PRIMARY KEY" not in str(plan[0][-1]):
         refuse(f"a rowid range of {table} is not read in rowid order (plan: {plan[0][-1] if plan else '?'})")
-    return Scan(sql, table, part_sql, bounds_sql, names, decl)
+    return Scan(sql, part_sql, bounds_sql, names, decl)
 
 
 def _reads_in_rowid_order(detail: str) -> bool:
