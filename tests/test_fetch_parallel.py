@@ -43,6 +43,7 @@ def db(tmp_path):
     ("SELECT s FROM main.t WHERE s LIKE :p", {"p": "s1%"}),
     ("SELECT id * 2 AS d, upper(s) FROM t WHERE id < 3000", None),
     ("SELECT * FROM e", None),
+    ("SELECT id, v FROM t WHERE id > :limit /* a parameter named like a keyword */", {"limit": 30000}),
 ])
 def test_parallel_equals_single(db, n, sql, params):
     one = db.query_df(sql, params)
@@ -102,8 +103,8 @@ def test_many_ranges_in_place_or_appended(db, monkeypatch, in_place, sql):
     """Workers take many small rowid ranges in turn; with rowids 3, 6, 9, ... the in-place
     join moves every range down over the gaps, the other join copies: both equal the
     single-threaded frame."""
-    monkeypatch.setattr(frames, "_MIN_RANGE_ROWS", 500)
-    monkeypatch.setattr(frames, "_can_reserve", lambda span, ncol: in_place)
+    monkeypatch.setattr(frames.parallel, "_MIN_RANGE_ROWS", 500)
+    monkeypatch.setattr(frames.parallel, "_can_reserve", lambda span, ncol: in_place)
     one = db.query_df(sql)
     many = db.query_df(sql, parallel=3)
     pd.testing.assert_frame_equal(one, many, check_exact=True)
@@ -116,9 +117,9 @@ def test_a_slow_worker_has_its_ranges_taken(db, monkeypatch, in_place):
     """One worker stalls on its first range until the other has read its own region and
     taken a range from the back of the stalled one's: the frame is still the
     single-threaded one, and the stalled worker read only what was left."""
-    monkeypatch.setattr(frames, "_MIN_RANGE_ROWS", 500)
-    monkeypatch.setattr(frames, "_can_reserve", lambda span, ncol: in_place)
-    bound, orig = {}, frames._bind_with_range
+    monkeypatch.setattr(frames.parallel, "_MIN_RANGE_ROWS", 500)
+    monkeypatch.setattr(frames.parallel, "_can_reserve", lambda span, ncol: in_place)
+    bound, orig = {}, frames.parallel._bind_with_range
     taken = threading.Event()
 
     def bind(st, params, lo, hi):
@@ -131,7 +132,7 @@ def test_a_slow_worker_has_its_ranges_taken(db, monkeypatch, in_place):
             assert taken.wait(60), "the other worker never took a range of the stalled one's region"
         orig(st, params, lo, hi)
 
-    monkeypatch.setattr(frames, "_bind_with_range", bind)
+    monkeypatch.setattr(frames.parallel, "_bind_with_range", bind)
     sql = "SELECT * FROM t WHERE id % 4 <> 0"
     many = db.query_df(sql, parallel=2)
     pd.testing.assert_frame_equal(db.query_df(sql), many, check_exact=True)
@@ -147,9 +148,9 @@ def test_a_part_that_overflows_starts_again_with_the_copying_join(db, monkeypatc
     db.execute("CREATE TABLE dense (id INTEGER PRIMARY KEY, x)")
     db.executemany("INSERT INTO dense VALUES (?, ?)", [(i, i * 2) for i in range(1, 20001)])
     db.commit()
-    monkeypatch.setattr(frames, "_MIN_RANGE_ROWS", 500)
-    monkeypatch.setattr(frames, "_can_reserve", lambda span, ncol: True)
-    orig, widened = frames._bind_with_range, []
+    monkeypatch.setattr(frames.parallel, "_MIN_RANGE_ROWS", 500)
+    monkeypatch.setattr(frames.parallel, "_can_reserve", lambda span, ncol: True)
+    orig, widened = frames.parallel._bind_with_range, []
 
     def bind(st, params, lo, hi):
         if lo == 1 and not widened:  # the first attempt's first range reads the whole table
@@ -157,7 +158,7 @@ def test_a_part_that_overflows_starts_again_with_the_copying_join(db, monkeypatc
             hi = 20000
         orig(st, params, lo, hi)
 
-    monkeypatch.setattr(frames, "_bind_with_range", bind)
+    monkeypatch.setattr(frames.parallel, "_bind_with_range", bind)
     many = db.query_df("SELECT * FROM dense", parallel=2)
     assert widened == [1]
     pd.testing.assert_frame_equal(many, db.query_df("SELECT * FROM dense"), check_exact=True)
@@ -176,7 +177,7 @@ def test_rowids_at_the_int64_ends(db):
 def test_error_in_one_range_is_the_error_raised(db, monkeypatch):
     """A row that fails in one worker stops the others; the error raised is that row's
     (not the interruption of the others), and the connection goes on working."""
-    monkeypatch.setattr(frames, "_MIN_RANGE_ROWS", 500)
+    monkeypatch.setattr(frames.parallel, "_MIN_RANGE_ROWS", 500)
     with pytest.raises(sqlnb.OperationalError, match="malformed JSON"):
         db.query_df("SELECT CASE WHEN id > 45000 THEN json('{') ELSE s END, v FROM t", parallel=2)
     assert len(db.query_df("SELECT * FROM t", parallel=2)) == 20000
@@ -187,10 +188,10 @@ def test_statement_timeout_bounds_the_whole_parallel_fetch(db, monkeypatch):
     """The limit is the fetch's, not each range's: on a clock that moves 0.1 s with every
     range taken (and not otherwise), a 0.45 s limit stops the fetch after about 5 of its
     ~100 ranges, although each range alone is far within it."""
-    monkeypatch.setattr(frames, "_MIN_RANGE_ROWS", 100)
-    monkeypatch.setattr(frames, "_RANGES_PER_WORKER", 50)
+    monkeypatch.setattr(frames.parallel, "_MIN_RANGE_ROWS", 100)
+    monkeypatch.setattr(frames.parallel, "_RANGES_PER_WORKER", 50)
     clock = {"t": 1000.0, "ranges": 0}
-    orig = frames._bind_with_range
+    orig = frames.parallel._bind_with_range
 
     lock = threading.Lock()
 
@@ -200,8 +201,8 @@ def test_statement_timeout_bounds_the_whole_parallel_fetch(db, monkeypatch):
             clock["t"] += 0.1
         orig(st, params, lo, hi)
 
-    monkeypatch.setattr(frames, "_clock", lambda: clock["t"])
-    monkeypatch.setattr(frames, "_bind_with_range", bind)
+    monkeypatch.setattr(frames.parallel, "_clock", lambda: clock["t"])
+    monkeypatch.setattr(frames.parallel, "_bind_with_range", bind)
     db.statement_timeout = 0.45
     with pytest.raises(errors.QueryTimeoutError, match="time limit of 0.45 s"):
         db.query_df("SELECT * FROM t", parallel=2)
@@ -283,7 +284,7 @@ class TestParts:
 def test_text_of_later_regions_stays_in_chunks(db, monkeypatch):
     """The join copies no TEXT: a parallel result's text columns are chunks (one per region);
     Arrow and pandas take them as they are, and offsets()/data()/objects() join them on demand."""
-    monkeypatch.setattr(frames, "_MIN_RANGE_ROWS", 500)
+    monkeypatch.setattr(frames.parallel, "_MIN_RANGE_ROWS", 500)
     sql = "SELECT s, v, CAST(id AS BLOB) AS b FROM t"
     par = frames.run(db, sql, parallel=3)
     one = frames.run(db, sql)
@@ -315,7 +316,7 @@ if not con.execute("SELECT count(*) FROM sqlite_master WHERE name = 't'").fetcho
     con.executemany("INSERT INTO t VALUES (?, ?, ?)", [(i, i * 7, f"s{i}") for i in range(1, 60001)])
     con.commit()
 SQL = "SELECT * FROM t"
-frames._MIN_RANGE_ROWS = 2000
+frames.parallel._MIN_RANGE_ROWS = 2000
 
 
 def workers_alive():  # any thread but this one (the signal timer is joined before this is asked)
@@ -346,13 +347,13 @@ def test_ctrl_c_at_the_second_workers_start_joins_every_worker(tmp_path, when):
         when = sys.argv[2]
         orig_start = threading.Thread.start
         stepping = threading.Event()
-        orig_bind = frames._bind_with_range
+        orig_bind = frames.parallel._bind_with_range
 
         def bind(st, params, lo, hi):
             stepping.set()
             orig_bind(st, params, lo, hi)
 
-        frames._bind_with_range = bind
+        frames.parallel._bind_with_range = bind
         calls = {"n": 0}
 
         def start(self):  # the fetch's second Thread.start() is its second worker's
@@ -376,7 +377,7 @@ def test_ctrl_c_at_the_second_workers_start_joins_every_worker(tmp_path, when):
                 results.append("interrupted")
             results.append(workers_alive())
         threading.Thread.start = orig_start
-        frames._bind_with_range = orig_bind
+        frames.parallel._bind_with_range = orig_bind
         n = len(con.query_df(SQL, parallel=3))
         print(json.dumps({"results": results, "n": n, "in_tx": con.in_transaction}))
     """, tmp_path / "c.db", when)
@@ -436,8 +437,8 @@ def test_interrupt_or_ctrl_c_stops_every_parallel_worker(db, monkeypatch, how):
     worker thread is left, and the connection goes on working."""
     from sqlnb import _fast
 
-    monkeypatch.setattr(frames, "_MIN_RANGE_ROWS", 500)
-    orig, bound = frames._bind_with_range, []
+    monkeypatch.setattr(frames.parallel, "_MIN_RANGE_ROWS", 500)
+    orig, bound = frames.parallel._bind_with_range, []
     firsts = []
     reached, go = threading.Event(), threading.Event()
     main = threading.main_thread().ident
@@ -456,7 +457,7 @@ def test_interrupt_or_ctrl_c_stops_every_parallel_worker(db, monkeypatch, how):
         orig(st, params, lo, hi)
 
     stopped = threading.Event()
-    orig_request = frames._Stop.request
+    orig_request = frames.workers.Stop.request
 
     def request(self):
         orig_request(self)
@@ -470,8 +471,8 @@ def test_interrupt_or_ctrl_c_stops_every_parallel_worker(db, monkeypatch, how):
             signal.pthread_kill(main, signal.SIGINT)
         go.set()
 
-    monkeypatch.setattr(frames, "_bind_with_range", bind)
-    monkeypatch.setattr(frames._Stop, "request", request)
+    monkeypatch.setattr(frames.parallel, "_bind_with_range", bind)
+    monkeypatch.setattr(frames.workers.Stop, "request", request)
     helper = threading.Thread(target=other)
     helper.start()
     expected = (errors.InterruptError, "interrupted") if how == "interrupt" else (KeyboardInterrupt, None)
@@ -479,7 +480,7 @@ def test_interrupt_or_ctrl_c_stops_every_parallel_worker(db, monkeypatch, how):
         db.query_df("SELECT * FROM t", parallel=2)
     helper.join()
     assert len(bound) == 2 and not _worker_threads() and not db.in_transaction
-    monkeypatch.setattr(frames, "_bind_with_range", orig)
+    monkeypatch.setattr(frames.parallel, "_bind_with_range", orig)
     assert len(db.query_df("SELECT * FROM t", parallel=2)) == 20000
 
 
@@ -652,7 +653,7 @@ def test_every_worker_reads_one_moment(db, monkeypatch, journal):
     writer = subprocess.Popen([sys.executable, "-c", _WRITER, db.raw.filename], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     replies = []
-    orig = frames._begin_worker_read
+    orig = frames.workers.begin_read
 
     def begin(w, *args):
         out = orig(w, *args)
@@ -663,9 +664,9 @@ def test_every_worker_reads_one_moment(db, monkeypatch, journal):
         return out
 
     try:
-        monkeypatch.setattr(frames, "_begin_worker_read", begin)
+        monkeypatch.setattr(frames.workers, "begin_read", begin)
         many = db.query_df("SELECT * FROM t", parallel=2)
-        monkeypatch.setattr(frames, "_begin_worker_read", orig)
+        monkeypatch.setattr(frames.workers, "begin_read", orig)
         assert replies == (["busy"] if journal == "delete" else ["ok"])
         if journal == "delete":
             writer.stdin.write("70000\n")
@@ -724,7 +725,7 @@ def test_a_writer_waiting_to_commit_in_rollback_mode(db, monkeypatch, at):
     before = db.query_df("SELECT * FROM t")
     writer = subprocess.Popen([sys.executable, "-c", _PENDING_WRITER, db.raw.filename], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
-    orig = frames._begin_worker_read
+    orig = frames.workers.begin_read
     calls, seen = [], []
 
     def begin(w, *args):
@@ -739,9 +740,9 @@ def test_a_writer_waiting_to_commit_in_rollback_mode(db, monkeypatch, at):
         return orig(w, *args)
 
     try:
-        monkeypatch.setattr(frames, "_begin_worker_read", begin)
+        monkeypatch.setattr(frames.workers, "begin_read", begin)
         many = db.query_df("SELECT * FROM t", parallel=2)
-        monkeypatch.setattr(frames, "_begin_worker_read", orig)
+        monkeypatch.setattr(frames.workers, "begin_read", orig)
         assert seen == ["pending", "busy"] and len(calls) == 2
         writer.stdin.write("commit\n")
         writer.stdin.flush()
@@ -767,7 +768,7 @@ def test_workers_that_cannot_take_a_read_lock_are_refused_at_once(tmp_path, monk
         con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
         con.executemany("INSERT INTO t VALUES (?, ?)", [(i, i) for i in range(50000)])
         con.commit()
-        orig = frames._begin_worker_read
+        orig = frames.workers.begin_read
         busy = []
 
         def begin(w, *args):
@@ -777,10 +778,10 @@ def test_workers_that_cannot_take_a_read_lock_are_refused_at_once(tmp_path, monk
                 busy.append(w)
                 raise
 
-        monkeypatch.setattr(frames, "_begin_worker_read", begin)
+        monkeypatch.setattr(frames.workers, "begin_read", begin)
         with pytest.raises(frames.ParallelRefused, match="could not begin reading"):
             con.query_df("SELECT * FROM t", parallel=2)
-        assert len(busy) == frames._MOMENT_TRIES and all(w.closed for w in busy)
+        assert len(busy) == frames.parallel._MOMENT_TRIES and all(w.closed for w in busy)
         assert con.raw.autocommit and not _worker_threads()
         assert len(con.query_df("SELECT * FROM t")) == 50000
     finally:
@@ -788,12 +789,12 @@ def test_workers_that_cannot_take_a_read_lock_are_refused_at_once(tmp_path, monk
 
 
 def test_workers_closed_and_read_ended_when_joining_fails(db, monkeypatch):
-    """An exception out of joining the workers (``_Workers.close``) still ends the main
+    """An exception out of joining the workers (``workers.Crew.close``) still ends the main
     connection's read transaction and closes every worker connection."""
     import sqlite3
 
     conns = []
-    orig_share, orig_close = frames._share_settings, frames._Workers.close
+    orig_share, orig_close = frames.workers.share_settings, frames.workers.Crew.close
 
     def share(raw, mod, w):
         conns.append(w)
@@ -803,8 +804,8 @@ def test_workers_closed_and_read_ended_when_joining_fails(db, monkeypatch):
         orig_close(self, stop)
         raise RuntimeError("joining failed")
 
-    monkeypatch.setattr(frames, "_share_settings", share)
-    monkeypatch.setattr(frames._Workers, "close", close)
+    monkeypatch.setattr(frames.workers, "share_settings", share)
+    monkeypatch.setattr(frames.workers.Crew, "close", close)
     with pytest.raises(RuntimeError, match="joining failed"):
         db.query_df("SELECT * FROM t", parallel=2)
     assert len(conns) == 2 and all(w.closed for w in conns)

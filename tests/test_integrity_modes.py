@@ -351,21 +351,21 @@ def test_to_table_random_sigint_never_leaves_a_transaction(engine, tmp_path):
 
 # --- point 8 (a): system engine errors are sqlnb's ------------------------------------------
 def test_system_close_from_another_thread_during_fetch_is_an_sqlnb_error(tmp_path, monkeypatch):
-    from sqlnb import frames
+    from sqlnb.frames import pycolumns
 
     con = sqlnb.connect(str(tmp_path / "s.db"), engine="system", check_same_thread=False)
     con.execute("CREATE TABLE t (a, b)")
     con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"v{i}") for i in range(20000)])
     con.commit()
     fetching, closed = threading.Event(), threading.Event()
-    real = frames._system_columns
+    real = pycolumns.read_columns
 
     def stalled(*args, **kwargs):  # the fetch stops between two adapter calls until close() ran
         fetching.set()
         assert closed.wait(30)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(frames, "_system_columns", stalled)
+    monkeypatch.setattr(pycolumns, "read_columns", stalled)
 
     def closer():
         assert fetching.wait(30)

@@ -1,0 +1,352 @@
+"""Parallel fetch of a plain table scan: rowid ranges over N read connections, joined in order.
+
+:func:`fetch` runs in four steps, each its own function or class:
+
+* **plan** (:func:`_plan`): in the main connection's read transaction, the table's rowid
+  span and its ranges, and the buffers the rows are written to;
+* **claim** (:class:`_Claims`): which range each worker reads next (its own region from
+  the front; a worker done with its own takes ranges from the back of another's);
+* **worker** (:class:`_Reading`): the loop each worker thread runs, stopped by Ctrl-C,
+  ``interrupt()``, the time limit or another worker's error;
+* **join** (:func:`_join`): the parts in rowid order into one set of columns.
+
+:mod:`sqlnb.frames.scan` decides whether a query may be split, and
+:mod:`sqlnb.frames.workers` holds the worker connections and threads. Whether to fall
+back to the serial fetch is :func:`sqlnb.frames.run`'s decision alone: :func:`fetch`
+returns None when the table was empty at the moment read.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlnb import errors as _errors
+from sqlnb.frames import scan as _scan
+from sqlnb.frames import workers as _workers
+from sqlnb.frames.result import Result
+from sqlnb.frames.scan import is_mapping, query_rows
+
+_clock = time.monotonic
+
+# rowid ranges per worker: its region, read from the front; a worker done with its own takes
+# ranges from the back of another's, so a slower core reads fewer
+_RANGES_PER_WORKER = 8
+_MIN_RANGE_ROWS = 16384
+_MOMENT_TRIES = 3  # attempts at one moment for every worker (workers.Moved)
+
+_STOPPED = object()  # a held Ctrl-C: the KeyboardInterrupt comes when HoldCtrlC ends
+
+
+def fetch(con, sql, params, cap, n):
+    """The rows of ``sql`` read over ``n`` worker connections that all read one moment of
+    the database, as a :class:`Result` equal to the serial fetch's; None when the table was
+    empty at that moment. Refused (:class:`~sqlnb.frames.scan.ParallelRefused`) for a query
+    or connection it cannot split.
+
+    Ctrl-C is held back while workers exist (``HoldCtrlC``), ``interrupt()`` and the
+    connection's time limit stop every worker, and the workers are always joined before
+    their statements are finalized and their connections closed.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"parallel must be an int >= 1, not {n!r}")
+    mod = con.backend.load()
+    scan = _scan.check(con, mod, sql, params, cap)
+    raw = con._raw
+    stop = _workers.Stop(raw, mod)
+    deadline = _clock() + raw.timeout if raw.timeout > 0 else None
+    result = _STOPPED
+    with _workers.HoldCtrlC(stop):
+        in_place = None
+        tries = 0
+        while True:
+            stop.requested = False  # a new attempt (a held Ctrl-C, interrupt() still count)
+            try:
+                result = _attempt(con, mod, scan, params, n, stop, deadline, in_place)
+                break
+            except _workers.Moved as exc:
+                tries += 1
+                if tries >= _MOMENT_TRIES:
+                    _scan.refuse(exc.why)
+            except mod.PartFull:  # a range held more rows than rowids: cannot happen for a rowid table
+                if in_place is False:
+                    raise
+                in_place = False
+    if result is _STOPPED:  # Ctrl-C was held back and its handler did not raise
+        raise _errors.interrupted(sql)
+    return result
+
+
+def _attempt(con, mod, scan, params, n, stop, deadline, in_place):
+    """One try at one moment: plan, open the workers, let the main connection's read go, read."""
+    raw = con._raw
+    stmts = []
+    crew = None
+    try:
+        # the main connection's read transaction fixes the moment: the rowid bounds come from
+        # it, and every worker begins its own read at it before it ends
+        query_rows(raw, "BEGIN")
+        plan = _plan(raw, mod, scan, n, in_place)
+        if plan is None:
+            return None
+        snap = _workers.snapshot_of(raw, mod)
+        for _ in range(min(n, len(plan.ranges))):
+            if stop.asked():
+                break
+            stmts.append(_workers.open_reader(raw, mod, snap, scan.part_sql, stop.conns))
+        snap = None
+        query_rows(raw, "ROLLBACK")  # every worker reads the moment now; the main one need not
+        if stop.asked():
+            return _stopped_result(stop, raw, scan.sql) or _STOPPED
+        reading = _Reading(raw, mod, plan, list(stop.conns), stmts, params, stop, deadline, scan.sql)
+        crew = _workers.Crew(reading.work, len(stmts))
+        crew.start()
+        crew.wait(reading.poll)
+        return _outcome(con, scan, plan, reading, n)
+    finally:
+        _end(raw, stop, crew, stmts)
+
+
+def _end(raw, stop, crew, stmts):
+    """Join the workers, end the main connection's read transaction, then finalize the
+    workers' statements and close their connections: each step runs whatever an earlier
+    one raised (the first exception is raised at the end). Statements and connections are
+    left to the garbage collector only if a worker thread could still be running (the
+    crew waits for every thread before it raises, so this is not expected)."""
+    pending = []
+
+    def attempt(fn, *args):
+        try:
+            fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - raised below, after the cleanup
+            pending.append(exc)
+
+    if crew is not None:
+        attempt(crew.close, stop)
+    if not raw.closed and not raw.autocommit:
+        attempt(query_rows, raw, "ROLLBACK")
+    if crew is None or not crew.running():
+        for st in stmts:
+            attempt(st.finalize)
+        for w in stop.conns:
+            attempt(w.close)
+    stop.conns.clear()
+    if pending:
+        raise pending[0]
+
+
+# --- plan -------------------------------------------------------------------------------------
+@dataclass
+class _Plan:
+    ranges: list  # inclusive (lo, hi) rowid ranges, ascending, covering the table's span
+    dest: object  # the engine's Fetch: the rows of the whole span when in_place
+    in_place: bool  # rows written at their rowid's offset in dest (else each part its own Fetch)
+
+
+def _plan(raw, mod, scan, n, in_place):
+    """The ranges of the table's rowid span, read in ``raw``'s read transaction, and where
+    their rows go; None when the table is empty."""
+    lo, hi = query_rows(raw, scan.bounds_sql)[0]
+    if lo is None:
+        return None
+    nchunks = max(n, min(n * _RANGES_PER_WORKER, (hi - lo + 1) // _MIN_RANGE_ROWS))
+    bounds = sorted({lo + (hi - lo + 1) * k // nchunks for k in range(nchunks)})
+    ranges = [(b, nb - 1) for b, nb in zip(bounds, bounds[1:])] + [(bounds[-1], hi)]  # inclusive
+    if in_place is None:
+        in_place = _can_reserve(hi - lo + 1, len(scan.names))
+    dest = mod.Fetch()
+    if in_place:
+        try:
+            dest.reserve(len(scan.names), ranges[-1][1] - ranges[0][0] + 1)
+        except MemoryError:
+            in_place = False
+    return _Plan(ranges, dest, in_place)
+
+
+def _can_reserve(span, ncol):
+    """Can the rows of a rowid span be written in place (tags + 8 bytes per value, reserved
+    up front, touched only where rows exist)? Only when the address space asked for is at
+    most the machine's memory; sparse rowids (a huge span) take the copying join."""
+    try:
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return False
+    return ncol > 0 and span * ncol * 9 <= ram
+
+
+# --- claim ------------------------------------------------------------------------------------
+class _Claims:
+    """Which range each of ``nw`` workers reads next, and the Fetch each range went to.
+
+    Worker i owns the ranges ``cuts[i]:cuts[i + 1]`` (its region) and reads them from the
+    front into one Fetch (one part of the in-place buffers); a worker done with its own
+    takes the last range left in the region with most left, into a Fetch of its own. So
+    each region's rows are mostly one part, whose TEXT/BLOB the join keeps as one chunk,
+    and a slower core still ends up reading fewer ranges."""
+
+    def __init__(self, nranges, nw):
+        self.cuts = [nranges * i // nw for i in range(nw + 1)]
+        self._front, self._back = self.cuts[:-1], self.cuts[1:]
+        self._lock = threading.Lock()
+        self._pieces = []  # (first range index, Fetch)
+
+    def claim(self, i):
+        """The next range for worker i: ``(index, mine)``, ``mine`` when it is of i's own
+        region; ``(None, False)`` when none is left."""
+        with self._lock:
+            front, back = self._front, self._back
+            if front[i] < back[i]:
+                front[i] += 1
+                return front[i] - 1, True
+            j = max(range(len(front)), key=lambda r: back[r] - front[r])
+            if back[j] <= front[j]:
+                return None, False
+            back[j] -= 1
+            return back[j], False
+
+    def add(self, k, f):
+        """Fetch ``f`` holds the rows from range ``k`` on."""
+        with self._lock:
+            self._pieces.append((k, f))
+
+    def in_order(self):
+        return [f for _, f in sorted(self._pieces, key=lambda kf: kf[0])]
+
+
+# --- worker -----------------------------------------------------------------------------------
+class _Reading:
+    """What the worker threads share while they read: their statements, the claims, the
+    rows each has read, and each one's error (reported by the main thread)."""
+
+    def __init__(self, raw, mod, plan, conns, stmts, params, stop, deadline, sql):
+        self.raw, self.mod, self.plan, self.params = raw, mod, plan, params
+        self.conns, self.stmts = conns, stmts
+        self.stop, self.deadline, self.sql = stop, deadline, sql
+        self.base = plan.ranges[0][0]
+        nw = len(stmts)
+        self.claims = _Claims(len(plan.ranges), nw)
+        self.errors = [None] * nw
+        self.done_rows = [0] * nw
+        self.busy = [False] * nw
+
+    def left(self):
+        """Seconds left of the connection's time limit (None: no limit); raises past it."""
+        if self.deadline is None:
+            return None
+        rest = self.deadline - _clock()
+        if rest <= 0:
+            self.stop.timed_out = True
+            raise _errors.timeout_error(self.raw.timeout, self.sql)
+        return rest
+
+    def work(self, i):
+        """Worker i's thread: claim a range, bind it, read its rows, until none is left or
+        the fetch is asked to stop."""
+        w, st = self.conns[i], self.stmts[i]
+        plan, stop, claims = self.plan, self.stop, self.claims
+        own = None
+        try:
+            while not stop.asked():
+                self.left()
+                k, mine = claims.claim(i)
+                if k is None:
+                    break
+                lo_k, hi_k = plan.ranges[k]
+                f = own if mine else None
+                if f is None:
+                    # rows of a range (a stolen one) or of the whole region (this worker's run)
+                    span_hi = plan.ranges[claims.cuts[i + 1] - 1][1] if mine else hi_k
+                    f = (plan.dest.part(lo_k - self.base, span_hi - lo_k + 1) if plan.in_place
+                         else self.mod.Fetch())
+                    claims.add(k, f)
+                    if mine:
+                        own = f
+                _bind_with_range(st, self.params, lo_k, hi_k)
+                if stop.asked():
+                    break
+                rest = self.left()
+                if rest is not None:
+                    w.timeout = rest  # this range may not outlive the fetch's limit
+                before = f.nrows
+                self.busy[i] = True
+                f.run(st)
+                self.done_rows[i] += f.nrows - before
+                self.busy[i] = False
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            self.errors[i] = exc
+            stop.request()
+
+    def seen(self):
+        """Rows read so far: the ranges done, plus the rows of those being read."""
+        return sum(self.done_rows) + sum(w.rows_seen for w, b in zip(self.conns, self.busy) if b)
+
+    def poll(self):
+        """The main thread's look while it waits: progress, interrupt(), the time limit."""
+        stop = self.stop
+        self.raw.rows_seen = self.seen()
+        if stop.interrupted() and not stop.requested:
+            stop.request()
+        if self.deadline is not None and _clock() >= self.deadline and not stop.requested:
+            stop.timed_out = True
+            stop.request()
+
+
+def _bind_with_range(st, params, lo, hi):
+    """Bind the user's parameters plus the two (inclusive) rowid bounds."""
+    if is_mapping(params):
+        st.bind({**{k: params[k] for k in params.keys()}, "__sqlnb_lo": lo, "__sqlnb_hi": hi})
+        return
+    values = list(params) if params is not None else []
+    want = len(st.param_names()) - 2
+    if len(values) != want:
+        raise _errors.ParameterError(
+            f"Incorrect number of bindings supplied. The current statement uses {want}, "
+            f"and there are {len(values)} supplied.")
+    st.bind(values + [lo, hi])
+
+
+# --- join -------------------------------------------------------------------------------------
+def _stopped_result(stop, raw, sql):
+    """The outcome of a fetch that was asked to stop: _STOPPED for a held Ctrl-C (the
+    KeyboardInterrupt comes when HoldCtrlC ends); else the error; None when it was not."""
+    if stop.signal is not None:
+        return _STOPPED
+    if stop.interrupted():
+        raise _errors.interrupted(sql)  # as a serial fetch
+    if stop.timed_out:
+        raise _errors.timeout_error(raw.timeout, sql)
+    return None
+
+
+def _outcome(con, scan, plan, reading, n):
+    """Every worker has ended: the error that stopped the fetch, or the joined Result."""
+    raw = con._raw
+    out = _stopped_result(reading.stop, raw, scan.sql)
+    if out is not None:
+        return out
+    failed = [e for e in reading.errors if e is not None]
+    if failed:  # the first failure; the others were most likely interrupted by it
+        if any(isinstance(e, _errors.QueryTimeoutError) for e in failed):
+            raise _errors.timeout_error(raw.timeout, scan.sql)  # a range ran into the fetch's limit
+        raise next((e for e in failed if not isinstance(e, _errors.InterruptError)), failed[0])
+    cols = _join(plan, reading.claims.in_order(), n)
+    nrows = cols[0].nrows if cols else 0
+    raw.rows_seen = nrows
+    return Result(columns=scan.names, decltypes=scan.decltypes, raw_columns=cols, nrows=nrows,
+                  statement=scan.sql, engine=con.engine)
+
+
+def _join(plan, fetches, n):
+    """The parts' rows in rowid order as columns, joined on up to ``n`` threads.
+
+    In place: rows move down over the rowids without a row; numbers are not copied where
+    the rowids are dense, TEXT/BLOB never (each part's bytes stay a chunk of the column).
+    Otherwise each part's rows are appended (copied) after the first part's."""
+    if plan.in_place:
+        plan.dest.join_parts(fetches, threads=n)
+        return plan.dest.columns()
+    first = fetches[0]
+    for f in fetches[1:]:
+        first.append(f, threads=n)
+    return first.columns()
