@@ -98,50 +98,6 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
                       isolation_level=isolation_level, check_same_thread=check_same_thread, timeout=timeout)
 
 
-class _BackendShim:
-    """TEMP shim (dropped at merge): what ``sqlnb.engines.Engine`` answers for frames."""
-
-    _LACKS = {
-        "bdb": {"parallel_fetch": "BerkeleyDB locks the table for a reader"},
-        "system": {"parallel_fetch": "the stdlib holds the GIL",
-                   "columnar_fetch": "the stdlib hands out rows as Python tuples"},
-    }
-
-    def __init__(self, name):
-        self.name = name
-
-    def has(self, cap):
-        return cap not in self._LACKS.get(self.name, {})
-
-    def lacks(self, cap):
-        return self._LACKS.get(self.name, {}).get(cap, "")
-
-    def load(self):
-        if self.name == "system":
-            from sqlnb import _system
-
-            return _system
-        return _engines.load(self.name)
-
-    def decoding(self, raw, factory):
-        import contextlib
-
-        @contextlib.contextmanager
-        def swap():
-            stdlib = getattr(raw, "_con", None) if self.name == "system" else None
-            if stdlib is None:
-                yield
-                return
-            old = stdlib.text_factory
-            stdlib.text_factory = factory
-            try:
-                yield
-            finally:
-                stdlib.text_factory = old
-
-        return swap()
-
-
 class Connection:
     """A PEP 249 connection over one of sqlnb's engines."""
 
@@ -174,11 +130,6 @@ class Connection:
         self.backend.on_open(self, timeout)
 
     # --- plumbing ------------------------------------------------------------
-    @property
-    def backend(self):
-        """TEMP shim: the engine object (``sqlnb.engines.Engine`` once it lands)."""
-        return _BackendShim(self.engine)
-
     @property
     def raw(self):
         """The engine-level connection (``sqlnb._fast.RawConnection`` or the stdlib adapter)."""
