@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3 as _stdlib
 import threading
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from sqlnb import _engines, _files
+from sqlnb import _engines, _files, _system
 from sqlnb import errors as _errors
 
 ENGINES = ("sqlite", "bdb", "system")
@@ -331,6 +333,64 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
     return con
 
 
+class _BackendShim:
+    """TEMP shim until sqlnb.engines lands: the Engine object, as far as the exporter asks it."""
+
+    _CAPS = {"sqlite": ("multirow_values", "export_cache", "columnar_export"),
+             "bdb": ("columnar_export",), "system": ()}
+
+    def __init__(self, name):
+        self.name = name
+
+    def has(self, cap):
+        return cap in self._CAPS[self.name]
+
+    def load(self):
+        return None if self.name == "system" else _engines.load(self.name)
+
+    def insert_rows(self, raw, sql, rows):
+        """executemany of ``rows`` under the adapter's lock, bounded by the time limit and interrupt()."""
+        # SQLite forgets an interrupt that lands between two rows; note every interrupt() during
+        # the insert (the instance attribute shadows the method until the insert ends)
+        interrupted = []
+        original = raw.interrupt
+
+        def interrupt():
+            interrupted.append(True)
+            original()
+
+        def timeout():
+            exc = _errors.timeout_error(raw.timeout, sql)
+            exc.timeout = raw.timeout
+            return exc
+
+        def guarded():
+            for row in rows:
+                if interrupted:
+                    raise _errors.interrupted(sql)
+                if raw._deadline and time.monotonic() > raw._deadline:
+                    raise timeout()
+                yield row
+
+        raw.interrupt = interrupt
+        # the connection's statement time limit bounds the whole insert (the stdlib engine's
+        # progress handler aborts the running statement once this deadline has passed)
+        raw._deadline = (time.monotonic() + raw.timeout) if raw.timeout else 0.0
+        try:
+            try:
+                with raw._lock:   # the adapter's lock, as its own calls take it (_system._serialized)
+                    raw._con.executemany(sql, guarded())
+            except _stdlib.Error as exc:
+                if raw._deadline and time.monotonic() > raw._deadline:
+                    raise timeout() from None
+                raise _system.translate(exc, sql) from None
+            if interrupted:
+                raise _errors.interrupted(sql)
+        finally:
+            del raw.interrupt
+            raw._deadline = 0.0
+
+
 class Connection:
     """A PEP 249 connection over one of sqlnb's engines."""
 
@@ -376,6 +436,11 @@ class Connection:
                 f"The object was created in thread id {self._thread} and this is thread id "
                 f"{threading.get_ident()}. Pass check_same_thread=False to share it "
                 "(calls are then serialized by SQLite's own mutex).")
+
+    @property
+    def backend(self):
+        """TEMP shim: the engine object (capabilities and hooks) of this connection."""
+        return _BackendShim(self.engine)
 
     @property
     def closed(self) -> bool:
