@@ -354,30 +354,28 @@ def _apply_dtype(cols: list[_Col], dtype) -> None:
 
 
 def _is_type_name(text: str) -> bool:
-    """``text`` is a declared type: words, optionally with ``(n)`` or ``(n, m)`` (signed numbers),
-    and nothing else (no comment, string or semicolon that could change the CREATE TABLE)."""
+    """``text`` is a declared type: words separated by spaces, optionally with ``(n)`` or ``(n, m)``
+    (signed whole numbers), and nothing else (no comment, string or semicolon that could change
+    the CREATE TABLE)."""
     toks = list(_sql.tokens(text, space=True))
-    if any(t.kind not in ("space", "word", "number", "op") for t in toks):
+    if any(t.kind not in ("space", "word", "number", "op") or (t.kind == "space" and t.text.strip(" "))
+           for t in toks):
         return False
     toks = [t for t in toks if t.kind != "space"]
     i = 0
-    while i < len(toks) and toks[i].kind == "word":
+    while i < len(toks) and toks[i].kind == "word" and toks[i].text.isascii() and "$" not in toks[i].text:
         i += 1
-    if i == 0:
-        return False
-    rest = toks[i:]
-    if not rest:
-        return True
-    shape = []   # the tokens after the words: "(", ")", ",", a signed number as "n"
-    k = 0
-    while k < len(rest):
-        t = rest[k]
-        if t.kind == "op" and t.text in ("+", "-") and k + 1 < len(rest) and rest[k + 1].kind == "number":
+    shape = []   # the tokens after the words: "(", ")", ",", a signed whole number as "n"
+    k = i
+    while k < len(toks):
+        t = toks[k]
+        if t.kind == "op" and t.text in ("+", "-") and k + 1 < len(toks) \
+                and toks[k + 1].kind == "number" and toks[k + 1].start == t.start + 1:
             k += 1
-            t = rest[k]
-        shape.append("n" if t.kind == "number" else t.text)
+            t = toks[k]
+        shape.append("n" if t.kind == "number" and t.text.isdigit() else t.text)
         k += 1
-    return shape in (["(", "n", ")"], ["(", "n", ",", "n", ")"])
+    return i > 0 and shape in ([], ["(", "n", ")"], ["(", "n", ",", "n", ")"])
 
 
 # ---------------------------------------------------------------------------
@@ -403,7 +401,7 @@ def _length(c: _Col) -> int:
 
 
 def _py_values(c: _Col, start: int, stop: int) -> list:
-    """Python values of rows start..stop-1 with the same rules as the Cython loop (system engine)."""
+    """Python values of rows start..stop-1 by the Cython loop's rules (the engines without it)."""
     if c.kind == "category":
         child = _py_values(c.child, 0, _length(c.child))
         return [None if k < 0 else child[k] for k in c.codes[start:stop].tolist()]
@@ -436,7 +434,7 @@ def _py_values(c: _Col, start: int, stop: int) -> list:
 
 
 def _format_datetimes_py(c: _Col, i8: np.ndarray) -> list:
-    """The Cython formatter's output, computed with numpy (the system engine has no C code)."""
+    """The Cython formatter's output, computed with numpy (for the engines without the compiled loop)."""
     nat = i8 == _INT64_MIN
     unit = {0: "s", 3: "ms", 6: "us", 9: "ns"}[c.frac]
     src_unit = {v: k for k, v in _TICKS.items()}[c.ticks]

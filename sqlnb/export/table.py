@@ -222,7 +222,8 @@ def _insert(raw, backend, head: str, row: str, cols: list[_Col], n: int, chunk_r
         _insert_rows(raw, backend, head + row, cols, n, spans)
 
 
-def _insert_columns(raw, mod, head: str, row: str, cols: list[_Col], n: int, spans, rows_per_step: int) -> None:
+def _insert_columns(raw, mod, head: str, row: str, cols: list[_Col], n: int, spans,
+                    rows_per_step: int) -> None:
     ec, chunked = _columns_for(mod, cols, n)
     # Arrow columns in several chunks: [slot, chunks, index of the current chunk, its first row]
     cursors = [[slot, chunks, 0, 0] for slot, chunks in chunked]
