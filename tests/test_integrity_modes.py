@@ -23,8 +23,9 @@ import threading
 import pytest
 
 import sqlnb
-from sqlnb import errors, export
+from sqlnb import errors
 from sqlnb.connection import redact
+from sqlnb.export import table as export_table
 from tests.conftest import ENGINES, need_engine
 
 pytestmark = pytest.mark.timeout(180)
@@ -173,9 +174,9 @@ def test_magic_modes_never_loosen(default, flag, url_mode, dbfile):
 
 # --- point 5: an interrupt right after BEGIN ---------------------------------------------
 def interrupt_after(monkeypatch, prefixes, count=1):
-    """Make export._run raise KeyboardInterrupt right after it ran a statement starting with
+    """Make the exporter's _run raise KeyboardInterrupt right after it ran a statement starting with
     one of ``prefixes`` (the first ``count`` times): the Ctrl-C lands after BEGIN took effect."""
-    real = export._run
+    real = export_table._run
     left = [count]
 
     def run(raw, sql, params=None):
@@ -185,7 +186,7 @@ def interrupt_after(monkeypatch, prefixes, count=1):
             raise KeyboardInterrupt
         return out
 
-    monkeypatch.setattr(export, "_run", run)
+    monkeypatch.setattr(export_table, "_run", run)
 
 
 def frame(n=50):
