@@ -156,6 +156,16 @@ class Cursor:
         return self
 
     # --- fetching ----------------------------------------------------------------
+    # --- the cursor's rows, taken and given back by sqlnb.frames' fetch -------------------
+    def _take_rows(self):
+        """The open statement (or None) and the row already read (or None); the row is the caller's now."""
+        st, row, self._pending_row = self._st, self._pending_row, None
+        return st, row
+
+    def _keep_unread(self, row):
+        """A fetch stopped at its limit: ``row`` is handed out next."""
+        self._pending_row = row
+
     def _next_raw(self):
         if self._pending_row is not None:
             row, self._pending_row = self._pending_row, None

@@ -251,8 +251,10 @@ def make_error(result_code, message, *, extended_code=None, error_offset=-1, sql
 
 def timeout_error(seconds: float, sql=None) -> QueryTimeoutError:
     """A statement stopped by its connection's time limit of ``seconds`` (every engine, every path)."""
-    return make_error(9, f"statement exceeded its time limit of {seconds:g} s (timeout)",
-                      cls=QueryTimeoutError, sql=sql)  # 9: SQLITE_INTERRUPT
+    exc = make_error(9, f"statement exceeded its time limit of {seconds:g} s (timeout)",
+                     cls=QueryTimeoutError, sql=sql)  # 9: SQLITE_INTERRUPT
+    exc.timeout = seconds
+    return exc
 
 
 def interrupted(sql=None) -> InterruptError:

@@ -81,7 +81,7 @@ def install(raw, engine, *, mode: str = "rw", allow_load_extension: bool = False
     e = _engine(engine)
     policy = Policy(mode, allow_load_extension=allow_load_extension, deny_tables=deny_tables,
                     mask_columns=mask_columns, allow_tables=allow_tables, authorizer=authorizer,
-                    engine=e.name)
+                    engine=e.name, core_version=e.version_tuple())
     return install_policy(raw, e, policy)
 
 
@@ -99,7 +99,6 @@ def install_policy(raw, engine, policy):
                                        "when it is opened and cannot be changed")
     if policy.mode != "rw" or policy.has_table_policies:
         policy.bind_schema(_table_list(raw), _mask_columns_info(raw, policy))
-    policy._p2isreg = 0x10 if e.version_tuple() >= (3, 8) else 0x02  # OpenWrite's OPFLAG_P2ISREG
     if policy.has_table_policies:  # the program check's view of the schema, read before the authorizer
         policy._btrees = policy.snapshot_btrees(lambda sql: _rows(raw, sql))
     e.install_policy(raw, policy)

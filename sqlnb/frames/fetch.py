@@ -186,7 +186,7 @@ def cursor_result(cur, *, limit=None, max_rows=None) -> Result:
     con = cur.connection
     names = [d[0] for d in cur.description] if cur.description else []
     decl = [d[1] for d in cur.description] if cur.description else []
-    st, pending = _take_rows(cur)
+    st, pending = cur._take_rows()
     if st is None:
         cols = [pycolumns.PyColumn([pending[i]] if pending is not None else [], False) for i in range(len(names))]
         res = Result(columns=names, decltypes=decl, raw_columns=cols, nrows=1 if pending is not None else 0,
@@ -199,7 +199,7 @@ def cursor_result(cur, *, limit=None, max_rows=None) -> Result:
             first = [pending] if pending is not None else []
             _names, _decl, cols, n, truncated, unread = _fetch_statement(con, st, cap, first_rows=first)
         if truncated:
-            _keep_unread(cur, unread)
+            cur._keep_unread(unread)
         else:
             cur._finish()
         res = Result(columns=names, decltypes=decl, raw_columns=cols, nrows=n, truncated=truncated,
@@ -207,21 +207,6 @@ def cursor_result(cur, *, limit=None, max_rows=None) -> Result:
     res.elapsed = time.perf_counter() - t0
     _warn_truncated(res, limit, max_rows)
     return res
-
-
-# The cursor's state, taken and given back: these two belong on Cursor (connection.py):
-# ``Cursor._take_rows()`` and ``Cursor._keep_unread(row)``; until then they are written here.
-def _take_rows(cur):
-    """The cursor's open statement (or None) and the row it already read (or None); the row
-    is the caller's now."""
-    st, pending = cur._st, cur._pending_row
-    cur._pending_row = None
-    return st, pending
-
-
-def _keep_unread(cur, row):
-    """``row`` was read past the caller's limit: the cursor hands it out next."""
-    cur._pending_row = row
 
 
 def cursor_df(cur, *, limit=None, max_rows=None, parse_dates=None, dtype=None, dtype_backend=None):

@@ -12,7 +12,8 @@ from __future__ import annotations
 import signal
 import threading
 
-from sqlnb import _modes
+from sqlnb.engines.base import OPEN_NOMUTEX, OPEN_READONLY, OPEN_URI
+from sqlnb.engines.open import install_like
 from sqlnb import errors as _errors
 from sqlnb.frames.scan import query_rows
 
@@ -30,7 +31,7 @@ def open_reader(raw, mod, snap, sql, opened):
     closes it, whatever happens next); it reads at ``raw``'s moment (``snap``, see
     :func:`begin_read`) under ``raw``'s settings and policy. Returns its statement of ``sql``."""
     # read-only, URI filenames as the main connection, no SQLite mutex (each is used by one thread)
-    flags = _modes.OPEN_READONLY | (raw.flags & _modes.OPEN_URI) | _modes.OPEN_NOMUTEX
+    flags = OPEN_READONLY | (raw.flags & OPEN_URI) | OPEN_NOMUTEX
     w = mod.RawConnection(raw.filename, flags)
     opened.append(w)
     share_settings(raw, mod, w)
@@ -63,7 +64,7 @@ def install_policy(raw, w):
     tables stay denied, each statement's program is checked)."""
     policy = getattr(raw, "policy", None)
     if policy is not None:
-        _modes.install_like(w, policy)
+        install_like(w, policy)
 
 
 # --- one moment for every worker -----------------------------------------------------------
