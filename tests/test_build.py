@@ -142,3 +142,106 @@ def test_install_without_compiler_gives_system_engine(tmp_path):
     assert r.returncode == 0, r.stderr
     engine, total, why = r.stdout.split(" ", 2)
     assert engine == "system" and total == "3" and "not built" in why
+
+
+# ---------------------------------------------------------------------------------------------
+# the compiled core's source layout (sqlnb/_fast.pyx + sqlnb/_core/)
+# ---------------------------------------------------------------------------------------------
+CORE = ROOT / "sqlnb" / "_core"
+
+
+def _core_sources():
+    return sorted([*CORE.glob("*.pxi"), *CORE.glob("*.h"), *CORE.glob("*.c"), *ROOT.glob("sqlnb/_fast*.pyx")])
+
+
+def test_generated_consts_are_current():
+    """sqlnb/_core/consts.pxi is what tools/gen_consts.py makes of sqlnb/_consts.py today."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import gen_consts
+
+    assert (CORE / "consts.pxi").read_text() == gen_consts.render(), "run python tools/gen_consts.py"
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_consts.py"), "--check"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_generated_consts_match_python_and_are_not_copied():
+    from sqlnb import _consts, _fast
+
+    text = (CORE / "consts.pxi").read_text()
+    for name in ("INTEGER", "REAL", "TEXT", "BLOB", "NULL"):
+        assert f"    CLASS_{name} = {getattr(_consts, name)}\n" in text
+    for cls, prefix in ((_consts.Rule, "RULE"), (_consts.Why, "WHY"), (_consts.AuthAction, "ACTION")):
+        for m in cls:
+            assert f"    {prefix}_{m.name} = {int(m)}\n" in text
+    # the module checked every action and storage-class code against sqlite3.h at import
+    assert len(_fast._HEADER_PAIRS) == 5 + len(_consts.AuthAction)
+    assert all(ours == theirs for ours, theirs in _fast._HEADER_PAIRS)
+    # no hand copy of those codes is left in the hand-written sources
+    for path in _core_sources():
+        if path.name == "consts.pxi":
+            continue
+        src = path.read_text()
+        for stale in ("RULE_ALLOW = ", "WHY_NONE = ", "WHY_REPREPARE = ", "_T_INT", "_T_NULL"):
+            assert stale not in src, (path.name, stale)
+
+
+def test_core_files_are_small_and_one_unit_per_flavour():
+    sizes = {p.relative_to(ROOT).as_posix(): len(p.read_text().splitlines()) for p in _core_sources()}
+    assert all(n < 700 for n in sizes.values()), sizes
+    toc = (ROOT / "sqlnb" / "_fast.pyx").read_text()
+    included = [line.split('"')[1] for line in toc.splitlines() if line.startswith("include ")]
+    assert "_core/bdb_env.pxi" not in included  # BerkeleyDB-only code: _fast_bdb.pyx alone
+    pieces = {p.name for p in CORE.glob("*.pxi")} - {"bdb_env.pxi"}
+    assert sorted(included) == sorted(f"_core/{n}" for n in pieces), "a piece is not included (or missing)"
+    bdb = (ROOT / "sqlnb" / "_fast_bdb.pyx").read_text()
+    assert 'include "_fast.pyx"' in bdb and 'include "_core/bdb_env.pxi"' in bdb
+
+
+def test_bdb_only_functions_live_in_the_bdb_flavour():
+    from sqlnb import _fast
+
+    for name in ("lock_watch", "lock_unwatch", "clear_dead_env", "HAVE_LOCK_WATCH"):
+        assert not hasattr(_fast, name), name
+    from tests.conftest import engine_available
+
+    if engine_available("bdb")[0]:
+        from sqlnb import _fast_bdb
+
+        assert callable(_fast_bdb.lock_watch) and callable(_fast_bdb.clear_dead_env)
+
+
+def test_core_imports_only_the_lowest_layers():
+    """The compiled core imports errors, _bind, _sql and _diagnose, never the policy layer (a
+    Policy is passed to install_policy) nor anything higher; no import inside a function."""
+    allowed = {"from sqlnb import errors as _errors", "from sqlnb import _bind", "from sqlnb import _diagnose",
+               "from sqlnb import _sql"}
+    for path in _core_sources():
+        for line in path.read_text().splitlines():
+            if "sqlnb" in line and ("import " in line) and not line.lstrip().startswith("#"):
+                assert line in allowed, (path.name, line)
+
+
+def test_stub_names_the_compiled_surface():
+    """sqlnb/_fast.pyi declares every public class, method and function of the module, and
+    nothing the module lacks."""
+    import ast
+
+    from sqlnb import _fast
+
+    def member(n):
+        return n.name if isinstance(n, (ast.FunctionDef, ast.ClassDef)) else n.target.id
+
+    kinds = (ast.FunctionDef, ast.ClassDef, ast.AnnAssign)
+    tree = ast.parse((ROOT / "sqlnb" / "_fast.pyi").read_text())
+    stub = {member(n): ({member(m) for m in n.body if isinstance(m, kinds)} if isinstance(n, ast.ClassDef) else None)
+            for n in tree.body if isinstance(n, kinds)}
+    public = {n for n in dir(_fast) if not n.startswith("_") and (callable(getattr(_fast, n)) or n.isupper())}
+    public -= {"Params", "Chunk", "Refusal"}
+    assert sorted(public - set(stub)) == []
+    assert sorted(n for n in stub if not hasattr(_fast, n) and n not in ("Params", "Chunk", "Refusal")) == []
+    for cls in ("RawConnection", "RawStatement", "Fetch", "RawColumn", "ExportColumns", "AuthTable"):
+        members = {n for n in dir(getattr(_fast, cls)) if not n.startswith("__")}
+        declared = stub[cls] - {"__init__", "__len__", "__buffer__"}
+        assert sorted({n for n in members if not n.startswith("_")} - declared) == [], cls
+        assert sorted(declared - members) == [], cls

@@ -22,6 +22,8 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+#: the compiled core's pieces (setup.py passes it relative: setuptools wants relative source paths)
+CORE = "sqlnb/_core"
 sys.path.insert(0, str(HERE))
 import fetch_sources  # noqa: E402
 
@@ -43,6 +45,15 @@ LSM_DEFINES = [("SQLITE_CORE", "1"), ("LSM_MUTEX_PTHREADS", "1"), ("NDEBUG", "1"
 LSM_FILES = ["lsm_ckpt.c", "lsm_file.c", "lsm_log.c", "lsm_main.c", "lsm_mem.c", "lsm_mutex.c",
              "lsm_shared.c", "lsm_sorted.c", "lsm_str.c", "lsm_tree.c", "lsm_unix.c",
              "lsm_varint.c", "lsm_vtab.c"]
+
+
+def core_depends() -> list[str]:
+    """Every file under sqlnb/_core/ (headers and C files included, the generated consts.pxi
+    too): a change to any of them rebuilds both flavours."""
+    names = sorted(p.name for p in (ROOT / CORE).iterdir() if p.suffix in (".pxi", ".h", ".c"))
+    if "consts.pxi" not in names:  # written by gen_consts just before cythonize
+        names = sorted(names + ["consts.pxi"])
+    return [f"{CORE}/{n}" for n in names]
 
 
 def opt_flags() -> list[str]:
@@ -94,7 +105,7 @@ def find_bdb() -> tuple[str | None, str]:
             sysconfig.get_config_var("INCLUDEDIR") or ""]
     for d in dirs:
         if d and (Path(d) / "dbsql.h").is_file():
-            if not (Path(d) / "db.h").is_file():  # sqlnb_bdb_locks.c uses BerkeleyDB's own API too
+            if not (Path(d) / "db.h").is_file():  # sqlnb/_core/bdb_locks.c uses BerkeleyDB's own API too
                 return None, f"found {Path(d) / 'dbsql.h'} but not db.h (Debian: apt-get install libdb5.3-dev)"
             return d, f"found {Path(d) / 'dbsql.h'} and db.h"
     return None, "dbsql.h not found (Debian: apt-get install libdb5.3-sql-dev libdb5.3-dev)"

@@ -1,11 +1,9 @@
-# cython: language_level=3
-# The SQLite C API as sqlnb uses it: declarations only, names as in sqlite3.h.
-# Everything comes through sqlnb_capi.h, which picks the flavour's header
-# (our amalgamation or BerkeleyDB's dbsql.h) and shims what an older core lacks.
+# The SQLite C API as sqlnb uses it (included by sqlnb/_fast.pyx): declarations only,
+# names as in sqlite3.h. Everything comes through capi.h (beside this file), which
+# picks the flavour's header (our amalgamation or BerkeleyDB's dbsql.h) and shims what
+# an older core lacks. The BerkeleyDB-only C functions are declared in bdb_env.pxi.
 
-from libc.stdint cimport int64_t
-
-cdef extern from "sqlnb_capi.h" nogil:
+cdef extern from "capi.h" nogil:
     ctypedef struct sqlite3
     ctypedef struct sqlite3_stmt
     ctypedef struct sqlite3_value
@@ -13,24 +11,17 @@ cdef extern from "sqlnb_capi.h" nogil:
     ctypedef int64_t sqlite3_int64
 
     const char *SQLNB_FLAVOUR_NAME
-    int SQLNB_HAVE_CLOSE_V2
     int SQLNB_HAVE_STMT_BUSY
     int SQLNB_HAVE_DROP_MODULES
     int SQLNB_HAVE_ERROR_OFFSET
     int SQLNB_HAVE_URI
     int SQLNB_HAVE_LSM1
-    int SQLNB_HAVE_LOCK_WATCH
     int SQLNB_HAVE_DQS_CONFIG
     int sqlnb_set_dqs(sqlite3 *db, int on)
-    int sqlnb_bdb_lock_watch(const char *home, unsigned long timeout_us, char *err, int errlen)
-    void sqlnb_bdb_lock_unwatch(const char *home)
-    int sqlnb_bdb_clear_dead_env(const char *home, char *err, int errlen)
     int sqlnb_close(sqlite3 *db)
     int sqlnb_register_builtin_extensions()
 
     const char *SQLITE_VERSION
-    int SQLITE_VERSION_NUMBER
-    const char *SQLITE_SOURCE_ID
 
     # result codes
     enum:
@@ -127,8 +118,6 @@ cdef extern from "sqlnb_capi.h" nogil:
     sqlite3_destructor_type SQLITE_STATIC
 
     const char *sqlite3_libversion()
-    const char *sqlite3_sourceid()
-    int sqlite3_libversion_number()
     int sqlite3_threadsafe()
     const char *sqlite3_compileoption_get(int n)
 
@@ -193,7 +182,7 @@ cdef extern from "sqlnb_capi.h" nogil:
     void sqlite3_free(void *p)
     int sqlite3_complete(const char *sql)
 
-    # --- columnar fetch (sqlnb/_fetch.pxi) -----------------------------------
+    # --- columnar fetch (fetch.pxi) ---------------------------------------
     ctypedef struct sqlite3_mutex
     sqlite3_mutex *sqlite3_db_mutex(sqlite3 *db)
     void sqlite3_mutex_enter(sqlite3_mutex *m)
@@ -206,12 +195,12 @@ cdef extern from "sqlnb_capi.h" nogil:
     const void *sqlite3_value_blob(sqlite3_value *v)
     int sqlite3_value_bytes(sqlite3_value *v)
 
-# --- read-only modes and policies (sqlnb/_auth.pxi) ---------------------------
-cdef extern from "sqlnb_capi.h" nogil:
+# --- read-only modes and policies (auth*.pxi) --------------------------------
+cdef extern from "capi.h" nogil:
     int sqlite3_enable_load_extension(sqlite3 *db, int onoff)
 
-# --- parallel fetch (sqlnb/_fetch.pxi): one snapshot, the connection's state --------
-cdef extern from "sqlnb_capi.h" nogil:
+# --- parallel fetch (parallel.pxi): one snapshot, the connection's state --------
+cdef extern from "capi.h" nogil:
     ctypedef struct sqlite3_snapshot
     int SQLNB_HAVE_SNAPSHOT
     int sqlite3_snapshot_get(sqlite3 *db, const char *zSchema, sqlite3_snapshot **ppSnapshot)

@@ -1,5 +1,5 @@
 /*
- * sqlnb_bdb_locks.c: bounded lock waits for the BerkeleyDB SQL flavour.
+ * bdb_locks.c: bounded lock waits for the BerkeleyDB SQL flavour.
  *
  * BerkeleyDB SQL blocks a statement inside its lock manager while another
  * process holds a conflicting lock, ignores sqlite3_busy_timeout, and cannot
@@ -23,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sqlnb_bdb_locks.h"
+#include "bdb_locks.h"
 
 #define SQLNB_DETECT_EVERY_US 20000
 #define SQLNB_MAX_ENVS 64

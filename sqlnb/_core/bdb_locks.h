@@ -1,4 +1,4 @@
-/* sqlnb_bdb_locks.h: bounded lock waits for the BerkeleyDB SQL flavour (see sqlnb_bdb_locks.c). */
+/* bdb_locks.h: bounded lock waits for the BerkeleyDB SQL flavour (see bdb_locks.c). */
 #ifndef SQLNB_BDB_LOCKS_H
 #define SQLNB_BDB_LOCKS_H
 

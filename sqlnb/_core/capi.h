@@ -1,6 +1,6 @@
 /*
- * sqlnb_capi.h: one C view of "the SQLite API" for every flavour sqlnb compiles
- * from the same Cython source (sqlnb/_fast.pyx).
+ * capi.h: one C view of "the SQLite API" for every flavour sqlnb compiles
+ * from the same Cython source (sqlnb/_fast.pyx and the sqlnb/_core/ pieces it includes).
  *
  *   SQLNB_FLAVOUR_OWN  our amalgamation (+ lsm1), compiled into the module, symbols hidden
  *   SQLNB_FLAVOUR_BDB  BerkeleyDB's SQL front-end (dbsql.h, libdb_sql, SQLite 3.7.6.2 API)
@@ -23,10 +23,8 @@
 
 #if SQLNB_NEWER(3007014)
 #  define sqlnb_close(db) sqlite3_close_v2(db)
-#  define SQLNB_HAVE_CLOSE_V2 1
 #else
 #  define sqlnb_close(db) sqlite3_close(db)
-#  define SQLNB_HAVE_CLOSE_V2 0
 #endif
 
 #if SQLNB_NEWER(3038000)
@@ -119,18 +117,7 @@ static int sqlnb_register_builtin_extensions(void) { return 0; }
 #  define SQLNB_HAVE_LSM1 0
 #endif
 
-#if defined(SQLNB_FLAVOUR_BDB)
-#  include "sqlnb_bdb_locks.h"
-#  include "sqlnb_bdb_recover.h"
-#  define SQLNB_HAVE_LOCK_WATCH 1
-#else  /* SQLite's own locks answer SQLITE_BUSY: nothing to bound */
-#  define sqlnb_bdb_lock_watch(home, timeout_us, err, errlen) (0)
-#  define sqlnb_bdb_lock_unwatch(home) ((void)0)
-#  define sqlnb_bdb_clear_dead_env(home, err, errlen) (0)
-#  define SQLNB_HAVE_LOCK_WATCH 0
-#endif
-
-/* parallel fetch (sqlnb/_fetch.pxi): one WAL snapshot shared by the workers, the attached
+/* parallel fetch (parallel.pxi): one WAL snapshot shared by the workers, the attached
  * databases and the connection's flags (to copy or refuse). Our build has them all
  * (SQLITE_ENABLE_SNAPSHOT); BerkeleyDB's 3.7 core has none (parallel fetch refuses bdb). */
 #if defined(SQLNB_FLAVOUR_OWN)

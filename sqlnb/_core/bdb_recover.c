@@ -1,5 +1,5 @@
 /*
- * sqlnb_bdb_recover.c: let BerkeleyDB SQL recover an environment whose users died.
+ * bdb_recover.c: let BerkeleyDB SQL recover an environment whose users died.
  *
  * BerkeleyDB SQL (libdb_sql 5.3) opens a database's environment, the
  * "<database>-journal" directory, with DB_REGISTER | DB_FAILCHK_ISALIVE |
@@ -16,7 +16,7 @@
  * at 100% CPU (its dead-owner check calls __env_set_state(THREAD_VERIFY),
  * which fails while the opening thread is not registered, and the loop just
  * tries again) or blocks in pthread_mutex_lock "until someone else does the
- * cleanup". sqlnb's own DB_JOINENV handle (sqlnb_bdb_locks.c) blocked on the
+ * cleanup". sqlnb's own DB_JOINENV handle (bdb_locks.c) blocked on the
  * same mutexes (__env_set_state, __memp_open).
  *
  * When failchk cannot attach (no region files), BerkeleyDB falls back to its
@@ -62,7 +62,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sqlnb_bdb_recover.h"
+#include "bdb_recover.h"
 
 #define REG_FILE "__db.register"
 #define SLOT_LEN 25                                   /* PID_LEN in env_register.c */

@@ -1,4 +1,4 @@
-/* sqlnb_bdb_recover.h: clear a BerkeleyDB environment abandoned by dead processes (see sqlnb_bdb_recover.c). */
+/* bdb_recover.h: clear a BerkeleyDB environment abandoned by dead processes (see bdb_recover.c). */
 #ifndef SQLNB_BDB_RECOVER_H
 #define SQLNB_BDB_RECOVER_H
 

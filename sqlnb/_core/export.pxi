@@ -1,6 +1,6 @@
 # The columnar insert loop behind Connection.to_table (issue: DataFrame export).
 #
-# Included by _fast.pyx (so it is compiled once per flavour and can use the
+# Included by sqlnb/_fast.pyx (so it is compiled once per flavour and can use the
 # RawConnection / RawStatement C fields). sqlnb/export.py decides the schema
 # and turns every DataFrame column into one "column spec" here: a pointer to
 # the buffer pandas / Arrow already hold (int64 or float64 values, a NULL mask,
@@ -8,10 +8,6 @@
 # it. One prepared INSERT is then bound and stepped row by row; when no column
 # needs Python objects, a whole chunk runs with the GIL released.
 
-from libc.stdint cimport uint8_t, int32_t, INT64_MIN
-from libc.stdlib cimport calloc, free
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from cpython.ref cimport PyObject
 
 
 cdef enum:
@@ -382,23 +378,48 @@ cdef class ExportColumns:
         if v is None or (self._null_check is not None and self._null_check(v)):
             rc = sqlite3_bind_null(stmt.st, p)
             return check_rc(rc, stmt.conn.db, stmt.sql)
-        name = self._names[j]
-        if not isinstance(v, (int, float, str, bytes, bytearray, memoryview, _dt.date, _dt.time)) \
-                and not _is_integer_scalar(v) and not _is_float_scalar(v) \
-                and getattr(type(v), "__index__", None) is None:
-            raise _errors.BindError(
-                f"column {name!r}, row {i}: a value of type '{type(v).__name__}' cannot be stored "
-                f"in SQLite (storable: None, bool, int, float, str, bytes, date, time, datetime); convert the column "
-                f"first, e.g. df[{name!r}].astype(str)")
+        # the parameters' rule (RawStatement._bind_one: its fast paths, then sqlnb._bind.adapt)
         try:
-            return stmt._bind_one(p, v, f"column {name!r}")
-        except (OverflowError, ValueError, _errors.Error, UnicodeError) as exc:
-            msg = str(exc).replace(f"parameter column {name!r}: ", "")
-            raise type(exc)(f"column {name!r}, row {i}: {msg}") from exc
+            return stmt._bind_one(p, v, f"column {self._names[j]!r}, row {i}")
+        except _errors.BindError as exc:
+            exc.add_note(f"convert the column first, e.g. df[{self._names[j]!r}].astype(str)")
+            raise
+
+    cdef int _steps(self, sqlite3_stmt *st, void *ast, Py_ssize_t *pi, Py_ssize_t stop, int k,
+                    int *pj, int *pb, int *prc, progress_state *ps, int i0, bint one) noexcept nogil:
+        """Bind the columns that need no GIL for ``k`` rows from row ``pi[0]`` on and step, then
+        the next ``k`` rows, until ``stop`` (or after one step when ``one``). Returns 0 when done,
+        1 a bind failed (``pj``/``pb``: the column and row within the step; ``prc``: its code),
+        2 the step failed (``prc``) or 3 ``interrupt()`` was called; ``pi`` is the failing step's
+        first row."""
+        cdef int nb = self.nbound
+        cdef int b, j, rc
+        while pi[0] < stop:
+            for b in range(k):
+                for j in range(nb):
+                    if self.cols[j].needs_gil:
+                        continue
+                    rc = _bind_value(st, b * nb + j + 1, self.cols, j, pi[0] + b)
+                    if rc != SQLITE_OK:
+                        pj[0] = j
+                        pb[0] = b
+                        prc[0] = rc
+                        return 1
+            rc = _auth_step(ast, st)
+            if rc != SQLITE_DONE:
+                prc[0] = rc
+                return 2
+            sqlite3_reset(st)
+            pi[0] += k
+            if ps.interrupts != i0:
+                return 3
+            if one:
+                return 0
+        return 0
 
     def insert(self, RawStatement stmt, Py_ssize_t start, Py_ssize_t stop, bint first=False):
         """Bind and step rows ``start..stop-1`` through ``stmt`` (see ``_insert``), holding the
-        connection's lock: our SQLite has no mutex of its own (see _lock in _fast.pyx)."""
+        connection's lock: our SQLite has no mutex of its own (see _lock in connection.pxi)."""
         _lock(stmt.conn)
         try:
             return self._insert(stmt, start, stop, first)
@@ -455,30 +476,11 @@ cdef class ExportColumns:
             raise conn._run_error(SQLITE_INTERRUPT, stmt.sql)
         i0 = self._interrupts0
         sqlite3_reset(st)
-        if not self.needs_gil:
+        if not self.needs_gil:       # the whole chunk without the GIL
             with nogil:
-                while i < stop:
-                    for b in range(k):
-                        for j in range(nb):
-                            rc = _bind_value(st, b * nb + j + 1, self.cols, j, i + b)
-                            if rc != SQLITE_OK:
-                                failed = 1
-                                break
-                        if failed:
-                            break
-                    if failed:
-                        break
-                    rc = _auth_step(conn._ast, st)
-                    if rc != SQLITE_DONE:
-                        failed = 2
-                        break
-                    sqlite3_reset(st)
-                    i += k
-                    if ps.interrupts != i0:
-                        failed = 3
-                        break
-        else:
-            while i < stop:
+                failed = self._steps(st, conn._ast, &i, stop, k, &j, &b, &rc, ps, i0, False)
+        else:                        # per step: the object columns with the GIL, then the rest
+            while i < stop and failed == 0:
                 for b in range(k):
                     for j in range(nb):
                         if self.cols[j].needs_gil:
@@ -488,26 +490,8 @@ cdef class ExportColumns:
                                 sqlite3_reset(st)
                                 sqlite3_clear_bindings(st)
                                 raise
-                            rc = SQLITE_OK
-                        else:
-                            rc = _bind_value(st, b * nb + j + 1, self.cols, j, i + b)
-                        if rc != SQLITE_OK:
-                            failed = 1
-                            break
-                    if failed:
-                        break
-                if failed:
-                    break
                 with nogil:
-                    rc = _auth_step(conn._ast, st)
-                if rc != SQLITE_DONE:
-                    failed = 2
-                    break
-                sqlite3_reset(st)
-                i += k
-                if ps.interrupts != i0:
-                    failed = 3
-                    break
+                    failed = self._steps(st, conn._ast, &i, stop, k, &j, &b, &rc, ps, i0, True)
         done = i - start
         if failed == 0:
             # drop the pointers into the frame's buffers before they can go away
@@ -516,7 +500,7 @@ cdef class ExportColumns:
         name = self._names[j] if failed == 1 else None
         if failed == 3:
             sqlite3_clear_bindings(st)
-            exc = _errors.make_error(SQLITE_INTERRUPT, "interrupted", sql=stmt.sql)
+            exc = _errors.interrupted(stmt.sql)
             exc.add_note(f"Connection.interrupt() stopped the export after {i} rows")
             raise exc
         if failed == 1:
@@ -528,13 +512,8 @@ cdef class ExportColumns:
             exc = _error_for(rc, conn.db, stmt.sql)
             exc.add_note(f"while binding column {name!r} of row {i}")
             raise exc
-        exc = conn._run_error(rc, stmt.sql)
-        sqlite3_reset(st)
+        exc = _step_error(conn, st, rc, stmt.sql)
         sqlite3_clear_bindings(st)
-        if isinstance(exc, _errors.Error) and (rc & 0xFF) == SQLITE_ERROR:
-            exc2 = _error_for(sqlite3_errcode(conn.db), conn.db, stmt.sql)
-            if str(exc2) and str(exc2) != "not an error":
-                exc = exc2
         if isinstance(exc, BaseException):
             try:
                 if k == 1:
