@@ -456,6 +456,17 @@ _BUSY_KINDS = {
 }
 
 
+# what "file is not a database" means for (the file's kind, the file format the engine reads)
+_NOT_THIS_FORMAT = {
+    ("bdb", "sqlite"): " is a BerkeleyDB database: open it with engine='bdb'",
+    ("sqlite", "bdb"): " is a SQLite database: open it with engine='sqlite' (not 'bdb')",
+    ("empty", "bdb"): " is an empty file, which the bdb engine cannot open",
+}
+# the file formats whose locks are byte-range locks on the file itself (BerkeleyDB SQL keeps its
+# locks in its environment): /proc/locks can name their holders
+_LOCKS_ON_THE_FILE = frozenset(("sqlite",))
+
+
 def _is_path(filename) -> bool:
     if not isinstance(filename, (str, bytes, os.PathLike)):
         return False
@@ -463,7 +474,7 @@ def _is_path(filename) -> bool:
     return name not in ("", ":memory:") and not name.startswith("file:")
 
 
-def annotate(exc, filename, file_format: str = "sqlite", *, readonly: bool = False):
+def annotate(exc, filename, file_format: str, *, readonly: bool = False):
     """Add the path (and what is known about it) to a file-level error; returns ``exc``.
 
     ``file_format`` is the kind of file the engine reads (``Engine.file_format``:
@@ -496,20 +507,13 @@ def annotate(exc, filename, file_format: str = "sqlite", *, readonly: bool = Fal
         else:
             detail = shown
     elif code == NOTADB:
-        kind = file_kind(path)
-        detail = shown
-        if kind == "bdb" and file_format != "bdb":
-            detail += " is a BerkeleyDB database: open it with engine='bdb'"
-        elif kind == "sqlite" and file_format == "bdb":
-            detail += " is a SQLite database: open it with engine='sqlite' (not 'bdb')"
-        elif kind == "empty" and file_format == "bdb":
-            detail += " is an empty file, which the bdb engine cannot open"
+        detail = shown + _NOT_THIS_FORMAT.get((file_kind(path), file_format), "")
     elif code == BUSY:
         detail = shown
         ext = getattr(exc, "extended_code", None)
         if ext in _BUSY_KINDS:
             detail += f" ({_BUSY_KINDS[ext]})"
-        holders = describe_locks(path) if file_format == "sqlite" else None
+        holders = describe_locks(path) if file_format in _LOCKS_ON_THE_FILE else None
         if holders:
             detail += f": {holders}"
         detail += "; gave up after the busy timeout (connect(timeout=...))"
@@ -518,7 +522,7 @@ def annotate(exc, filename, file_format: str = "sqlite", *, readonly: bool = Fal
     else:
         detail = shown
         journal = env_dir(path)
-        if file_format != "bdb" and (file_kind(path) == "bdb" or os.path.isdir(journal)):
+        if ("bdb", file_format) in _NOT_THIS_FORMAT and (file_kind(path) == "bdb" or os.path.isdir(journal)):
             detail += (f" is a BerkeleyDB database (its environment directory {journal!r} sits next to it): "
                        f"open it with engine='bdb'")
     exc.args = (f"{msg}: {detail}",)
