@@ -208,7 +208,7 @@ def test_no_descriptor_of_our_own_on_a_held_file(engine, mode, tmp_path):
 
 def test_error_paths_read_no_held_file(tmp_path):
     """The error annotation's sniff (what kind of file is this?) reads no file this process holds."""
-    from sqlnb import _diagnose
+    from sqlnb import _files
 
     need_engine("sqlite")
     path = str(tmp_path / "h.db")
@@ -218,13 +218,62 @@ def test_error_paths_read_no_held_file(tmp_path):
     _watching.append(os.path.realpath(path))
     _opened.clear()
     try:
-        assert _diagnose.file_kind(path) is None
+        assert _files.file_kind(path) is None
     finally:
         _watching.clear()
     a.close()
     assert _opened == []
-    assert _diagnose.file_kind(path) == "sqlite"  # no one holds it: reading is safe
+    assert _files.file_kind(path) == "sqlite"  # no one holds it: reading is safe
 
+
+
+# BerkeleyDB's meta-page and log magics (db.h: btree, hash, heap, queue, log), in both byte orders
+@pytest.mark.parametrize("magic", [0x053162, 0x061561, 0x074582, 0x042253, 0x040988])
+@pytest.mark.parametrize("order", ["little", "big"])
+def test_every_bdb_magic_in_both_byte_orders_is_a_bdb_file(tmp_path, magic, order):
+    from sqlnb import _files
+
+    head = bytes(12) + magic.to_bytes(4, order) + bytes(84)
+    assert _files.is_bdb_file(head)
+    path = tmp_path / "f.db"
+    path.write_bytes(head)
+    assert _files.file_kind(str(path)) == "bdb"
+
+
+def test_file_kinds(tmp_path):
+    from sqlnb import _files
+
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "text").write_bytes(b"hello, world, not a database")
+    os.mkfifo(tmp_path / "fifo")  # never opened: reading it would block
+    assert _files.file_kind(str(tmp_path / "empty")) == "empty"
+    assert _files.file_kind(str(tmp_path / "text")) is None
+    assert _files.file_kind(str(tmp_path / "fifo")) is None
+    assert _files.file_kind(str(tmp_path / "missing")) is None
+    assert _files.env_dir("/x/a.db") == "/x/a.db-journal"
+
+
+def test_proc_locks_names_this_process_locks(tmp_path):
+    """The one /proc/locks reader: POSIX byte-range locks with their holder, type and inclusive range."""
+    import fcntl
+
+    from sqlnb import _files
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("/proc/locks is Linux's")
+    path = str(tmp_path / "locked")
+    with open(path, "wb") as fh:
+        fh.write(b"x" * 10)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX, 2, 4)
+        fcntl.lockf(fd, fcntl.LOCK_SH, 0, 100)  # (0 bytes: to the end of the file)
+        got = _files.proc_locks(path)
+        assert (os.getpid(), "WRITE", 4, 5) in got
+        assert (os.getpid(), "READ", 100, _files.LOCK_EOF) in got
+    finally:
+        os.close(fd)
+    assert _files.proc_locks(path) == []
 
 # ---------------------------------------------------------------------------
 # 2. one SQLite library per file in a process

@@ -93,6 +93,16 @@ def test_parse_rejects_other_modules_and_garbage():
     assert L.parse_lsm1_sql(None) is None
 
 
+def test_parse_takes_the_file_argument_as_written():
+    """SQLite hands lsm1 each argument's text as written (sqlite3VtabArgExtend); so does the parser."""
+    got = L.parse_lsm1_sql("CREATE VIRTUAL TABLE x USING lsm1(/data/my  events.lsm, k, uint, v, \"w\" TEXT)")
+    assert got == {"file": "/data/my  events.lsm", "key": "k", "key_type": "UINT", "values": ("v", "w")}
+    nested = L.parse_lsm1_sql("create virtual table x using lsm1('f(1,2).lsm', k, BLOB, v (a, b), w)")
+    assert nested["file"] == "f(1,2).lsm" and nested["values"] == ("v", "w")
+    sql = L.create_sql('t"1', "/p/it's.lsm", key="k ey", key_type="TEXT", values=("a", 'b"'), schema="temp")
+    assert L.parse_lsm1_sql(sql) == {"file": "/p/it's.lsm", "key": "k ey", "key_type": "TEXT", "values": ("a", 'b"')}
+
+
 def test_quoted_identifiers_and_values_are_bound(db, tmp_path):
     path = tmp_path / "q'uote.lsm"
     t = L.table(db, "we ird\"table", path, key="k ey", values=["va'l", 'v"2'])

@@ -20,7 +20,7 @@ import textwrap
 import pytest
 
 import sqlnb
-from sqlnb import errors, lsm
+from sqlnb import _files, errors, lsm
 
 from tests.conftest import need_engine
 
@@ -211,6 +211,71 @@ def test_mount_registry_follows_the_connection(copy):
     assert not lsm.mounted_here(path)
 
 
+def test_table_mount_is_held_until_its_connection_closes(copy):
+    """lsm.table() records its mount in the one registry of held files (sqlnb._files), under the
+    connection's raw handle: held while that connection is open, whatever else it holds."""
+    path = copy()
+    host = sqlnb.connect(":memory:")
+    t = lsm.table(host, "t", path)  # (the sidecar gives the schema)
+    assert lsm.mounted_here(path) and _files.held(path)
+    assert t.count() == N
+    t.drop()  # the table is gone; lsm's handle may still be cached: still held until close
+    assert lsm.mounted_here(path)
+    host.close()
+    assert not lsm.mounted_here(path)
+
+
+def test_a_failed_mount_is_not_held(copy, tmp_path):
+    """A mount that fails after the file was recorded (here SQLite refuses the table's name) is
+    forgotten, and only it: the connection goes on holding the files it did mount."""
+    path, other = copy(), str(tmp_path / "other.lsm")
+    host = sqlnb.connect(":memory:")
+    lsm.table(host, "a", other)
+    host.execute("CREATE TABLE x(c)")
+    host.execute("CREATE INDEX kv ON x(c)")
+    with pytest.raises(errors.Error, match="cannot mount"):
+        lsm.table(host, "kv", path)
+    assert not lsm.mounted_here(path) and lsm.mounted_here(other)
+    host.close()
+    assert not lsm.mounted_here(other)
+
+
+def test_a_database_held_here_is_never_mounted_as_lsm(tmp_path):
+    """An SQLite file that a connection of this process holds is not read by sqlnb's header check
+    (closing that descriptor would drop the holder's POSIX locks), and lsm itself would take it for
+    an empty LSM database and truncate it at close: the registry refuses the mount, naming the
+    holder, and the file is unchanged."""
+    db = str(tmp_path / "real.db")
+    con = sqlnb.connect(db)
+    con.execute("CREATE TABLE t(x)")
+    con.execute("INSERT INTO t VALUES (1)")
+    con.commit()
+    before = _sha(db)
+    host = sqlnb.connect(":memory:")
+    with pytest.raises(errors.CantOpenError, match="engine='sqlite'"):
+        lsm.table(host, "kv", db, key_type="UINT", values="v")
+    with pytest.raises(errors.CantOpenError, match="engine='sqlite'"):
+        sqlnb.connect(f"lsm:///{db}?key_type=UINT&values=v")
+    host.close()
+    con.close()
+    assert _sha(db) == before
+    con = sqlnb.connect(db)
+    assert con.execute("SELECT x FROM t").fetchall() == [(1,)]
+    con.close()
+
+
+def test_an_lsm_file_mounted_here_is_not_opened_as_a_database(copy):
+    """The reverse: SQLite opening a mounted lsm file would close its own descriptor of it, which
+    drops lsm's POSIX locks; the registry refuses it, naming the mount."""
+    path = copy()
+    con = sqlnb.connect(f"lsm:///{path}", table="t")
+    for engine in ("sqlite", "system"):
+        with pytest.raises(errors.CantOpenError, match="an lsm1 mount"):
+            sqlnb.connect(path, engine=engine)
+    con.close()
+    assert _count(path)[0] == N
+
+
 _WRITER_PROBE = textwrap.dedent("""
     import sys
     from sqlnb import lsm
@@ -224,7 +289,7 @@ def test_second_mount_keeps_this_process_writer_lock(copy, monkeypatch, proc_loc
     (closing any descriptor of a file drops all of the process's POSIX locks on it). With
     /proc/locks unavailable (as off Linux) the mount registry alone must keep sqlnb's hands off."""
     if proc_locks == "unavailable":
-        monkeypatch.setattr(lsm, "_proc_locks", lambda path: None)
+        monkeypatch.setattr(_files, "proc_locks", lambda path: None)
     path = copy()
     con = sqlnb.connect(f"lsm:///{path}", table="t", isolation_level=None)
     con.execute("BEGIN")
