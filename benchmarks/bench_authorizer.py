@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import datagen  # noqa: E402  (benchmarks/, the script's own folder)
-from sqlnb import _modes  # noqa: E402
+from sqlnb.engines import open as _modes  # noqa: E402
 
 POINT = b"SELECT origin, dest, dep_delay FROM flights WHERE id = ?"
 JOIN = (b"SELECT f.origin, count(*), avg(f.dep_delay) FROM flights f JOIN airports a ON a.code = f.dest "

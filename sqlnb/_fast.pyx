@@ -17,7 +17,7 @@ Rules kept throughout:
 * stepping releases the GIL; a progress handler brings signals (Ctrl-C, the
   notebook's interrupt button) and time limits into the step loop;
 * the core imports only the lowest layers (``errors``, ``_consts`` through the
-  generated ``consts.pxi``, ``_bind``, ``_sql``, ``_diagnose``); a policy is passed
+  generated ``consts.pxi``, ``_bind``, ``_sql``, ``_files``); a policy is passed
   in by ``install_policy``.
 """
 cimport cython
@@ -47,7 +47,7 @@ import weakref
 
 from sqlnb import errors as _errors
 from sqlnb import _bind
-from sqlnb import _diagnose
+from sqlnb import _files
 from sqlnb import _sql
 
 include "_core/decls.pxi"        # the SQLite C API, through capi.h (flavour shims)

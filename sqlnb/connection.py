@@ -17,7 +17,6 @@ from pathlib import Path
 
 from sqlnb import _files, engines as _engines, export, frames
 from sqlnb import errors as _errors
-from sqlnb import lsm as _lsm
 from sqlnb._consts import ENGINES, MODES
 from sqlnb._url import (
     _no_secrets_in_errors,
@@ -28,13 +27,30 @@ from sqlnb._url import (
     strictest_mode,
 )
 from sqlnb.cursor import Cursor, is_dml, serialized
+from sqlnb.engines import lsm_url as _lsm_url
 from sqlnb.engines import open as _open
 
 __all__ = ["connect", "Connection", "Cursor", "parse_url", "redact", "strictest_mode", "ENGINES", "MODES"]
 
 
+def _open_lsm(path, *, mode, timeout, statement_timeout, isolation_level, check_same_thread, url, **options):
+    """``lsm:///file.lsm``: the file mounted as one lsm1 table on a private in-memory SQLite."""
+    raw, extras, attach = _lsm_url.open_lsm(path, mode=mode, timeout=timeout, statement_timeout=statement_timeout,
+                                            url=url, options=options)
+    try:
+        con = Connection(raw, engine="sqlite", mode=mode, database=url, path=extras["lsm"]["file"],
+                         isolation_level=isolation_level, check_same_thread=check_same_thread, timeout=timeout)
+    except BaseException:
+        raw.close()
+        _files.release(raw)
+        raise
+    con.extras.update(extras)
+    attach(con)
+    return con
+
+
 #: URL schemes that are not an engine but an opener over one (``parse_url``'s first item)
-_URL_OPENERS = {"lsm": _lsm.connect_lsm}
+_URL_OPENERS = {"lsm": _open_lsm}
 
 
 @_no_secrets_in_errors

@@ -17,7 +17,6 @@ import signal
 import pytest
 
 import sqlnb
-from sqlnb import _engines
 
 CI = os.environ.get("CI", "").lower() == "true"
 

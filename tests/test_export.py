@@ -230,7 +230,7 @@ def test_mixed_column_has_no_declared_type(con):
 
 def test_datetime_text_matches_numpy_and_sqlite(engine):
     """The Cython formatter writes what numpy writes (the system engine's formatter), and SQLite reads it."""
-    mod = sqlnb._engines.load("sqlite" if engine == "system" else engine)
+    mod = sqlnb.engines.get("sqlite" if engine == "system" else engine).load()
     rng = np.random.default_rng(1)
     secs = rng.integers(-62135596800, 253402300799, 2000)
     ns = rng.integers(-(2**62), 2**62, 2000)
@@ -774,7 +774,7 @@ def test_arrow_columns_in_several_chunks(con):
 @pytest.mark.parametrize("flavour", ["sqlite", "bdb"])   # the engines with the Cython insert loop
 def test_export_columns_refuse_rows_outside_the_current_chunk(flavour):
     """The Cython loop never reads past the Arrow chunk a column points at: insert() refuses."""
-    mod = sqlnb._engines.load(flavour)
+    mod = sqlnb.engines.get(flavour).load()
     raw = mod.RawConnection(":memory:", 0x2 | 0x4)
     st, _ = raw.prepare(b"create table t(s)")
     st.run()

@@ -15,7 +15,8 @@ import sqlite3
 import pytest
 
 import sqlnb
-from sqlnb import _modes, authorizer, errors
+from sqlnb import authorizer, errors
+from sqlnb.engines import base as _base, open as _modes  # noqa: E402
 from sqlnb.authorizer import Policy
 from sqlnb.connection import Connection
 
@@ -482,7 +483,7 @@ def test_python_cannot_replace_recompile_or_remove_a_policy(engine, db, monkeypa
             with pytest.raises(AttributeError):
                 pol.table._compile(Policy("rw").c_spec())
             with pytest.raises(errors.ProgrammingError, match="already open"):
-                raw.__init__(db, _modes.OPEN_READWRITE | _modes.OPEN_CREATE)
+                raw.__init__(db, _base.OPEN_READWRITE | _base.OPEN_CREATE)
             mod = __import__(type(raw).__module__, fromlist=["install_policy"])
             with pytest.raises(errors.ProgrammingError, match="cannot be changed"):
                 mod.install_policy(raw, Policy("rw"))

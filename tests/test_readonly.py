@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import pytest
 
 import sqlnb
-from sqlnb import _modes, errors
+from sqlnb import errors
+from sqlnb.engines import open as _modes
 from sqlnb.authorizer import DENY, IGNORE, OK, AuthAction, Policy, Why
 from sqlnb.connection import Connection
 

@@ -202,7 +202,7 @@ cdef class RawConnection:
                 raise _errors.TooBigError("SQL text too long")
             if sql.find(b"\0", offset) != -1:
                 # SQLite would stop at the NUL and silently ignore the rest
-                raise _errors.ProgrammingError(_diagnose.NUL_IN_SQL)
+                raise _errors.ProgrammingError(_files.NUL_IN_SQL)
             base = PyBytes_AS_STRING(sql)
             self._pending = None
             _auth_begin(self)
@@ -248,8 +248,8 @@ cdef class RawConnection:
 
     cdef object _file_error(self, exc):
         # file-level errors (locked, not a database, cannot open...) name the file
-        return _diagnose.annotate(exc, self.filename, readonly=bool(self.flags & SQLITE_OPEN_READONLY),
-                                  engine=FLAVOUR)
+        return _files.annotate(exc, self.filename, FLAVOUR,  # (the flavour is the file format it reads)
+                               readonly=bool(self.flags & SQLITE_OPEN_READONLY))
 
     cdef object _policy_error(self, int rc, object sql):
         # Refusals of an authorizer policy come back as SQLITE_AUTH (or, from a

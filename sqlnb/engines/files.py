@@ -10,40 +10,9 @@ process's POSIX locks on it (see ``sqlnb._files``).
 from __future__ import annotations
 
 import os
-import stat
 
 from sqlnb import errors as _errors
-
-SQLITE_MAGIC = b"SQLite format 3\x00"
-_BDB_MAGICS = (0x053162, 0x061561, 0x042253, 0x074582)  # btree, hash, queue, heap meta pages
-
-
-def is_bdb_file(head: bytes) -> bool:
-    """True if ``head`` (the first bytes of a file) is a BerkeleyDB meta page."""
-    if len(head) < 16:
-        return False
-    magic_le = int.from_bytes(head[12:16], "little")
-    magic_be = int.from_bytes(head[12:16], "big")
-    return magic_le in _BDB_MAGICS or magic_be in _BDB_MAGICS
-
-
-def env_dir(path: str) -> str:
-    """The BerkeleyDB SQL environment directory of a database file."""
-    return path + "-journal"
-
-
-def is_bdb_env(path: str) -> bool:
-    d = env_dir(path)
-    return os.path.isdir(d) and any(os.path.exists(os.path.join(d, f)) for f in ("__db.register", "__db.001"))
-
-
-def read_head(path: str) -> bytes:
-    """The first 100 bytes of a regular file (never opens a FIFO or device, which could block)."""
-    if not stat.S_ISREG(os.stat(path).st_mode):
-        return b""
-    with open(path, "rb") as f:
-        return f.read(100)
-
+from sqlnb._files import SQLITE_MAGIC, env_dir, is_bdb_env, is_bdb_file, read_head  # noqa: F401  (the file facts: one copy)
 
 def _cant_open(message: str, path) -> _errors.Error:
     exc = _errors.make_error(14, message, cls=_errors.CantOpenError)

@@ -11,9 +11,10 @@ import os
 import warnings
 from pathlib import Path
 
-from sqlnb import _files, _lsm_file, _lsm_pages, _modes, _sql
+from sqlnb import _files, _lsm_file, _lsm_pages, _sql
 from sqlnb import errors as _errors
 from sqlnb._consts import MODES
+from sqlnb.engines import open as _open
 
 URL_OPTIONS = ("table", "key", "key_type", "values", "create", "verify")
 _TRUE = ("1", "true", "yes", "on")
@@ -88,7 +89,7 @@ def open_lsm(path, *, mode: str = "rw", timeout: float | None = 5.0, statement_t
     # then opens lsm with LSM_CONFIG_READONLY, so lsm never writes the file, its log or its size.
     where = "main" if mode == "rw" else "temp"
     target = f"{_sql.quote_identifier(where)}.{_sql.quote_identifier(name)}"
-    raw = _modes.open_raw("sqlite", ":memory:", mode="rw" if mode == "rw" else "ro")
+    raw = _open.open_raw("sqlite", ":memory:", mode="rw" if mode == "rw" else "ro")
     try:
         if schema.existed:  # held from now on: nothing of sqlnb's reads it with a descriptor of its own
             _files.hold(raw, abspath)
@@ -117,7 +118,7 @@ def open_lsm(path, *, mode: str = "rw", timeout: float | None = 5.0, statement_t
                 f"lsm:///{path}?key_type=UINT&values=a,b", UserWarning, stacklevel=3)
         if statement_timeout:
             raw.timeout = float(statement_timeout)
-        _modes.install(raw, "sqlite", mode=mode)
+        _open.install(raw, "sqlite", mode=mode)
         if not schema.existed:
             _lsm_file.write_sidecar(abspath, key=key, key_type=kt, values=vals, table=name)
     except BaseException:

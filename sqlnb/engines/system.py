@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 
-from sqlnb import _diagnose, _sql
+from sqlnb import _files, _sql
 from sqlnb import authorizer as _authorizer
 from sqlnb import errors as _errors
 from sqlnb.engines.base import OPEN_CREATE, OPEN_READONLY, OPEN_READWRITE, OPEN_URI, Engine
@@ -119,7 +119,7 @@ class RawConnection:
         self._con.set_progress_handler(self._progress, 1000)
 
     def _translate(self, exc, sql=None):
-        return _diagnose.annotate(translate(exc, sql), self.filename, readonly=self.readonly)  # (an SQLite-format file)
+        return _files.annotate(translate(exc, sql), self.filename, "sqlite", readonly=self.readonly)  # (an SQLite-format file)
 
     def _progress(self):
         # The stdlib swallows an exception raised in here (the notebook's
@@ -172,7 +172,7 @@ class RawConnection:
     def prepare(self, sql: bytes, offset: int = 0):
         text = sql[offset:].decode("utf-8", "surrogateescape")
         if "\0" in text:
-            raise _errors.ProgrammingError(_diagnose.NUL_IN_SQL)
+            raise _errors.ProgrammingError(_files.NUL_IN_SQL)
         if _sql.is_blank(text):
             return None, len(sql)
         end = len(text)
