@@ -154,7 +154,7 @@ def test_import_contracts_hold():
     exe = Path(sys.executable).with_name("lint-imports")
     assert exe.exists(), f"{exe} is missing: import-linter comes with the test extra (pip install -e '.[test]')"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    r = subprocess.run([str(exe), "--no-cache", "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, env=env,
+    r = subprocess.run([str(exe), "--no-cache", str(ROOT / "pyproject.toml")], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
 
