@@ -227,7 +227,7 @@ def engine_name_branches(tree: ast.AST) -> list[tuple[int, str]]:
                 for sub in ast.walk(case.pattern):
                     if isinstance(sub, ast.MatchValue) and _engine_names(sub.value):
                         out.append((case.pattern.lineno, f"match {_holds_engine(node.subject)} case {sub.value.value!r}"))
-    return out
+    return sorted(out)
 
 
 # Cython: the same shapes, read as text (no Python parser reads .pyx)
@@ -274,8 +274,15 @@ def test_no_source_file_over_700_lines():
 # --- IPython stays in the notebook layer ---------------------------------------------------
 
 def _imported_stack(code: str) -> list[str]:
+    """The notebook-stack packages ``code`` imports, run in a fresh interpreter on this tree."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    probe = code + f"\nimport sys\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & {sorted(NOTEBOOK_STACK)!r}))"
+    probe = code + (
+        "\nimport sys\n"
+        # every sqlnb module must come from this tree (an editable install elsewhere must not fill a gap)
+        f"elsewhere = sorted(n for n, m in sys.modules.items() if n.split('.')[0] == 'sqlnb' "
+        f"and not (getattr(m, '__file__', None) or {str(ROOT)!r}).startswith({str(ROOT)!r}))\n"
+        "assert not elsewhere, elsewhere\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(NOTEBOOK_STACK)!r}))")
     r = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     return ast.literal_eval(r.stdout.strip().splitlines()[-1])
