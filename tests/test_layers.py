@@ -365,7 +365,15 @@ def test_at_most_8_floors_from_magics_down():
     graph = module_graph()
     assert not _cycles(graph), "cycles first (test_module_level_imports_have_no_cycle)"
     chain = longest_chain(graph, "sqlnb.magics")
-    assert len(chain) <= MAX_FLOORS, f"{len(chain)} floors: {' -> '.join(chain)}"
+    # for the reader: the same count with each subpackage taken as one module
+    packages = {m for m in MODULES if MODULES[m].name == "__init__.py" and m != "sqlnb"}
+    unit = {m: next((p for p in packages if m == p or m.startswith(p + ".")), m) for m in graph}
+    by_package = {unit[m]: set() for m in graph}
+    for m, targets in graph.items():
+        by_package[unit[m]].update(unit[t] for t in targets if unit[t] != unit[m])
+    coarse = longest_chain(by_package, "sqlnb.magics") if not _cycles(by_package) else ["(a cycle between packages)"]
+    assert len(chain) <= MAX_FLOORS, (f"{len(chain)} floors: {' -> '.join(chain)}\n(with each subpackage as one "
+                                      f"module: {len(coarse)} floors: {' -> '.join(coarse)})")
 
 
 def test_floor_counting_sees_the_shapes():
