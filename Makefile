@@ -6,11 +6,12 @@ PY     := $(BIN)/python
 EXTRAS ?= arrow,notebook,test,browser,interactive
 export SQLNB_CACHE ?= $(CURDIR)/build
 
-.PHONY: setup system-deps venv build demo test test-fast bench lab memcheck clean help
+.PHONY: setup system-deps venv build demo test test-fast contracts bench lab memcheck clean help
 
 help:
 	@echo "make demo      set up everything, build the demo database, run the tour notebook -> build/01-tour.html"
-	@echo "make test      set up everything, run the whole test suite (browser tests included; under CI=true also a short valgrind subset)"
+	@echo "make test      set up everything, check the import contracts, run the whole test suite (browser tests included; under CI=true also a short valgrind subset)"
+	@echo "make contracts check the import contracts of docs/architecture.md (lint-imports)"
 	@echo "make bench     run the benchmarks side by side with the peers (benchmarks/README.md)"
 	@echo "make lab       start JupyterLab on notebooks/ with the demo database ready"
 	@echo "make memcheck  run the memory-safety checks (valgrind + RSS)"
@@ -40,10 +41,15 @@ build: venv
 demo: setup
 	$(PY) -m sqlnb.demo
 
-# Under CI=true a short valgrind subset runs first (about 2 min); the full set is `make memcheck`.
+# The import contracts (pyproject.toml [tool.importlinter], docs/architecture.md) are checked first;
+# under CI=true a short valgrind subset runs next (about 2 min); the full set is `make memcheck`.
 test: setup
+	$(BIN)/lint-imports --no-cache
 	@if [ "$$CI" = "true" ]; then $(PY) tools/memcheck.py --quick --skip-rss; fi
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+contracts: venv
+	$(BIN)/lint-imports --no-cache
 
 bench: setup
 	$(BIN)/pip install -q -e ".[bench]" --no-build-isolation

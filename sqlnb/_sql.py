@@ -1,13 +1,26 @@
 """The one SQL lexer: tokens, the first keyword, blank text, parameter names, quoting.
 
 Every place in sqlnb that looks at SQL text calls this module; none has a regular
-expression of its own.  It follows SQLite's tokenizer (``tokenize.c``) as far as
-sqlnb needs: whitespace and comments (``--`` to the end of the line, ``/* */``,
-unterminated to the end of the text), string literals (``'it''s'``), blob literals
-(``x'00ff'``), quoted identifiers (``"x"``, ```x```, ``[x]``), numbers (including
-``0x`` hex), parameters (``?``, ``?NNN``, ``:name``, ``@name``, ``$name`` with
-Tcl's ``::`` and ``(...)`` suffixes) and words.  ``tests/test_sql_lexer.py``
-checks it against SQLite's own parser.
+expression of its own.  It follows SQLite's tokenizer (``sqlite3GetToken`` in
+``tokenize.c``, SQLite 3.50) as far as sqlnb needs:
+
+- whitespace is ASCII only (tab, newline, form feed, carriage return, space; a vertical
+  tab continues a run but cannot start one); every character from U+0080 up is an
+  identifier character, so a no-break space is part of a word, not a space;
+- comments: ``--`` to the end of the line, ``/* */`` (unterminated: to the end of the
+  text; ``/*`` as the very last two characters is a slash and a star, not a comment);
+- string literals (``'it''s'``), blob literals (``x'00ff'``), quoted identifiers
+  (``"x"``, ```x```, ``[x]``);
+- numbers, including ``0x`` hex and the ``1_000`` digit separators of SQLite 3.46+;
+- parameters: ``?``, ``?NNN``, and ``:name``, ``@name``, ``#name``, ``$name``, each
+  with Tcl's ``::`` and a trailing ``(...)`` (no space inside);
+- words (keywords and bare identifiers).
+
+Text SQLite would refuse (an unterminated string, ``x'0'``) still comes back as
+tokens (the round trip of ``tokens(space=True)`` is exact for any text); SQLite
+reports the error when the statement is prepared.  ``tests/test_sql_lexer.py``
+checks this module against SQLite's own parser (our compiled core, and the stdlib's
+``sqlite3`` as a second opinion).
 
 Decisions about what a statement *does* are never made here: SQLite prepares the
 statement and the authorizer and the bytecode check judge it.  The lexer serves
@@ -26,15 +39,23 @@ __all__ = ["Token", "tokens", "words", "first_keyword", "is_blank", "param_names
 # SQLite's identifier characters: ASCII letters, digits, '_', '$' and every character >= 0x80
 _ID_START = r"A-Za-z_\x80-\U0010FFFF"
 _ID_CHAR = r"A-Za-z0-9_$\x80-\U0010FFFF"
+# SQLite's whitespace (sqlite3Isspace): ASCII only; a vertical tab continues a run but
+# does not start one (tokenize.c classes it as illegal)
+_SPACE = r"\t\n\v\f\r "
+
+#: the highest ?NNN SQLite accepts (SQLITE_MAX_VARIABLE_NUMBER, 32766 since 3.32)
+MAX_VARIABLE_NUMBER = 32766
 
 _TOKEN = re.compile(rf"""
-    (?P<space>\s+)
-  | (?P<comment>--[^\n]*(?:\n|\Z)|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z))
+    (?P<space>[\t\n\f\r ][{_SPACE}]*)
+  | (?P<comment>--[^\n]*(?:\n|\Z)|/\*(?=.)(?:[^*]|\*(?!/))*(?:\*/|\Z))
   | (?P<blob>[xX]'[^']*(?:'|\Z))
   | (?P<string>'(?:[^']|'')*(?:'|\Z))
   | (?P<ident>"(?:[^"]|"")*(?:"|\Z)|`(?:[^`]|``)*(?:`|\Z)|\[[^\]]*(?:\]|\Z))
-  | (?P<number>0[xX][0-9A-Fa-f]+|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
-  | (?P<param>\?[0-9]*|[:@][{_ID_CHAR}]+|\$(?:[{_ID_CHAR}]|::)+(?:\([^)]*\))?)
+  | (?P<number>0[xX][0-9A-Fa-f][0-9A-Fa-f_]*
+              |(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][+-]?[0-9][0-9_]*)?)
+  | (?P<param>\?[0-9]*
+              |[:@#$](?:::)*[{_ID_CHAR}](?:[{_ID_CHAR}]|::)*(?:\([^{_SPACE})]*\)?)?)
   | (?P<word>[{_ID_START}][{_ID_CHAR}]*)
   | (?P<op>->>|->|\|\||<<|>>|<=|>=|==|!=|<>|.)
 """, re.X | re.S)
@@ -81,10 +102,21 @@ def tokens(sql: str, *, space: bool = False) -> Iterator[Token]:
             depth -= 1
 
 
+def _statement_tokens(sql: str) -> Iterator[Token]:
+    """The tokens of ``sql`` after its leading empty statements (SQLite skips a leading ``;``)."""
+    it = tokens(sql)
+    for tok in it:
+        if tok.text != ";":
+            yield tok
+            yield from it
+            return
+
+
 def words(sql: str, limit: int | None = None) -> list[str]:
-    """The upper-cased words at the start of ``sql`` (up to ``limit``), stopping at the first non-word."""
+    """The upper-cased words at the start of ``sql`` (up to ``limit``), stopping at the first
+    non-word; leading semicolons are skipped as SQLite skips them."""
     out = []
-    for tok in tokens(sql):
+    for tok in _statement_tokens(sql):
         if tok.kind != "word" or (limit is not None and len(out) >= limit):
             break
         out.append(tok.text.upper())
@@ -92,32 +124,46 @@ def words(sql: str, limit: int | None = None) -> list[str]:
 
 
 def first_keyword(sql: str) -> str:
-    """The first keyword of ``sql``, upper-cased; ``""`` when the text has none."""
-    for tok in tokens(sql):
+    """The first keyword of ``sql``, upper-cased, after whitespace, comments and leading
+    semicolons (empty statements, which SQLite skips); ``""`` when the text has none."""
+    for tok in _statement_tokens(sql):
         return tok.text.upper() if tok.kind == "word" else ""
     return ""
 
 
 def is_blank(sql: str) -> bool:
-    """True when ``sql`` holds only whitespace, comments and semicolons (no statement)."""
+    """True when ``sql`` holds only whitespace, comments and semicolons: SQLite prepares
+    no statement from it."""
     return all(tok.text == ";" for tok in tokens(sql))
 
 
 def param_names(sql: str) -> list:
-    """The parameters of ``sql`` in SQLite's numbering: ``None`` for a bare ``?``,
-    ``'?3'`` for a numbered one, ``':x'``/``'@x'``/``'$x'`` for a named one (once each).
+    """The parameters of ``sql`` as SQLite numbers them (``sqlite3_bind_parameter_name``
+    for 1..``sqlite3_bind_parameter_count``): item ``i - 1`` is parameter ``i``'s name.
 
-    The compiled engines ask SQLite (``sqlite3_bind_parameter_name``); this serves the
-    stdlib engine, whose driver does not expose it.
+    A bare ``?`` takes the next number and has no name (``None``); ``?NNN`` is number
+    NNN, named as first written (the numbers it skips are ``None``: ``SELECT ?3`` has
+    ``[None, None, '?3']``); ``:x``/``@x``/``#x``/``$x`` takes the next number the first
+    time and the same number again after.  The compiled engines ask SQLite; this serves
+    the stdlib engine, whose driver does not expose it.  Pass one statement's text.
     """
     out: list = []
     for tok in tokens(sql):
         if tok.kind != "param":
             continue
-        if tok.text == "?":
+        text = tok.text
+        if text == "?":
             out.append(None)
-        elif tok.text[0] == "?" or tok.text not in out:
-            out.append(tok.text)
+        elif text[0] == "?":
+            number = int(text[1:])
+            if not 1 <= number <= MAX_VARIABLE_NUMBER:
+                continue  # SQLite refuses the statement ("variable number must be between ?1 and ?N")
+            if number > len(out):
+                out.extend([None] * (number - len(out)))
+            if out[number - 1] is None:
+                out[number - 1] = text
+        elif text not in out:
+            out.append(text)
     return out
 
 
