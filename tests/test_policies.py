@@ -993,7 +993,7 @@ def test_statement_reprepared_after_a_harmless_schema_change_still_runs(engine, 
 
 # --- the SQL text a policy reads (for messages, and facts old cores do not report) ------------
 def test_ddl_words_name_the_statement_through_the_lexer():
-    from sqlnb._refusal import _ddl_words
+    from sqlnb.authorizer.refusal import _ddl_words
 
     assert _ddl_words("create temp table t(a)", "temp") == "CREATE TEMP TABLE on temp.t"
     assert _ddl_words("  -- why\n/* c */ CREATE /* x */ TABLE temp.late(a)", "main") == "CREATE TABLE on temp.late"
@@ -1003,7 +1003,7 @@ def test_ddl_words_name_the_statement_through_the_lexer():
 
 
 def test_schema_text_facts_through_the_lexer():
-    from sqlnb._policy_rules import declares_without_rowid, vtab_module
+    from sqlnb.authorizer.rules import declares_without_rowid, vtab_module
 
     assert declares_without_rowid("CREATE TABLE t(a TEXT PRIMARY KEY, b) WITHOUT ROWID")
     assert declares_without_rowid("CREATE TABLE t(a TEXT PRIMARY KEY) without  rowid, STRICT")
@@ -1021,7 +1021,7 @@ def test_policy_modules_import_sqlnb_only_at_top_level():
     import pathlib
 
     root = pathlib.Path(authorizer.__file__).parent
-    for name in ("authorizer.py", "_policy_rules.py", "_policy_program.py", "_refusal.py"):
+    for name in ("__init__.py", "rules.py", "program.py", "refusal.py"):
         tree = ast.parse((root / name).read_text())
         for fn in ast.walk(tree):
             if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):

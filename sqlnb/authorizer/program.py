@@ -10,8 +10,8 @@ walks a program against that map.
 from __future__ import annotations
 
 from sqlnb import _sql, errors as _errors
-from sqlnb._policy_rules import declares_without_rowid, ieq, matches, table_refusal
-from sqlnb._refusal import verify_error
+from sqlnb.authorizer.rules import declares_without_rowid, ieq, matches, table_refusal
+from sqlnb.authorizer.refusal import verify_error
 
 #: write opcodes -> which operand (1..3) names the database they write
 WRITE_DB = {"OpenWrite": 3, "Destroy": 3, "Clear": 2, "CreateBtree": 1, "CreateTable": 1,

@@ -13,7 +13,7 @@ from itertools import islice
 
 from sqlnb import _sql, errors as _errors
 from sqlnb._consts import AuthAction as A, Why
-from sqlnb._policy_rules import TABLE_IN_A1, TABLE_IN_A2, TEMP_OK, WRITES
+from sqlnb.authorizer.rules import TABLE_IN_A1, TABLE_IN_A2, TEMP_OK, WRITES
 
 
 def action_name(code: int) -> str:

@@ -11,20 +11,20 @@ engine :meth:`Policy.decide` (the same rules, in Python) runs through the stdlib
 ``set_authorizer``. Behind the authorizer, :meth:`Policy.check_program` checks each
 statement's bytecode. See docs/read-only.md.
 
-This module is the public face; the parts live in ``sqlnb._policy_rules`` (rule tables,
-names, the decision), ``sqlnb._policy_program`` (the bytecode check) and
-``sqlnb._refusal`` (refusal messages).
+This module is the public face; the parts live in ``sqlnb.authorizer.rules`` (rule tables,
+names, the decision), ``sqlnb.authorizer.program`` (the bytecode check) and
+``sqlnb.authorizer.refusal`` (refusal messages).
 """
 from __future__ import annotations
 
 from typing import Callable
 
-from sqlnb import _policy_program, _policy_rules, _refusal
+from sqlnb.authorizer import program as _policy_program, refusal as _refusal, rules as _policy_rules
 from sqlnb._consts import MODES, AuthAction, Rule, Why
-from sqlnb._policy_program import VERIFY_OPCODES
-from sqlnb._policy_rules import (DENIED_FUNCTIONS, DENY, FREE_TABLES, HIDDEN_TABLES, IGNORE, OK,
+from sqlnb.authorizer.program import VERIFY_OPCODES
+from sqlnb.authorizer.rules import (DENIED_FUNCTIONS, DENY, FREE_TABLES, HIDDEN_TABLES, IGNORE, OK,
                                  READ_ONLY_PRAGMAS, SCHEMA_PRAGMAS, mode_rules, parse_columns, parse_tables)
-from sqlnb._refusal import action_name, describe
+from sqlnb.authorizer.refusal import action_name, describe
 from sqlnb._sql import first_keyword  # noqa: F401  (sqlnb.authorizer.first_keyword: the compiled core's import)
 
 
