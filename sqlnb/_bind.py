@@ -18,6 +18,7 @@ anything else (lists, arrays, dicts, …)   :class:`sqlnb.errors.BindError`
 """
 from __future__ import annotations
 
+import collections.abc
 import datetime as _dt
 import decimal
 import numbers
@@ -29,6 +30,23 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 #: what a parameter may be, for messages
 STORABLE = "None, bool, int, float, str, bytes, bytearray, memoryview, date, time or datetime"
+
+
+def is_mapping(params) -> bool:
+    """Parameters given by name: a dict, any ``collections.abc.Mapping``, or an object with
+    ``keys`` and ``__getitem__`` that is not a list or tuple (the stdlib ``sqlite3``'s rule).
+    Everything else is a sequence of positional values."""
+    if type(params) is dict:
+        return True
+    if params is None or isinstance(params, (list, tuple)):
+        return False
+    return isinstance(params, collections.abc.Mapping) or (hasattr(params, "keys") and hasattr(params, "__getitem__"))
+
+
+def _int64(i: int, v, where: str) -> int:
+    if not INT64_MIN <= i <= INT64_MAX:
+        raise OverflowError(f"{where}: {type(v).__name__} {i} does not fit SQLite's 64-bit INTEGER")
+    return i
 
 
 def adapt(v, where: str):
@@ -47,15 +65,16 @@ def adapt(v, where: str):
     kind = getattr(getattr(v, "dtype", None), "kind", "") \
         if type(v).__module__ == "numpy" and getattr(v, "ndim", 0) == 0 else ""  # a scalar, not an array
     if kind in ("i", "u", "b"):
-        return int(v)
+        return _int64(int(v), v, where)  # (a uint64 above 2**63 - 1 does not fit)
     if kind == "f":
         return float(v)
     if isinstance(v, numbers.Integral) or getattr(type(v), "__index__", None) is not None:
         try:
-            return operator.index(v)
+            i = operator.index(v)
         except TypeError:  # e.g. a numpy array of more than one value (its type has __index__)
             raise _errors.BindError(
                 f"{where}: a value of type '{type(v).__name__}' is not a single value (bind {STORABLE})") from None
+        return _int64(i, v, where)
     if isinstance(v, numbers.Real) and not isinstance(v, decimal.Decimal):
         return float(v)
-    raise _errors.BindError(f"{where}: type '{type(v).__name__}' is not supported (bind {STORABLE})")
+    raise _errors.BindError(f"{where}: a value of type '{type(v).__name__}' is not supported (bind {STORABLE})")

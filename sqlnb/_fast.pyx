@@ -40,7 +40,6 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC, CLOCK_THREAD_C
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
 
-import collections.abc as _abc
 import os
 import threading as _threading
 import weakref

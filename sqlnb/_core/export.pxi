@@ -1,7 +1,7 @@
 # The columnar insert loop behind Connection.to_table (issue: DataFrame export).
 #
 # Included by sqlnb/_fast.pyx (so it is compiled once per flavour and can use the
-# RawConnection / RawStatement C fields). sqlnb/export.py decides the schema
+# RawConnection / RawStatement C fields). sqlnb/export/table.py decides the schema
 # and turns every DataFrame column into one "column spec" here: a pointer to
 # the buffer pandas / Arrow already hold (int64 or float64 values, a NULL mask,
 # Arrow validity bitmap + offsets + UTF-8 data) and a kind saying how to bind
@@ -101,7 +101,7 @@ cdef int _format_datetime(exp_col *c, int64_t v, char *out) noexcept nogil:
         scale = 1
         for k in range(c.frac):
             scale *= 10
-        # export.py picks frac so that this division is exact
+        # export/columns.py picks frac so that this division is exact
         if scale >= c.ticks:
             sub = sub * (scale // c.ticks)
         else:
@@ -434,7 +434,7 @@ cdef class ExportColumns:
         statement clock (the time limit covers the whole insert from here).
         On failure the exception says which column/row (for a step of k > 1
         rows: ``exc.rows``, the range that step held); nothing is rolled back
-        here (export.py owns the transaction).
+        here (export/table.py owns the transaction).
         """
         stmt._check()
         cdef RawConnection conn = stmt.conn

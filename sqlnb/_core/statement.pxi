@@ -234,7 +234,7 @@ cdef class RawStatement:
                         f"Incorrect number of bindings supplied. The current statement uses 0, "
                         f"and there are {len(params)} supplied.")
                 return
-            if _is_mapping(params):
+            if type(params) is dict or (type(params) is not tuple and _bind.is_mapping(params)):  # (fast paths of the one rule)
                 for i in range(1, n + 1):
                     p = sqlite3_bind_parameter_name(self.st, i)
                     if p == NULL:
@@ -391,13 +391,3 @@ cdef class RawStatement:
                 pass
         finally:
             _unlock(self.conn)
-
-
-cdef bint _is_mapping(object o):
-    """Parameters given by name: a dict, any collections.abc.Mapping, or an object with
-    ``keys`` and ``__getitem__`` that is not a list or tuple (sqlite3's rule, and frames')."""
-    if type(o) is dict:
-        return True
-    if o is None or isinstance(o, (list, tuple)):
-        return False
-    return isinstance(o, _abc.Mapping) or (hasattr(o, "keys") and hasattr(o, "__getitem__"))

@@ -1,7 +1,6 @@
 """The stdlib adapter's small helpers: its errors as sqlnb's, its parameters by the one bind rule."""
 from __future__ import annotations
 
-import collections.abc
 import sqlite3 as _sq
 
 from sqlnb import _bind
@@ -44,8 +43,7 @@ def params(values):
     """The stdlib's parameters for ``values``: a sequence adapted now, a mapping as its names are asked."""
     if values is None:
         return ()
-    if isinstance(values, (dict, collections.abc.Mapping)) or (
-            hasattr(values, "__getitem__") and hasattr(values, "keys") and not isinstance(values, (list, tuple))):
+    if _bind.is_mapping(values):
         return _NamedParams(values)
     if isinstance(values, (str, bytes)):
         raise _errors.ParameterError("parameters must be a sequence or a mapping, not a string")

@@ -17,7 +17,7 @@ from sqlnb import errors as _errors
 from sqlnb.frames import parallel as _parallel
 from sqlnb.frames import pycolumns
 from sqlnb.frames.result import Result, TruncatedWarning
-from sqlnb.frames.scan import is_mapping
+from sqlnb._bind import is_mapping
 
 
 def _cap(limit, max_rows):

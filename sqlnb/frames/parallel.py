@@ -26,7 +26,8 @@ from sqlnb import errors as _errors
 from sqlnb.frames import scan as _scan
 from sqlnb.frames import workers as _workers
 from sqlnb.frames.result import Result
-from sqlnb.frames.scan import is_mapping, query_rows
+from sqlnb._bind import is_mapping
+from sqlnb.frames.scan import query_rows
 
 _clock = time.monotonic
 

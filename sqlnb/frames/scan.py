@@ -9,10 +9,10 @@ the table in rowid order and its bytecode must not combine rows.
 """
 from __future__ import annotations
 
-import collections.abc
 from dataclasses import dataclass
 
 from sqlnb import _sql
+from sqlnb._bind import is_mapping  # noqa: F401  (frames' modules take it from here)
 from sqlnb import errors as _errors
 
 # words that make a query more than "SELECT cols FROM table [WHERE ...]"
@@ -31,14 +31,6 @@ class ParallelRefused(_errors.ProgrammingError):
 
 def refuse(why):
     raise ParallelRefused(f"parallel fetch refused: {why}. Run it without parallel=.")
-
-
-def is_mapping(params) -> bool:
-    """Parameters given by name (the rule the engines bind by, ``_fast.pyx``'s ``_is_mapping``):
-    a Mapping, or any object with ``keys()`` and ``__getitem__`` that is not a list or tuple.
-    (frames' one copy, for ``run``'s statements and the rowid-range binding.)"""
-    return isinstance(params, collections.abc.Mapping) or (
-        hasattr(params, "__getitem__") and hasattr(params, "keys") and not isinstance(params, (list, tuple)))
 
 
 @dataclass
