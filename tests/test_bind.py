@@ -50,6 +50,28 @@ def test_int_beyond_int64_is_overflow(engine, big):
         con.execute("SELECT ?", (big,))
 
 
+class _Index:
+    """An integer-like object (``__index__``) whose value does not fit 64 bits."""
+
+    def __index__(self):
+        return 2**64
+
+
+@pytest.mark.parametrize("big", [np.uint64(2**64 - 1), np.uint64(2**63), _Index()], ids=repr)
+def test_integer_likes_beyond_int64_are_overflow_everywhere(engine, big):
+    """The one bind rule checks the converted value too: a numpy uint64 above 2**63-1 or an
+    ``__index__`` object is refused by name, never wrapped around, as a parameter and in an
+    exported object column."""
+    import pandas as pd
+
+    con = sqlnb.connect(":memory:", engine=engine)
+    with pytest.raises(OverflowError, match="parameter 1: .* does not fit SQLite's 64-bit INTEGER"):
+        con.execute("SELECT ?", (big,))
+    with pytest.raises(OverflowError, match="column 'a', row 1"):
+        con.to_table(pd.DataFrame({"a": pd.Series([1, big], dtype=object)}), "t")
+    assert con.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+
+
 @pytest.mark.parametrize("bad", [object(), [1, 2], {"a": 1}, decimal.Decimal("1.5"), 1j])
 def test_unsupported_type_is_clear_type_error(engine, bad):
     con = sqlnb.connect(":memory:", engine=engine)
