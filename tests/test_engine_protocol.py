@@ -101,21 +101,3 @@ def test_compiled_engines_have_no_insert_rows():
     need_engine("sqlite")
     with pytest.raises(errors.NotSupportedError):
         engines.get("sqlite").insert_rows(None, "INSERT INTO t VALUES (?)", iter([]))
-
-
-def test_no_engine_name_branches_in_the_facade():
-    """The facade asks its Engine (capabilities, hooks); it never compares an engine's name."""
-    import io
-    import tokenize
-    from pathlib import Path
-
-    root = Path(sqlnb.__file__).parent
-    names = {f'"{n}"' for n in engines.ENGINES} | {f"'{n}'" for n in engines.ENGINES}
-    found = []
-    for rel in ("connection.py", "cursor.py", "_url.py", "__init__.py", "dbapi.py", "_bind.py"):
-        toks = [t for t in tokenize.generate_tokens(io.StringIO((root / rel).read_text()).readline)
-                if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT)]
-        for a, b in zip(toks, toks[1:]):
-            if (a.string in ("==", "!=", "in") and b.string in names) or (a.string in names and b.string in ("==", "!=")):
-                found.append(f"{rel}:{a.start[0]}")
-    assert found == []
