@@ -47,7 +47,7 @@
  *   registry open (a BerkeleyDB handle on the environment lives here), the
  *   function returns at once without opening the file. The caller must also
  *   keep other threads of the process from opening the environment while it
- *   runs (sqlnb/_bdb.py does so under its lock). The probes use open file
+ *   runs (sqlnb/engines/bdb.py does so under its lock). The probes use open file
  *   description locks where available, which also conflict with this process's
  *   own fcntl locks.
  */

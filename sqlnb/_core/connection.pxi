@@ -7,7 +7,7 @@
 # at a time uses a connection. Relying on SQLite's own mutex instead would
 # deadlock: a thread stepping (GIL released, mutex held) needs the GIL back in
 # the progress handler while another thread holding the GIL blocks on the mutex.
-# Because of this lock our SQLite opens with SQLITE_OPEN_NOMUTEX (sqlnb._modes):
+# Because of this lock our SQLite opens with SQLITE_OPEN_NOMUTEX (sqlnb/engines/sqlite.py, open_flags):
 # SQLite's mutex would only add a lock/unlock to every sqlite3_column_* and bind
 # call. Only interrupt() (documented safe from any thread) and the flags stay
 # lock-free.

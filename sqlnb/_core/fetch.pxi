@@ -1,5 +1,5 @@
 # Columnar fetch (included by sqlnb/_fast.pyx, so it sees the C fields of
-# RawConnection/RawStatement): the GIL-free C loop and Fetch. The type *rules* live in sqlnb/frames.py;
+# RawConnection/RawStatement): the GIL-free C loop and Fetch. The type *rules* live in sqlnb/frames/result.py;
 # this file only moves values from sqlite3_step into column buffers, fast.
 #
 # Per column, while stepping (GIL released, the connection's lock held):

@@ -1,6 +1,6 @@
 # Fetch's parallel parts (included by sqlnb/_fast.pyx after fetch.pxi): appending one
 # Fetch to another, rowid-range parts written in place (reserve / part / join_parts),
-# and the connection state a parallel fetch shares (sqlnb/frames.py): one WAL snapshot
+# and the connection state a parallel fetch shares (sqlnb/frames/parallel.py): one WAL snapshot
 # for every worker, the settings the workers copy, the interrupts asked for.
 
 cdef int _join_text(_fstate *a, _col *x, size_t na, _col *y, size_t nb) noexcept nogil:
@@ -319,7 +319,7 @@ cdef int _check_joinable(Fetch self) except -1:
     return 0
 
 # ---------------------------------------------------------------------------
-# parallel fetch plumbing (sqlnb/frames.py): one snapshot for every worker,
+# parallel fetch plumbing (sqlnb/frames/parallel.py): one snapshot for every worker,
 # the connection state the workers must share, the interrupts asked for
 # ---------------------------------------------------------------------------
 HAVE_SNAPSHOT = bool(SQLNB_HAVE_SNAPSHOT)

@@ -6,7 +6,7 @@ optional user authorizer. ``sqlnb.connect(..., mode=, deny_tables=, ...)`` build
 one and installs it when the connection opens; it is never loosened afterwards.
 
 On the Cython engines (``sqlite``, ``bdb``) the policy is compiled to a C table
-and checked by a ``noexcept`` C callback (``sqlnb/_auth.pxi``); on the ``system``
+and checked by a ``noexcept`` C callback (``sqlnb/_core/auth.pxi``, ``auth_table.pxi``); on the ``system``
 engine :meth:`Policy.decide` (the same rules, in Python) runs through the stdlib's
 ``set_authorizer``. Behind the authorizer, :meth:`Policy.check_program` checks each
 statement's bytecode. See docs/read-only.md.
@@ -142,7 +142,7 @@ class Policy:
         self.mask_extra = _policy_rules.implied_masks(self.mask_columns, tables, columns)
 
     def c_spec(self) -> dict:
-        """Everything ``_auth.pxi`` compiles into its C table."""
+        """Everything ``_core/auth_table.pxi`` compiles into its C table."""
         return {
             "mode": self.mode,
             "scratch": self.mode == "ro-scratch",

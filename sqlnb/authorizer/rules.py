@@ -6,7 +6,7 @@ table and column names parsed into patterns (:func:`parse_tables`,
 :func:`parse_columns`), what a policy learns from the schema when it is installed
 (shadow tables of virtual tables, masks implied by generated columns and R*Tree ids),
 and :func:`decide`, the decision for one authorizer action: the same rules that
-``sqlnb/_auth.pxi`` compiles to C (the tests compare the two on a matrix of actions).
+``sqlnb/_core/auth.pxi`` compiles to C (the tests compare the two on a matrix of actions).
 The public names are re-exported by ``sqlnb.authorizer``.
 """
 from __future__ import annotations

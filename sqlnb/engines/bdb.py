@@ -37,7 +37,7 @@ from sqlnb.engines import bdb_features as _features
 from sqlnb.engines import files as _files
 from sqlnb.engines.base import Engine, import_deepbind
 
-# what sqlnb_bdb_clear_dead_env() found (sqlnb/sqlnb_bdb_recover.h)
+# what sqlnb_bdb_clear_dead_env() found (sqlnb/_core/bdb_recover.h)
 ENV_HEALTHY, ENV_CLEARED, ENV_SHARED_DEAD, ENV_OPEN_HERE, ENV_BUSY = range(5)
 
 LOCK_WAIT = 0.05  # seconds one lock request may wait before BerkeleyDB refuses it (see _watch_locks)
@@ -277,7 +277,7 @@ class BdbEngine(Engine):
         BerkeleyDB SQL ignores ``sqlite3_busy_timeout`` (its busy handler only makes it
         wait again) and waits inside its lock manager, where Ctrl-C cannot reach. The
         compiled module joins the environment, sets its lock timeout to ``LOCK_WAIT``
-        and has a thread expire longer waits every 20 ms (``sqlnb/sqlnb_bdb_locks.c``).
+        and has a thread expire longer waits every 20 ms (``sqlnb/_core/bdb_locks.c``).
         A refused wait surfaces as BusyError; :meth:`call` tries again until the
         connection's ``timeout`` has passed, so a statement waits about as long as on
         the sqlite engine, and Ctrl-C works between tries. The lock timeout lives in the
@@ -313,7 +313,7 @@ class BdbEngine(Engine):
         lock timeout. When only dead processes are registered, ``mod.clear_dead_env``
         removes the region files (only those), and BerkeleyDB SQL's open then takes its
         full-recovery path: new regions, the log replayed, the dead writer's unfinished
-        transaction rolled back, committed ones kept (see ``sqlnb/sqlnb_bdb_recover.c``).
+        transaction rolled back, committed ones kept (see ``sqlnb/_core/bdb_recover.c``).
         With a live process registered too, nothing is touched.
 
         Called with the engine's lock held, before ``con`` runs its first statement. It

@@ -3,7 +3,7 @@
 ``to_table`` derives a schema from the pandas dtypes (:mod:`sqlnb.export.columns`),
 then fills the table with one prepared INSERT inside one transaction. One driver
 (:func:`_insert`) walks the frame in chunks for every engine: an engine with the
-compiled column loop (capability ``columnar_export``: ``_export.pxi``) binds straight
+compiled column loop (capability ``columnar_export``: ``_core/export.pxi``) binds straight
 from the column buffers, the GIL released while a chunk of plain columns is stepped;
 any other engine takes the same values as Python rows through its ``insert_rows`` hook.
 An error, an interrupt or a killed process leaves the database as it was. The rules

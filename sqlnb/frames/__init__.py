@@ -2,7 +2,7 @@
 
 ``query_df(con, sql)`` runs every statement of ``sql`` in order and returns the
 last one's rows. On the compiled engines the rows never become Python tuples:
-the Cython fetcher (``sqlnb/_fetch.pxi``) steps with the GIL released and fills
+the Cython fetcher (``sqlnb/_core/fetch.pxi``) steps with the GIL released and fills
 one buffer per column, and the DataFrame's arrays *are* those buffers. TEXT
 columns become pandas' Arrow-backed string dtype with no per-row ``str``.
 

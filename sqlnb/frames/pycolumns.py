@@ -1,8 +1,8 @@
 """Columns of Python values: the fetch path of the ``system`` engine and of a bdb cursor's rows.
 
-The compiled engines fill column buffers in C (``sqlnb/_fetch.pxi``, ``RawColumn``).
+The compiled engines fill column buffers in C (``sqlnb/_core/fetch.pxi``, ``RawColumn``).
 Where the rows arrive as Python tuples instead (the stdlib adapter's statements, or the
-rows a bdb cursor already holds, ``sqlnb._bdb.BufferedRows``), :func:`read_columns`
+rows a bdb cursor already holds, ``sqlnb.engines.bdb.BufferedRows``), :func:`read_columns`
 reads them in chunks into :class:`PyColumn` objects, which offer ``RawColumn``'s
 interface, so :mod:`sqlnb.frames.result` applies the very same type rules to both.
 
