@@ -15,7 +15,7 @@ import os
 import threading
 from pathlib import Path
 
-from sqlnb import _files, engines as _engines, export, frames
+from sqlnb import _files, engines, export, frames
 from sqlnb import _sql
 from sqlnb import errors as _errors
 from sqlnb._consts import ENGINES, MODES
@@ -124,7 +124,7 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
         return con
     if lsm_options:
         raise TypeError(f"connect() got unexpected keyword arguments: {', '.join(lsm_options)}")
-    backend = _engines.engine(engine or url_engine) if (engine or url_engine) else _engines.default()
+    backend = engines.engine(engine or url_engine) if (engine or url_engine) else engines.default()
     raw = _open.open_connection(backend, path, mode=mode, uri=uri, timeout=timeout,
                                 statement_timeout=statement_timeout, strict_quotes=strict_quotes,
                                 allow_load_extension=allow_load_extension, deny_tables=deny_tables,
@@ -152,7 +152,7 @@ class Connection:
                  isolation_level="", check_same_thread=True, timeout=5.0):
         self._raw = raw
         self.engine = engine          #: the engine's name (public, a string)
-        self.backend = _engines.engine(engine)   #: the Engine object (capabilities and hooks)
+        self.backend = engines.engine(engine)   #: the Engine object (capabilities and hooks)
         self.mode = mode
         self.database = database
         self.path = path if path is not None else database

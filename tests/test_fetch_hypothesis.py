@@ -7,7 +7,7 @@ rows itself; its 3.7.6 core stores some conversions unlike the stdlib's (a REAL 
 column is formatted differently), so there its own row cursor is the oracle.
 
 The shapes reach past the fetcher's initial buffers (1,024 rows, 64 KiB of TEXT/BLOB data:
-``_ROWS0``/``_DATA0`` in sqlnb/_fetch.pxi): up to thousands of rows, and single values over
+``_ROWS0``/``_DATA0`` in sqlnb/_core/fetch.pxi): up to thousands of rows, and single values over
 64 KiB. TEXT that is not valid UTF-8 (stored bytes with encoded surrogates, overlong forms, stray
 continuation bytes) is written with ``CAST(? AS TEXT)``; the oracle reads it as sqlnb documents
 (docs/types.md: ``surrogateescape``, so lone surrogates in Python).
