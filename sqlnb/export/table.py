@@ -255,44 +255,46 @@ def _insert_columns(raw, mod, head: str, row: str, cols: list[_Col], n: int, spa
 
 def _insert_rows(raw, backend, insert_sql: str, cols: list[_Col], n: int, spans) -> None:
     """The rows as Python tuples (the same values by the same rules) through ``backend.insert_rows``,
-    which bounds them by the connection's time limit and interrupt(); the error names the row."""
-    last: list[Any] = [-1, (), False]   # the last row handed over (frame position, values); converting?
+    which bounds them by the connection's time limit and interrupt(); the error names the row.
+    No Python code runs per row here: each chunk is converted once and handed over by ``zip``."""
+    chunk: list[Any] = [0, [], False]   # the chunk being inserted: its first row, its columns; converting?
 
     def rows():
         for start, stop in spans:
-            last[2] = True
+            chunk[2] = True
             columns = [_py_values(c, start, stop) for c in cols]
-            last[2] = False
-            for k, values in enumerate(zip(*columns), start):
-                last[0], last[1] = k, values
-                yield values
+            chunk[:] = [start, columns, False]
+            yield from zip(*columns)
             raw.rows_seen = stop
 
     try:
         backend.insert_rows(raw, insert_sql, rows())
     except UnicodeEncodeError as exc:
-        raise _surrogate_error(cols, last[0], last[1], exc) from None
+        raise _surrogate_error(cols, chunk[0], chunk[1], exc) from None
     except _errors.Error as err:
-        if last[2] or isinstance(err, _errors.QueryTimeoutError):
+        if chunk[2] or isinstance(err, _errors.QueryTimeoutError):
             raise   # a value the conversion refused names its row already; a time limit has none
-        if last[0] >= 0:
-            err.row = last[0]
+        taken = getattr(err, "rows_taken", 0)   # the failing row is the last one taken
+        if taken:
+            err.row = taken - 1
             err.add_note(f"while inserting row {err.row} (0-based position in the frame)")
         else:
             err.add_note(f"while inserting rows 0..{n - 1} (0-based positions in the frame)")
         raise
 
 
-def _surrogate_error(cols: list[_Col], row: int, values: tuple, exc: UnicodeEncodeError):
-    for c, v in zip(cols, values):
-        if isinstance(v, str):
-            try:
-                v.encode("utf-8")
-            except UnicodeEncodeError:
-                return _errors.BindError(
-                    f"column {c.name!r}, row {row}: text with lone surrogates cannot be stored "
-                    f"by the system engine (the stdlib encodes UTF-8 strictly; the sqlite and bdb "
-                    f"engines store them as surrogateescape bytes)")
+def _surrogate_error(cols: list[_Col], start: int, columns: list, exc: UnicodeEncodeError):
+    """The BindError naming the first row of the chunk whose text has a lone surrogate."""
+    for row, values in enumerate(zip(*columns), start):
+        for c, v in zip(cols, values):
+            if isinstance(v, str):
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError:
+                    return _errors.BindError(
+                        f"column {c.name!r}, row {row}: text with lone surrogates cannot be stored "
+                        f"by the system engine (the stdlib encodes UTF-8 strictly; the sqlite and bdb "
+                        f"engines store them as surrogateescape bytes)")
     return exc
 
 
