@@ -167,23 +167,23 @@ def param_names(sql: str) -> list:
     return out
 
 
+def _quoted(text: str, quote: str, what: str) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be str, not {type(text).__name__}")
+    if "\x00" in text:
+        raise ValueError(f"{what} {text!r} contains a NUL character")
+    return quote + text.replace(quote, quote * 2) + quote
+
+
 def quote_identifier(name: str) -> str:
     """``name`` as a quoted SQL identifier: ``x"y`` -> ``"x""y"`` (any text is just a name,
     never a keyword)."""
-    if not isinstance(name, str):
-        raise TypeError(f"an identifier must be str, not {type(name).__name__}")
-    if "\x00" in name:
-        raise ValueError(f"identifier {name!r} contains a NUL character")
-    return '"' + name.replace('"', '""') + '"'
+    return _quoted(name, '"', "an identifier")
 
 
 def quote_literal(value: str) -> str:
     """``value`` as an SQL string literal: ``'it''s'``."""
-    if not isinstance(value, str):
-        raise TypeError(f"a string literal must be str, not {type(value).__name__}")
-    if "\x00" in value:
-        raise ValueError(f"string literal {value!r} contains a NUL character")
-    return "'" + value.replace("'", "''") + "'"
+    return _quoted(value, "'", "a string literal")
 
 
 def unquote(text: str) -> str:
