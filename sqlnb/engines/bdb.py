@@ -363,9 +363,13 @@ class BdbEngine(Engine):
             f"child only when it was started with multiprocessing's 'spawn' or 'forkserver' method, "
             f"or close every bdb connection before forking")
 
-    def _after_fork_child(self) -> None:
+    def open_connections(self) -> list:
+        """The bdb Connections of this process that are not closed (what a fork would inherit)."""
         with self._lock:
-            inherited = [c for c in list(self._states) if not c.closed]
+            return [c for c in list(self._states) if not c.closed]
+
+    def _after_fork_child(self) -> None:
+        inherited = self.open_connections()
         if not inherited:
             return
         self._forked_from = os.getppid()
