@@ -480,6 +480,10 @@ print("committed", flush=True)
 
 
 @pytest.mark.bdb
+# A wait BerkeleyDB never gives back blocks inside its lock manager, where the module's signal
+# timeout cannot reach: the thread method then ends the run with every stack dumped, at once,
+# instead of leaving it hanging (see docs/berkeleydb.md, "Known limits")
+@pytest.mark.timeout(120, method="thread")
 @pytest.mark.parametrize("warm", [False, True], ids=["first-read", "table-read-before"])
 def test_cross_process_lock_held_on_is_refused_after_the_timeout(tmp_path, bdb, warm):
     """A transaction another process never ends would block a BerkeleyDB read forever (its lock
