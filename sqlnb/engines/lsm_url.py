@@ -15,6 +15,7 @@ from sqlnb import _files, _lsm_file, _lsm_pages, _sql
 from sqlnb import errors as _errors
 from sqlnb._consts import MODES
 from sqlnb.engines import open as _open
+from sqlnb.engines.protocol import rows as _rows
 
 URL_OPTIONS = ("table", "key", "key_type", "values", "create", "verify")
 _TRUE = ("1", "true", "yes", "on")
@@ -25,17 +26,6 @@ _FOREIGN = {"key": "key", "key_type": "BLOB", "values": ("value",)}
 
 def _flag(value) -> bool:
     return value.lower() in _TRUE if isinstance(value, str) else bool(value)
-
-
-def _rows(raw, sql: str, limit: int = 1 << 30) -> list:
-    """Run ``sql`` on the raw connection (no policy installed yet); its first ``limit`` rows."""
-    st, _ = raw.prepare(sql.encode("utf-8"), 0)
-    if st is None:
-        return []
-    try:
-        return st.fetchmany(limit)
-    finally:
-        st.finalize()
 
 
 def open_lsm(path, *, mode: str = "rw", timeout: float | None = 5.0, statement_timeout: float | None = None,
@@ -105,7 +95,7 @@ def open_lsm(path, *, mode: str = "rw", timeout: float | None = 5.0, statement_t
             _files.hold(raw, abspath)
         if schema.source == "guess":
             if not options.get("values"):
-                row = _rows(raw, f"SELECT lsm1_value FROM {target} LIMIT 1", 1)
+                row = _rows(raw, f"SELECT lsm1_value FROM {target} LIMIT 1", limit=1)
                 n = _lsm_pages.count_value_fields(row[0][0]) if row and row[0][0] is not None else 1
                 if n > 1:
                     vals = tuple(f"value{i}" for i in range(1, n + 1))

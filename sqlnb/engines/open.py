@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlnb import _files, _sql
 from sqlnb import errors as _errors
 from sqlnb.authorizer import Policy
+from sqlnb.engines.protocol import rows as _rows
 from sqlnb.engines.registry import engine as _engine
 
 
@@ -104,16 +105,6 @@ def install_policy(raw, engine, policy):
     e.install_policy(raw, policy)
     policy._freeze()
     return policy
-
-
-def _rows(raw, sql: str) -> list:
-    st, _ = raw.prepare(sql.encode("utf-8"), 0)
-    if st is None:
-        return []
-    try:
-        return st.fetchmany(1 << 30)
-    finally:
-        st.finalize()
 
 
 def _mask_columns_info(raw, policy) -> dict:

@@ -72,3 +72,21 @@ def members(cls) -> set:
     names = set(getattr(cls, "__annotations__", {}))
     names |= {n for n in vars(cls) if not n.startswith("_")}
     return names - {"members"}
+
+
+def rows(raw, sql: str, params=None, limit: int | None = None) -> list:
+    """Every row (at most ``limit``) of one statement of sqlnb's own on a raw connection of any
+    engine: prepare, bind, step, finalize. No retry, no policy explanation: the callers run
+    schema reads, pragmas and transaction control where those are not wanted."""
+    st, _ = raw.prepare(sql.encode("utf-8", "surrogateescape"), 0)
+    if st is None:
+        return []
+    try:
+        if params is not None:
+            st.bind(params)
+        out = []
+        while (limit is None or len(out) < limit) and st.step():
+            out.append(st.row())
+        return out
+    finally:
+        st.finalize()

@@ -18,6 +18,7 @@ import numpy as np
 from sqlnb import errors as _errors
 from sqlnb import progress as _progress
 from sqlnb._sql import quote_identifier
+from sqlnb.engines.protocol import rows as _run
 from sqlnb.dbapi import affinity as _affinity  # SQLite's column affinity rules: one copy
 from sqlnb.export.columns import (_arrow_buffers, _check_names, _Col, _apply_dtype, _convert,
                                   _frame_columns, _is_missing, _length, _py_values)
@@ -80,21 +81,6 @@ def _fits(col: _Col, decl: str) -> str | None:
 # ---------------------------------------------------------------------------
 # small helpers over the raw engine protocol (every engine's RawConnection)
 # ---------------------------------------------------------------------------
-def _run(raw, sql: str, params=None) -> list:
-    st, _ = raw.prepare(sql.encode("utf-8"), 0)
-    if st is None:
-        return []
-    try:
-        if params is not None:
-            st.bind(params)
-        rows = []
-        while st.step():
-            rows.append(st.row())
-        return rows
-    finally:
-        st.finalize()
-
-
 def _existing(raw, table: str):
     """(type, stored name) of the schema object called ``table`` in main, or None."""
     rows = _run(raw, "SELECT type, name FROM main.sqlite_master WHERE name = ? COLLATE NOCASE "

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlnb import _sql
 from sqlnb._bind import is_mapping  # noqa: F401  (frames' modules take it from here)
+from sqlnb.engines.protocol import rows as query_rows  # noqa: F401  (frames' modules take it from here)
 from sqlnb import errors as _errors
 
 # words that make a query more than "SELECT cols FROM table [WHERE ...]"
@@ -42,18 +43,6 @@ class Scan:
     bounds_sql: str  # the table's lowest and highest rowid
     names: list  # the result's column names
     decltypes: list  # and declared types
-
-
-def query_rows(raw, sql):
-    """Every row of ``sql`` on ``raw`` (sqlnb's own statements: no authorizer surprise, no retry)."""
-    st, _ = raw.prepare(sql.encode("utf-8", "surrogateescape"), 0)
-    try:
-        out = []
-        while st.step():
-            out.append(st.row())
-        return out
-    finally:
-        st.finalize()
 
 
 def check(con, mod, sql, params, cap) -> Scan:
