@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, TimeoutError
 from pathlib import Path
 
 import pytest
@@ -480,9 +481,9 @@ print("committed", flush=True)
 
 
 @pytest.mark.bdb
-# A wait BerkeleyDB never gives back blocks inside its lock manager, where the module's signal
-# timeout cannot reach: the thread method then ends the run with every stack dumped, at once,
-# instead of leaving it hanging (see docs/berkeleydb.md, "Known limits")
+# Should a wait ever outlast the bound again, it blocks inside BerkeleyDB's lock manager, where the
+# module's signal timeout cannot reach: the thread method then ends the run with every stack
+# dumped, instead of leaving it hanging (docs/berkeleydb.md, "Lost expiries")
 @pytest.mark.timeout(120, method="thread")
 @pytest.mark.parametrize("warm", [False, True], ids=["first-read", "table-read-before"])
 def test_cross_process_lock_held_on_is_refused_after_the_timeout(tmp_path, bdb, warm):
@@ -515,6 +516,66 @@ def test_cross_process_lock_held_on_is_refused_after_the_timeout(tmp_path, bdb, 
         if p.poll() is None:
             p.kill()
         reader.close()
+
+
+READ_IN_A_PROCESS_OF_ITS_OWN = r"""
+import sys, time, sqlnb
+from sqlnb import errors
+c = sqlnb.connect(sys.argv[1], engine="bdb", timeout=0.5)
+for attempt in range(2):                   # the first statement of this process, then another
+    t0 = time.monotonic()
+    try:
+        c.execute("SELECT a FROM t").fetchall()
+        print("read", flush=True)
+    except errors.Error as exc:
+        print(type(exc).__name__, round(time.monotonic() - t0, 1), flush=True)
+print("told?", flush=True)
+sys.stdin.readline()                       # the holder has committed
+print(c.execute("SELECT a FROM t").fetchall(), flush=True)
+"""
+
+
+@pytest.mark.bdb
+def test_first_statement_of_a_process_blocked_by_another_process_is_refused(tmp_path, bdb):
+    """The first statement of a process opens the database; BerkeleyDB SQL retries that open 100
+    times while another process holds a lock it needs, each wait refused after the lock timeout,
+    then answers SQLITE_BUSY and, once, SQLITE_NOMEM. The reader gets BusyError (never NoMemError,
+    never a wait without end) and reads normally once the holder has committed.
+
+    Run in processes of their own: a wait without end would block the reader process, not this
+    one, and the test fails at its deadline instead of hanging the run."""
+    bdb.execute("CREATE TABLE t (a)")
+    bdb.commit()
+    db = str(tmp_path / "b.db")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_UNTIL_TOLD, db], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    reader = None
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        reader = subprocess.Popen([sys.executable, "-c", READ_IN_A_PROCESS_OF_ITS_OWN, db],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env)
+        lines = []
+        with ThreadPoolExecutor(1) as pool:  # each line within a deadline, or the test fails
+            for _ in range(3):
+                try:
+                    lines.append(pool.submit(reader.stdout.readline).result(timeout=90).split())
+                except TimeoutError:
+                    reader.kill()
+                    pytest.fail(f"the reader process waited without end; it said {lines}")
+        assert [line[0] for line in lines] == ["BusyError", "BusyError", "told?"], lines
+        holder.stdin.write("commit\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "committed"
+        out, err = reader.communicate("go\n", timeout=90)
+        assert out.strip() == "[(42,)]", (out, err)
+        assert reader.returncode == 0, err
+        assert holder.wait(timeout=30) == 0
+    finally:
+        for p in (holder, reader):
+            if p is not None and p.poll() is None:
+                p.kill()
 
 
 @pytest.mark.bdb

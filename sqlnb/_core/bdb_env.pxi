@@ -5,6 +5,7 @@
 cdef extern from "bdb_locks.h" nogil:
     int sqlnb_bdb_lock_watch(const char *home, unsigned long timeout_us, char *err, int errlen)
     void sqlnb_bdb_lock_unwatch(const char *home)
+    long sqlnb_bdb_lock_timeouts(const char *home)
 
 cdef extern from "bdb_recover.h" nogil:
     int sqlnb_bdb_clear_dead_env(const char *home, char *err, int errlen)
@@ -37,6 +38,17 @@ def lock_unwatch(home):
     cdef const char *ch = h
     with nogil:
         sqlnb_bdb_lock_unwatch(ch)
+
+
+def lock_timeouts(home):
+    """How many lock waits BerkeleyDB refused for their timeout in the watched environment
+    ``home`` (all processes together; it only grows), or -1 when ``home`` is not watched."""
+    cdef bytes h = os.fsencode(home)
+    cdef const char *ch = h
+    cdef long n
+    with nogil:
+        n = sqlnb_bdb_lock_timeouts(ch)
+    return n
 
 
 def clear_dead_env(home):

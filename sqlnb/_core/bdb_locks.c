@@ -14,6 +14,18 @@
  * timeout is refused by BerkeleyDB, and the statement fails with
  * SQLITE_LOCKED instead of blocking forever.
  *
+ * lock_detect returns at once unless the region says a pass is due: a waiter
+ * sets "need_dd" and the earliest expiry ("next_timeout") when it starts to
+ * wait, and each pass clears both and recomputes the expiry from the waiters it
+ * sees. Neither field is written under one common lock (libdb 5.3), so with
+ * several processes and threads waiting and detecting, a waiter's expiry can be
+ * lost: it waits with its own expiry set, but no later pass runs, and it waits
+ * forever (seen with two processes on a busy machine: "lk expires" in the past,
+ * need_dd 0). So before each pass the thread makes one due itself, through a
+ * locker of its own that holds no locks: DB_LOCK_TIMEOUT on it sets the
+ * region's next expiry to "now" (it never waits, so the pass refuses nothing of
+ * its own), and the pass then refuses every wait whose expiry has passed.
+ *
  * The functions are called with the GIL released; they take their own mutex.
  */
 #include <db.h>
@@ -31,6 +43,7 @@
 typedef struct {
     char *home;
     DB_ENV *env;
+    u_int32_t kick;  /* a locker that holds no locks: makes each detector pass due */
     int refs;
     unsigned long timeout_us;
 } watched_env;
@@ -48,6 +61,10 @@ static void *detect_loop(void *arg) {
         pthread_mutex_lock(&watch_mu);
         for (int i = 0; i < n_envs; i++) {
             int rejected = 0;
+            DB_LOCKREQ due;
+            memset(&due, 0, sizeof(due));
+            due.op = DB_LOCK_TIMEOUT;
+            (void)envs[i].env->lock_vec(envs[i].env, envs[i].kick, 0, &due, 1, NULL);
             (void)envs[i].env->lock_detect(envs[i].env, 0, DB_LOCK_EXPIRE, &rejected);
         }
         pthread_mutex_unlock(&watch_mu);
@@ -66,6 +83,7 @@ static void after_fork_child(void) {
 int sqlnb_bdb_lock_watch(const char *home, unsigned long timeout_us, char *err, int errlen) {
     int rc = 0, i;
     DB_ENV *env = NULL;
+    u_int32_t kick = 0;
     pthread_mutex_lock(&watch_mu);
     for (i = 0; i < n_envs; i++) {
         if (strcmp(envs[i].home, home) == 0) {
@@ -87,6 +105,8 @@ int sqlnb_bdb_lock_watch(const char *home, unsigned long timeout_us, char *err, 
         rc = env->open(env, home, DB_JOINENV, 0);
     if (rc == 0)
         rc = env->set_timeout(env, (db_timeout_t)timeout_us, DB_SET_LOCK_TIMEOUT);
+    if (rc == 0)
+        rc = env->lock_id(env, &kick);
     if (rc != 0) {
         snprintf(err, errlen, "could not join the BerkeleyDB environment %s: %s", home, db_strerror(rc));
         if (env != NULL)
@@ -95,6 +115,7 @@ int sqlnb_bdb_lock_watch(const char *home, unsigned long timeout_us, char *err, 
     }
     envs[n_envs].home = strdup(home);
     envs[n_envs].env = env;
+    envs[n_envs].kick = kick;
     envs[n_envs].refs = 1;
     envs[n_envs].timeout_us = timeout_us;
     n_envs++;
@@ -122,6 +143,7 @@ void sqlnb_bdb_lock_unwatch(const char *home) {
     for (int i = 0; i < n_envs; i++) {
         if (strcmp(envs[i].home, home) == 0) {
             if (--envs[i].refs == 0) {
+                (void)envs[i].env->lock_id_free(envs[i].env, envs[i].kick);
                 envs[i].env->close(envs[i].env, 0);
                 free(envs[i].home);
                 envs[i] = envs[n_envs - 1];
@@ -131,4 +153,21 @@ void sqlnb_bdb_lock_unwatch(const char *home) {
         }
     }
     pthread_mutex_unlock(&watch_mu);
+}
+
+long sqlnb_bdb_lock_timeouts(const char *home) {
+    long n = -1;
+    pthread_mutex_lock(&watch_mu);
+    for (int i = 0; i < n_envs; i++) {
+        if (strcmp(envs[i].home, home) == 0) {
+            DB_LOCK_STAT *sp = NULL;
+            if (envs[i].env->lock_stat(envs[i].env, &sp, 0) == 0 && sp != NULL) {
+                n = (long)sp->st_nlocktimeouts;
+                free(sp);
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&watch_mu);
+    return n;
 }

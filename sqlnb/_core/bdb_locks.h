@@ -8,5 +8,8 @@
 int sqlnb_bdb_lock_watch(const char *home, unsigned long timeout_us, char *err, int errlen);
 /* Drop one reference taken by sqlnb_bdb_lock_watch. */
 void sqlnb_bdb_lock_unwatch(const char *home);
+/* How many lock waits BerkeleyDB has refused for their timeout in the watched
+ * environment `home` (every process counts), or -1 when `home` is not watched. */
+long sqlnb_bdb_lock_timeouts(const char *home);
 
 #endif

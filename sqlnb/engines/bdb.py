@@ -57,6 +57,7 @@ class _State:
     timeout: float           # how long a statement retries a refused lock wait (connect(timeout=))
     used: bool = False       # it has run (or is running) a statement: its environment may be open
     watch: object = None     # weakref.finalize that stops the lock watch, once it runs
+    open_refused: bool = False  # its last call gave up on a lock: the next may see NOMEM once
 
 
 class BufferedRows:
@@ -244,20 +245,33 @@ class BdbEngine(Engine):
         again, as SQLite's busy handler would; ``statement`` (when ``fn`` steps one) is
         prepared afresh, bindings kept, before each new try. Ctrl-C stops the loop.
         """
+        started = time.monotonic()
+        state = self._states.get(con) or _State(None, 5.0)
         deadline = None
         renew = False
+        busy = None  # the last lock refusal of this call
         while True:
+            refused_before = self._lock_timeouts(con)
             try:
                 if renew:
                     statement.renew()
                     renew = False
-                return fn(*args)
-            except (_errors.BusyError, _errors.LockedError):  # (BerkeleyDB SQL answers either)
+                try:
+                    result = fn(*args)
+                except _errors.NoMemError as exc:
+                    if busy is None and not state.open_refused and not (
+                            self._lock_timeouts(con) > refused_before >= 0):
+                        raise
+                    raise self._open_refused(exc) from exc
+                state.open_refused = False
+                return result
+            except (_errors.BusyError, _errors.LockedError) as exc:  # (BerkeleyDB SQL answers either)
+                busy = exc
                 now = time.monotonic()
                 if deadline is None:
-                    state = self._states.get(con)
-                    deadline = now + (state.timeout if state is not None else 5.0)
+                    deadline = started + state.timeout
                 if now >= deadline:
+                    state.open_refused = True
                     raise
                 time.sleep(0.02)
                 # a statement whose lock wait was refused keeps failing: prepare it afresh
@@ -271,6 +285,28 @@ class BdbEngine(Engine):
         return BufferedRows(st, first_row)
 
     # --- locks ---------------------------------------------------------------------------------------
+    def _lock_timeouts(self, con) -> int:
+        """BerkeleyDB's count of refused lock waits in ``con``'s environment (-1: not watched)."""
+        state = self._states.get(con)
+        if state is None or state.watch is None:
+            return -1
+        return self.load().lock_timeouts(_files.env_dir(state.key))
+
+    @staticmethod
+    def _open_refused(exc):
+        """The BusyError that SQLITE_NOMEM ``exc`` stands for, raised while opening the database.
+
+        A statement that opens the database (the first one in a process) while another
+        process holds a lock it needs has BerkeleyDB SQL retry its open 100 times, each
+        wait refused after ``LOCK_WAIT``, report SQLITE_BUSY, and SQLITE_NOMEM at the next
+        try (after that, it opens again). :meth:`call` knows it is that case when this
+        call or the connection's last one gave up on a lock, or when BerkeleyDB's count
+        of refused waits grew during the try, and tries again until the timeout.
+        """
+        return _errors.make_error(
+            5, "database is locked: another process holds a lock that opening the database needs",
+            extended_code=5, sql=exc.sql, cls=_errors.BusyError)  # 5: SQLITE_BUSY
+
     def _watch_locks(self, con, state: _State) -> None:
         """Bound ``con``'s waits for other processes' locks, once its environment directory exists.
 
