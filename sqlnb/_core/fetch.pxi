@@ -249,7 +249,7 @@ cdef int _fetch_loop(_fstate *fs, sqlite3 *db, sqlite3_stmt *st, int64_t limit,
         if bad != 0:
             rc = bad
             break
-        if (fs.n & _COUNT_EVERY) == 0:
+        if ((<size_t>base + fs.n) & _COUNT_EVERY) == 0:   # every 1024 rows of the stream
             counter[0] = base + <long long>fs.n
             sqlite3_mutex_leave(mx)
             stop = _progress_cb(<void*>ps)
