@@ -265,6 +265,10 @@ def test_arrow_c_stream_pyarrow_and_polars(engine, tmp_path):
     assert pl.DataFrame(res).equals(want)
     assert pl.DataFrame(con.query_batches(sql, rows=64)).equals(want)
     assert pl.from_arrow(con.query_batches(sql, rows=64)).equals(want)
+    duckdb = pytest.importorskip("duckdb")
+    reader = con.query_batches(sql, rows=64)                             # DuckDB scans a running query
+    assert duckdb.sql("SELECT count(*), sum(i), count(s) FROM reader").fetchall() == [(1000, 499500, 334)]
+    del reader
     con.close()
 
 

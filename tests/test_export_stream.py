@@ -294,5 +294,5 @@ def test_ten_million_rows_csv_and_parquet(tmp_path):
     assert back.column("s").null_count == n // 10
     assert back.slice(n - 2).to_pylist() == [{"i": n - 1, "f": (n - 1) * 0.25, "s": f"r{(n - 1) % 1000}"},
                                              {"i": n, "f": n * 0.25, "s": None}]
-    assert pq.ParquetFile(tmp_path / "big.parquet").metadata.num_row_groups <= n // (1 << 20) + 1
+    assert pq.ParquetFile(tmp_path / "big.parquet").metadata.num_row_groups <= n // (1 << 18) + 1
     con.close()

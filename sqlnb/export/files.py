@@ -67,10 +67,10 @@ def _is_stream(data) -> bool:
     return hasattr(data, "__arrow_c_stream__")
 
 
-def write_result(data, path, *, format: str | None = None, progress=None, **options):
+def write_result(df_or_arrow, path, *, format: str | None = None, progress=None, **options):
     """Write a result to ``path`` as CSV, Parquet, JSON lines, JSON or Arrow IPC (Feather).
 
-    :param data: a pandas DataFrame (or Series), a ``pyarrow.Table``/``RecordBatch``, or a
+    :param df_or_arrow: a pandas DataFrame (or Series), a ``pyarrow.Table``/``RecordBatch``, or a
         stream: a ``pyarrow.RecordBatchReader`` (``con.query_batches(...)``) or any object
         with ``__arrow_c_stream__`` (a sqlnb ``Result``), written batch by batch.
     :param path: the file to write; its extension picks the format unless ``format`` is given
@@ -89,6 +89,7 @@ def write_result(data, path, *, format: str | None = None, progress=None, **opti
     ``index=True`` for csv/parquet to keep it). Bad targets raise :class:`ExportError`
     (:func:`check_target`) before anything is read or written.
     """
+    data = df_or_arrow
     path, fmt = check_target(path, format)
     t0 = time.perf_counter()
     replaced = path.exists()

@@ -81,10 +81,10 @@ def _sink(tmp: Path, final: Path, fmt: str):
 class _ParquetWriter:
     """Batches gathered into row groups of about ``ROW_GROUP_ROWS`` rows (or ``ROW_GROUP_BYTES``):
     a row group per small batch would make the file slow to read; the gathered batches are the
-    one buffer this writer adds (a few tens of MB)."""
+    one buffer this writer adds (at most 32 MB)."""
 
-    ROW_GROUP_ROWS = 1 << 20
-    ROW_GROUP_BYTES = 64 << 20
+    ROW_GROUP_ROWS = 1 << 18
+    ROW_GROUP_BYTES = 32 << 20
 
     def __init__(self, schema, tmp, final, fmt, options):
         import pyarrow.parquet as pq
