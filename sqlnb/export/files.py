@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from sqlnb import progress as _progress
 from sqlnb.export import stream as _stream
 from sqlnb.export.columns import _have_pyarrow
 from sqlnb.export.target import (FORMATS, ExportError, ExportTargetError, check_target, format_for,
@@ -116,7 +117,8 @@ def write_query(con, sql, path, params=None, *, format: str | None = None, rows:
     written batch by batch under a temporary name, renamed into place at the end. An
     error, the time limit or an interrupt (KeyboardInterrupt, ``con.interrupt()``) removes
     the temporary file and finalizes the statement: nothing at the target, the connection
-    usable. Returns a :class:`~sqlnb.export.target.Written` (see :func:`write_result`).
+    usable. In a Jupyter kernel a live progress line shows the rows so far (:mod:`sqlnb.progress`).
+    Returns a :class:`~sqlnb.export.target.Written` (see :func:`write_result`).
     """
     path, fmt = check_target(path, format)
     t0 = time.perf_counter()
@@ -124,13 +126,17 @@ def write_query(con, sql, path, params=None, *, format: str | None = None, rows:
     kw = {"types": types}
     if rows is not None:
         kw["rows"] = rows
-    source = _Held(con.query_batches(sql, params, **kw))
+    source = None
     try:
-        _stream.check_stream(source.reader.schema, path, fmt)
-        with temporary(path) as tmp:
-            n = _stream.write_stream(source, tmp, path, fmt, options, progress)
+        # in a notebook: the live progress line (rows so far, rows/s) while the rows stream
+        with _progress.track(con.raw, label=f"export {path.name}"):
+            source = _Held(con.query_batches(sql, params, **kw))
+            _stream.check_stream(source.reader.schema, path, fmt)
+            with temporary(path) as tmp:
+                n = _stream.write_stream(source, tmp, path, fmt, options, progress)
     finally:
-        source.close()  # the stream's statement is finalized now, not when a traceback lets go
+        if source is not None:
+            source.close()  # the stream's statement is finalized now, not when a traceback lets go
     return written(path, n, fmt, replaced, time.perf_counter() - t0)
 
 
