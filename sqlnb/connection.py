@@ -289,8 +289,18 @@ class Connection:
         """Run ``sql`` and return its result as a pandas DataFrame (the columnar fetcher).
 
         See :func:`sqlnb.frames.query_df` for the options and the type rules.
+        ``chunksize=N`` returns an iterator of DataFrames of at most N rows instead
+        (like ``pandas.read_sql(chunksize=)``; see :func:`sqlnb.frames.iter_frames`).
         """
+        if options.get("chunksize") is not None:
+            return frames.iter_frames(self, sql, params, **options)
+        options.pop("chunksize", None)
         return frames.query_df(self, sql, params, **options)
+
+    def query_batches(self, sql, params=None, *, rows=frames.batches.DEFAULT_ROWS, **options):
+        """Run ``sql`` and stream its result as a ``pyarrow.RecordBatchReader`` of ``rows``-row
+        batches, in constant memory (see :func:`sqlnb.frames.query_batches`: one schema, its rule)."""
+        return frames.query_batches(self, sql, params, rows=rows, **options)
 
     def query_arrow(self, sql, params=None, **options):
         """Run ``sql`` and return its result as a ``pyarrow.Table``."""

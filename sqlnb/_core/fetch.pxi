@@ -207,14 +207,15 @@ cdef int _read_row(_fstate *fs, sqlite3_stmt *st) noexcept nogil:
 
 
 cdef int _fetch_loop(_fstate *fs, sqlite3 *db, sqlite3_stmt *st, int64_t limit,
-                     bint have_current, long long *counter, progress_state *ps,
+                     bint have_current, long long *counter, long long base, progress_state *ps,
                      void *ast) noexcept nogil:
     """Step and collect until done, an error, or ``limit`` rows (limit < 0: no limit).
 
     Returns SQLITE_DONE; SQLITE_ROW when it stopped at ``limit`` with the statement
     on a further, unread row; _OOM; _FULL (a part's range overflowed); _STOPPED
     when the connection's progress check (signals, time limit, callback) asked
-    to stop; or SQLite's error code. The
+    to stop; or SQLite's error code. ``counter`` gets ``base`` + the rows stored
+    (a batch of a stream counts on from the rows of the batches before it). The
     connection's mutex is held for the whole loop (sqlite3_step takes it
     recursively), so the column values read between steps are protected and cost
     no locking of their own; it is let go around the progress check. (Our SQLite
@@ -248,15 +249,15 @@ cdef int _fetch_loop(_fstate *fs, sqlite3 *db, sqlite3_stmt *st, int64_t limit,
         if bad != 0:
             rc = bad
             break
-        if (fs.n & _COUNT_EVERY) == 0:
-            counter[0] = <long long>fs.n
+        if ((<size_t>base + fs.n) & _COUNT_EVERY) == 0:   # every 1024 rows of the stream
+            counter[0] = base + <long long>fs.n
             sqlite3_mutex_leave(mx)
             stop = _progress_cb(<void*>ps)
             sqlite3_mutex_enter(mx)
             if stop:
                 rc = _STOPPED
                 break
-    counter[0] = <long long>fs.n
+    counter[0] = base + <long long>fs.n
     sqlite3_mutex_leave(mx)
     return rc
 
@@ -336,21 +337,26 @@ cdef class Fetch:
             raise MemoryError()
         return 0
 
-    def run(self, RawStatement stmt, Py_ssize_t limit=-1, bint include_current=False):
+    def run(self, RawStatement stmt, Py_ssize_t limit=-1, bint include_current=False,
+            bint resume=False):
         """Collect the rows of ``stmt`` (bound and not yet stepped, or on an unread row
         when ``include_current``). Returns "done", or "more" when ``limit`` stopped it
         with the statement on a further, unread row. Raises the step's error after
         resetting the statement (the connection stays usable).
 
+        ``resume`` (batch mode, sqlnb.frames.batches): this call goes on with a statement an
+        earlier call stopped at ``limit``: the statement's time limit and progress schedule
+        started by the first call are kept, and ``rows_seen`` counts on from its value.
+
         Holds the connection's lock while it steps: no other thread can finalize the
         statement or close the connection under it (they wait for it to return)."""
         _lock(stmt.conn)
         try:
-            return self._run(stmt, limit, include_current)
+            return self._run(stmt, limit, include_current, resume)
         finally:
             _unlock(stmt.conn)
 
-    cdef object _run(self, RawStatement stmt, Py_ssize_t limit, bint include_current):
+    cdef object _run(self, RawStatement stmt, Py_ssize_t limit, bint include_current, bint resume):
         # with the connection's lock held (run()); not callable from Python
         stmt._check()
         self._check_free("run it")
@@ -361,17 +367,22 @@ cdef class Fetch:
         cdef int rc
         cdef int64_t lim = limit
         cdef bint cur = include_current
+        cdef long long base = 0
         if self.names is None:
             self.names = stmt.column_names()
         self._setup(ncol)
         if stmt.done and not cur:
             return "done"
-        conn._begin_run()
-        conn.rows_seen = 0
+        if resume:
+            conn._resume_run()
+            base = conn.rows_seen
+        else:
+            conn._begin_run()
+            conn.rows_seen = 0
         self._running = True
         try:
             with nogil:
-                rc = _fetch_loop(&self.fs, db, st, lim, cur, &conn.rows_seen, &conn._pstate, conn._ast)
+                rc = _fetch_loop(&self.fs, db, st, lim, cur, &conn.rows_seen, base, &conn._pstate, conn._ast)
         finally:
             self._running = False
         if rc == SQLITE_ROW:
@@ -491,16 +502,18 @@ cdef class Fetch:
 
 
 
-def fetch_columns(RawStatement stmt, Py_ssize_t limit=-1, bint include_current=False):
+def fetch_columns(RawStatement stmt, Py_ssize_t limit=-1, bint include_current=False,
+                  bint resume=False):
     """Fetch ``stmt``'s rows into columns: ``(names, [RawColumn, ...], status)``.
 
     ``status`` is "done" or "more" (stopped at ``limit``; the statement is on an
-    unread row). See Fetch.run.
+    unread row). See Fetch.run. Batch mode: the first call with ``limit=N``, each next one
+    with ``include_current=True, resume=True`` until "done".
     """
     f = Fetch()
     _lock(stmt.conn)  # one caller at a time per connection (see _lock in connection.pxi)
     try:
-        status = f.run(stmt, limit, include_current)
+        status = f.run(stmt, limit, include_current, resume)
     finally:
         _unlock(stmt.conn)
     return f.names, f.columns(), status

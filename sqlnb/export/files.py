@@ -1,47 +1,25 @@
-"""Results into files: :func:`write_result` (CSV, Parquet, JSON lines, JSON, Arrow IPC/Feather).
+"""Results into files: :func:`write_result` (CSV, Parquet, JSON lines, JSON, Arrow IPC/Feather)
+and :func:`write_query` (a query streamed into a file in constant memory).
 
-pandas' and pyarrow's own writers do the writing; this module picks the format from
-the path, and writes under a temporary name that is moved into place when complete.
+A DataFrame or a ``pyarrow.Table`` is written by pandas' and pyarrow's own writers; a
+stream (a ``pyarrow.RecordBatchReader``, anything with ``__arrow_c_stream__``, a query)
+by :mod:`sqlnb.export.stream`, one batch at a time. Either way the file is written under a
+temporary name next to the target and moved into place when complete
+(:mod:`sqlnb.export.target`).
 """
 from __future__ import annotations
 
-import os
-import tempfile
+import time
 from pathlib import Path
 
+from sqlnb import progress as _progress
+from sqlnb.export import stream as _stream
 from sqlnb.export.columns import _have_pyarrow
+from sqlnb.export.target import (FORMATS, ExportError, ExportTargetError, check_target, format_for,
+                                 temporary, written)
 
-FORMATS = {
-    "csv": (".csv", ".tsv"),
-    "parquet": (".parquet", ".pq"),
-    "jsonl": (".jsonl", ".ndjson"),
-    "json": (".json",),
-    "feather": (".feather", ".arrow", ".ipc", ".arrows"),
-}
-_ALIASES = {"arrow": "feather", "ipc": "feather", "json-lines": "jsonl", "jsonlines": "jsonl",
-            "ndjson": "jsonl", "pq": "parquet", "tsv": "csv"}
-_COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst", ".zip", ".tar")
-
-
-def format_for(path, format: str | None = None) -> str:
-    """The format name for ``path`` (from its extension) or the explicit ``format``."""
-    known = ", ".join(sorted(FORMATS))
-    if format is not None:
-        f = str(format).lower().lstrip(".")
-        f = _ALIASES.get(f, f)
-        if f not in FORMATS:
-            raise ValueError(f"unknown export format {format!r}; choose one of: {known}")
-        return f
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    while suffixes and suffixes[-1] in _COMPRESSIONS:
-        suffixes.pop()
-    ext = suffixes[-1] if suffixes else ""
-    for f, exts in FORMATS.items():
-        if ext in exts:
-            return f
-    raise ValueError(f"cannot tell the export format from {str(path)!r}; use an extension "
-                     f"({', '.join(e for exts in FORMATS.values() for e in exts)}) or format= one of: {known}")
-
+__all__ = ["FORMATS", "ExportError", "ExportTargetError", "check_target", "format_for", "write_query",
+           "write_result"]
 
 def _as_pandas(data):
     import pandas as pd
@@ -73,37 +51,121 @@ def _as_arrow(data):
     raise TypeError(f"write_result() takes a pandas DataFrame or a pyarrow Table, not {type(data).__name__}")
 
 
-def write_result(df_or_arrow, path, *, format: str | None = None, **options) -> Path:
+def _is_stream(data) -> bool:
+    """A stream to write batch by batch: a RecordBatchReader or any other ``__arrow_c_stream__``
+    object that is not a DataFrame or Table (those are written whole, by their own writers)."""
+    import pandas as pd
+
+    if isinstance(data, (pd.DataFrame, pd.Series)):
+        return False
+    if _have_pyarrow():
+        import pyarrow as pa
+
+        if isinstance(data, (pa.Table, pa.RecordBatch)):
+            return False
+        if isinstance(data, pa.RecordBatchReader):
+            return True
+    return hasattr(data, "__arrow_c_stream__")
+
+
+def write_result(df_or_arrow, path, *, format: str | None = None, progress=None, **options):
     """Write a result to ``path`` as CSV, Parquet, JSON lines, JSON or Arrow IPC (Feather).
 
-    :param df_or_arrow: a pandas DataFrame (or Series) or a ``pyarrow.Table``/``RecordBatch``.
+    :param df_or_arrow: a pandas DataFrame (or Series), a ``pyarrow.Table``/``RecordBatch``, or a
+        stream: a ``pyarrow.RecordBatchReader`` (``con.query_batches(...)``) or any object
+        with ``__arrow_c_stream__`` (a sqlnb ``Result``), written batch by batch.
     :param path: the file to write; its extension picks the format unless ``format`` is given
         (``.csv``, ``.parquet``/``.pq``, ``.jsonl``/``.ndjson``, ``.json``,
         ``.feather``/``.arrow``/``.ipc``; ``.gz`` etc. after csv/json compress).
     :param format: ``"csv"``, ``"parquet"``, ``"jsonl"``, ``"json"`` or ``"feather"`` (alias ``"arrow"``).
+    :param progress: a stream only: called with the rows written so far after each batch.
     :param options: passed to the writer (``DataFrame.to_csv``, ``DataFrame.to_parquet``,
-        ``DataFrame.to_json``, ``pyarrow.feather.write_feather``).
-    :returns: the path written.
+        ``DataFrame.to_json``, ``pyarrow.feather.write_feather``; a stream: see docs/export.md).
+    :returns: a :class:`~sqlnb.export.target.Written`: the path written (a ``Path``), with
+        ``rows``, ``format``, ``replaced`` (a file was there before) and ``elapsed``.
 
     The file is written next to its destination under a temporary name and moved
-    into place when complete: a failed write leaves any existing file untouched.
-    The frame's index is not written (pass ``index=True`` for csv/parquet to keep it).
+    into place when complete: a failed or interrupted write leaves no file at the
+    target (an existing one untouched). The frame's index is not written (pass
+    ``index=True`` for csv/parquet to keep it). Bad targets raise :class:`ExportError`
+    (:func:`check_target`) before anything is read or written.
     """
-    path = Path(os.fspath(path))
-    fmt = format_for(path, format)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise FileNotFoundError(f"cannot write {str(path)!r}: directory {str(parent)!r} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    data = df_or_arrow
+    path, fmt = check_target(path, format)
+    t0 = time.perf_counter()
+    replaced = path.exists()
+    if _is_stream(data):
+        import pyarrow as pa
+
+        reader = data if isinstance(data, pa.RecordBatchReader) else pa.RecordBatchReader.from_stream(data)
+        _stream.check_stream(reader.schema, path, fmt)
+        with temporary(path) as tmp:
+            rows = _stream.write_stream(reader, tmp, path, fmt, options, progress)
+    else:
+        rows = _rows_of(data)
+        with temporary(path) as tmp:
+            _write(data, tmp, fmt, path, options)
+    return written(path, rows, fmt, replaced, time.perf_counter() - t0)
+
+
+def write_query(con, sql, path, params=None, *, format: str | None = None, rows: int | None = None,
+                types=None, progress=None, **options):
+    """Run ``sql`` on ``con`` and stream its result into ``path`` in constant memory.
+
+    The target is checked first (:func:`check_target`: nothing runs when it is bad); the
+    rows come from ``con.query_batches(sql, params, rows=rows, types=types)`` and are
+    written batch by batch under a temporary name, renamed into place at the end. An
+    error, the time limit or an interrupt (KeyboardInterrupt, ``con.interrupt()``) removes
+    the temporary file and finalizes the statement: nothing at the target, the connection
+    usable. In a Jupyter kernel a live progress line shows the rows so far (:mod:`sqlnb.progress`).
+    Returns a :class:`~sqlnb.export.target.Written` (see :func:`write_result`).
+    """
+    path, fmt = check_target(path, format)
+    t0 = time.perf_counter()
+    replaced = path.exists()
+    kw = {"types": types}
+    if rows is not None:
+        kw["rows"] = rows
+    source = None
     try:
-        _write(df_or_arrow, tmp, fmt, path, options)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+        # in a notebook: the live progress line (rows so far, rows/s) while the rows stream
+        with _progress.track(con.raw, label=f"export {path.name}"):
+            source = _Held(con.query_batches(sql, params, **kw))
+            _stream.check_stream(source.reader.schema, path, fmt)
+            with temporary(path) as tmp:
+                n = _stream.write_stream(source, tmp, path, fmt, options, progress)
+    finally:
+        if source is not None:
+            source.close()  # the stream's statement is finalized now, not when a traceback lets go
+    return written(path, n, fmt, replaced, time.perf_counter() - t0)
+
+
+class _Held:
+    """The one reference to a query's reader: ``close()`` frees it, which finalizes its statement
+    (a frame kept by a traceback holds this object, not the reader)."""
+
+    def __init__(self, reader):
+        self.reader = reader
+
+    @property
+    def schema(self):
+        return self.reader.schema
+
+    def read_next_batch(self):
+        return self.reader.read_next_batch()
+
+    def close(self):
+        self.reader = None
+
+
+def _rows_of(data) -> int:
+    n = getattr(data, "num_rows", None)
+    if n is None:
+        try:
+            n = len(data)
+        except TypeError:
+            n = 0
+    return int(n)
 
 
 def _write(data, tmp: Path, fmt: str, final: Path, options: dict) -> None:

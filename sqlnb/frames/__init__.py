@@ -20,16 +20,18 @@ The package, by concern (docs/types.md describes what each does):
 ``scan``        which query a parallel fetch may split (:class:`ParallelRefused`)
 ``workers``     the parallel fetch's worker connections and threads
 ``parallel``    the parallel fetch: plan, claim, worker, join
+``batches``     the stream: :func:`query_batches` (Arrow batches), :func:`iter_frames` (chunks)
 ==============  ==========================================================
 """
 from __future__ import annotations
 
 from sqlnb._consts import BLOB, INTEGER, NULL, REAL, TEXT
+from sqlnb.frames.batches import StreamSchemaError, iter_frames, query_batches
 from sqlnb.frames.fetch import (cursor_df, cursor_result, query_arrow, query_df, run,
                                 statement_result)
 from sqlnb.frames.result import DTYPE_BACKENDS, Result, TruncatedWarning, column_kind
 from sqlnb.frames.scan import ParallelRefused
 
 __all__ = ["BLOB", "DTYPE_BACKENDS", "INTEGER", "NULL", "REAL", "TEXT", "ParallelRefused", "Result",
-           "TruncatedWarning", "column_kind", "cursor_df", "cursor_result", "query_arrow", "query_df",
-           "run", "statement_result"]
+           "StreamSchemaError", "TruncatedWarning", "column_kind", "cursor_df", "cursor_result", "iter_frames",
+           "query_arrow", "query_batches", "query_df", "run", "statement_result"]

@@ -200,6 +200,11 @@ class Result:
         fields = [pa.field(name, arr.type) for name, arr in zip(self.columns, arrays)]
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
 
+    def __arrow_c_stream__(self, requested_schema=None):
+        """The Arrow PyCapsule stream interface: ``pyarrow.table(res)``, ``polars.DataFrame(res)``,
+        DuckDB and others read the result's buffers (:meth:`to_arrow`, no copy of numbers or text)."""
+        return self.to_arrow().__arrow_c_stream__(requested_schema)
+
 
 def _empty_arrow(aff):
     import pyarrow as pa
@@ -240,16 +245,21 @@ def _arrow_text_chunk(col, typ, row0, nrows, offsets, data):
                                               offs, pa.py_buffer(data) if data is not None else pa.py_buffer(b"")])
 
 
-def _arrow_object_column(col):
-    """A column of several storage classes, or TEXT that is not UTF-8, as Arrow without loss."""
+def _arrow_object_column(col, classes=None, null_child=None):
+    """A column of several storage classes, or TEXT that is not UTF-8, as Arrow without loss.
+
+    ``classes`` / ``null_child`` (a stream's batch, sqlnb.frames.batches): build the dense union
+    of exactly these members (the stream's schema), whichever of them this batch holds.
+    """
     import pyarrow as pa
 
     values = col.objects()
     seen = col.seen & ~NULL_BIT
-    if seen == BIT[TEXT]:  # text with invalid UTF-8: the stored bytes
+    if seen == BIT[TEXT] and classes is None:  # text with invalid UTF-8: the stored bytes
         return pa.array([None if v is None else v.encode("utf-8", "surrogateescape") for v in values],
                         type=pa.large_binary())
-    classes = [c for c in (INTEGER, REAL, TEXT, BLOB) if seen & BIT[c]]
+    if classes is None:
+        classes = [c for c in (INTEGER, REAL, TEXT, BLOB) if seen & BIT[c]]
     types = {INTEGER: pa.int64(), REAL: pa.float64(), TEXT: pa.large_string(), BLOB: pa.large_binary()}
     names = {INTEGER: "integer", REAL: "real", TEXT: "text", BLOB: "blob"}
     code_of = {int: INTEGER, float: REAL, str: TEXT, bytes: BLOB}
@@ -257,7 +267,7 @@ def _arrow_object_column(col):
     type_ids = np.empty(len(values), dtype=np.int8)
     offsets = np.empty(len(values), dtype=np.int32)
     child_index = {c: i for i, c in enumerate(classes)}
-    has_null = col.null_count > 0
+    has_null = col.null_count > 0 if null_child is None else null_child
     null_child = len(classes)
     nulls = 0
     for i, v in enumerate(values):
