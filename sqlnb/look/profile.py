@@ -72,7 +72,7 @@ def grouped_sql(src: Source, names, multirow: bool) -> str:
     """``(i, t, v, n)``: each column's (number in batch, storage class, value, count); one read of the source."""
     case = " ".join(f"WHEN {i} THEN {src.column(n)}" for i, n in enumerate(names))
     return (f"SELECT i, typeof(v) AS t, v, count(*) AS n FROM ("
-            f"SELECT k.i AS i, CASE k.i {case} END AS v FROM ({src.sql}) AS s CROSS JOIN ({_keys(len(names), multirow)}) AS k"
+            f"SELECT k.i AS i, CASE k.i {case} END AS v FROM ({src.select(names)}) AS s CROSS JOIN ({_keys(len(names), multirow)}) AS k"
             f") GROUP BY i, typeof(v), v")
 
 
@@ -130,13 +130,16 @@ class _Runner:
         self.con = con
         self.scans = 0
         self.statements = 0
+        self.fetched = 0  # rows that left SQLite
 
     def rows(self, sql, params=None, scans=1):
         self.statements += 1
         self.scans += scans
         cur = self.con.execute(sql, params) if params else self.con.execute(sql)
         try:
-            return cur.fetchall()
+            rows = cur.fetchall()
+            self.fetched += len(rows)
+            return rows
         finally:
             cur.close()
 
@@ -191,13 +194,13 @@ def _plain_batch(run: _Runner, src, names, top, multirow):
             for q in QUANTILES:
                 lo, _ = quantile_ranks(st["n_num"], q)
                 vals = [r[0] for r in run.rows(
-                    f"SELECT CAST(x AS REAL) FROM (SELECT {col} AS x FROM ({src.sql}) AS s) "
+                    f"SELECT CAST(x AS REAL) FROM (SELECT {col} AS x FROM ({src.select([name])}) AS s) "
                     f"WHERE typeof(x) IN ('integer', 'real') ORDER BY 1 LIMIT 2 OFFSET {int(lo)}")]
                 picks += [vals[0], vals[1] if len(vals) > 1 else None]
             st["q"] = tuple(picks)
         if st["distinct"]:
             st["top"] = [tuple(r) for r in run.rows(
-                f"SELECT v, count(*) AS n FROM (SELECT {col} AS v FROM ({src.sql}) AS s) "
+                f"SELECT v, count(*) AS n FROM (SELECT {col} AS v FROM ({src.select([name])}) AS s) "
                 f"WHERE v IS NOT NULL GROUP BY typeof(v), v ORDER BY n DESC, v LIMIT {int(top)}")]
     return out
 
@@ -230,7 +233,8 @@ def profile(con, table_or_sql: str, *, sample: int | None = None, top: int = 5):
         ``LIMIT``, not a random sample: a random one would have to read every row).
     :param top: how many most common values to keep per column.
     :returns: a DataFrame, one row per column (:data:`COLUMNS`); ``.attrs`` holds
-        ``source``, ``sample``, ``scans`` (reads of the source), ``statements``, ``engine``.
+        ``source``, ``sample``, ``scans`` (reads of the source), ``statements``,
+        ``rows_fetched`` (rows that left SQLite), ``engine``.
     """
     import pandas as pd
 
@@ -252,7 +256,11 @@ def profile(con, table_or_sql: str, *, sample: int | None = None, top: int = 5):
             stats += _plain_batch(run, src, names, top, multirow)
     records = [_finish(n, t, st) for n, t, st in zip(cols, src.types, stats)]
     df = pd.DataFrame.from_records(records, columns=list(COLUMNS))
-    df.attrs.update(source=src.label, sample=sample, scans=run.scans, statements=run.statements,
+    for key in ("min", "max", "top"):  # values as SQLite stored them (an int stays an int)
+        df[key] = pd.Series([r[key] for r in records], index=df.index, dtype=object)
+    for key in ("min_length", "max_length"):
+        df[key] = pd.array([r[key] for r in records], dtype="Int64")
+    df.attrs.update(source=src.label, sample=sample, scans=run.scans, statements=run.statements, rows_fetched=run.fetched,
                     engine=getattr(con, "engine", ""))
     return df
 

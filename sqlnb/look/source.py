@@ -26,6 +26,16 @@ class Source:
     columns: tuple  # column names, in order
     types: tuple  # declared types ('' when none is known)
     sample: int | None = None  # the first ``sample`` rows only
+    table: str | None = None  # the quoted ``schema.table`` when the source is a table or view
+
+    def select(self, names=None) -> str:
+        """SQL for ``FROM (...) AS s`` reading only columns ``names`` (all when None): a table's
+        columns are named, so SQLite does not expand ``*`` over a wide table per statement."""
+        if self.table is None or names is None:
+            return self.sql
+        cols = ", ".join(_sql.quote_identifier(n) for n in names)
+        limit = f" LIMIT {int(self.sample)}" if self.sample is not None else ""
+        return f"SELECT {cols} FROM {self.table}{limit}"
 
     def column(self, name: str) -> str:
         """``s."name"`` for column ``name``; ProgrammingError naming it when the source has no such column."""
@@ -87,7 +97,8 @@ def resolve(con, table_or_sql: str, sample: int | None = None) -> Source:
         types = None
     else:
         schema, table = find_table(con, text)
-        body = f"SELECT * FROM {_sql.quote_identifier(schema)}.{_sql.quote_identifier(table)}"
+        qualified = f"{_sql.quote_identifier(schema)}.{_sql.quote_identifier(table)}"
+        body = f"SELECT * FROM {qualified}"
         label = table
         info, _ = _rows(con, f"PRAGMA {_sql.quote_identifier(schema)}.table_info({_sql.quote_identifier(table)})")
         types = {r[1]: r[2] or "" for r in info}
@@ -101,7 +112,7 @@ def resolve(con, table_or_sql: str, sample: int | None = None) -> Source:
     if sample is not None:
         body = f"SELECT * FROM ({body}) LIMIT {int(sample)}"
     return Source(sql=body, label=label, columns=tuple(names),
-                  types=tuple((types or {}).get(n, "") for n in names), sample=sample)
+                  types=tuple((types or {}).get(n, "") for n in names), sample=sample, table=qualified)
 
 
 def count_rows(con, src: Source) -> int:
