@@ -95,6 +95,7 @@ def resolve(con, table_or_sql: str, sample: int | None = None) -> Source:
         body = text.rstrip().rstrip(";")
         label = "the query"
         types = None
+        qualified = None
     else:
         schema, table = find_table(con, text)
         qualified = f"{_sql.quote_identifier(schema)}.{_sql.quote_identifier(table)}"
