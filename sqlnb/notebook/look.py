@@ -185,21 +185,25 @@ def profile_html(df, info=None) -> str:
 KINDS = ("histogram", "boxplot", "bar", "pie", "line", "scatter")
 
 
-def run_plot(con, kind: str, *, table: str, column: str, y=None, bins=20, by="day", top=10,
+def run_plot(con, kind: str, *, table: str, column: str, y=None, by=None, every="day", bins=20, top=10,
              agg="count", sample=None, points=None, timeout=None, ax=None):
-    """``%sqlplot KIND --table T --column C``: the aggregate computed in SQLite, drawn; the Axes."""
+    """``%sqlplot KIND --table T --column C``: the aggregate computed in SQLite, drawn; the Axes.
+
+    ``by``: the boxplot's group column; ``every``: the line's bucket (day, week, month);
+    ``y``: the scatter's vertical axis, or the column the line aggregates with ``agg``.
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown plot {kind!r}: choose one of {', '.join(KINDS)}")
     with running(con, f"sqlplot {kind}", timeout):
         if kind == "histogram":
             return _plots.histogram(con, table, column, bins=bins, sample=sample, ax=ax)
         if kind == "boxplot":
-            return _plots.boxplot(con, table, column, by=y, sample=sample, ax=ax)
+            return _plots.boxplot(con, table, column, by=by, sample=sample, ax=ax)
         if kind in ("bar", "pie"):
             fn = _plots.bar if kind == "bar" else _plots.pie
             return fn(con, table, column, top=top, sample=sample, ax=ax)
         if kind == "line":
-            return _plots.line(con, table, column, y=y, by=by, agg=agg, sample=sample, ax=ax)
+            return _plots.line(con, table, column, y=y, by=every, agg=agg, sample=sample, ax=ax)
         if y is None:
             raise ValueError("scatter needs --y COLUMN (the vertical axis)")
         return _plots.scatter(con, table, column, y, points=points or _plots.SCATTER_POINTS, ax=ax)
