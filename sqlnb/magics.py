@@ -296,8 +296,11 @@ class SqlMagic(Magics):
             args = parse_argstring(self.sqlplot, line)
         except ValueError as exc:  # unbalanced quotes
             raise UsageError(f"could not parse {line!r}: {exc}") from None
+        table = args.table  # (IPython's argument splitter keeps a quoted value's quotes)
+        if len(table) >= 2 and table[0] == table[-1] and table[0] in "\"'":
+            table = table[1:-1]
         try:
-            return _look.run_plot(self.session.get(args.connection), args.kind, table=args.table, column=args.column,
+            return _look.run_plot(self.session.get(args.connection), args.kind, table=table, column=args.column,
                                   y=args.y, by=args.by, every=args.every, bins=args.bins, top=args.top,
                                   agg=args.agg, sample=args.limit, points=args.points, timeout=args.timeout)
         except (_cell.SHORT_ERRORS + (ValueError,)) as exc:
