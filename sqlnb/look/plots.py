@@ -15,7 +15,8 @@ a table, view or ``SELECT`` (see :func:`sqlnb.look.source.resolve`).
   within 1.5 IQR of the box (matplotlib's rule) and the fliers beyond them (at most
   :data:`MAX_FLIERS` distinct values each side) in a second scan.
 * bar, pie: ``GROUP BY`` value, the ``top`` most common, the rest summed as "other".
-* line: ``GROUP BY`` the day, week (starting Monday) or month of a date/time column.
+* line: ``GROUP BY`` the day, week (starting Monday) or month of a date/time column
+  (TEXT that SQLite's date functions read, e.g. ISO-8601; other values are left out).
 * scatter: every point when there are at most ``points``; else a uniform random sample of
   ``points`` rows without replacement (``ORDER BY random() LIMIT points``: SQLite reads
   every row and keeps only ``points`` of them in its sorter).
@@ -305,7 +306,8 @@ def time_series(con, table_or_sql, column, *, y=None, by="day", agg="count", sam
     value = "count(*)" if agg == "count" and y is None else (
         f"count(w)" if agg == "count" else f"{agg}(CASE WHEN typeof(w) IN ('integer', 'real') THEN w END)")
     run = _Run(con)
-    rows = run.rows(f"SELECT b, {value} FROM (SELECT {BUCKETS[by]} AS b, w FROM (SELECT {col} AS v, {yexpr} AS w "
+    bucket = f"CASE WHEN typeof(v) = 'text' THEN {BUCKETS[by]} END"  # (a number would be read as a julian day)
+    rows = run.rows(f"SELECT b, {value} FROM (SELECT {bucket} AS b, w FROM (SELECT {col} AS v, {yexpr} AS w "
                     f"FROM ({src.select(names)}) AS s)) WHERE b IS NOT NULL GROUP BY b ORDER BY b")
     if not rows:
         raise _errors.ProgrammingError(f"column {column!r} of {src.label} holds no dates or times to plot over")
