@@ -45,9 +45,11 @@ class Source:
         return "s." + _sql.quote_identifier(name)
 
 
-def _rows(con, sql, params=None):
+def _rows(con, sql, params=None, types=None):
     cur = con.execute(sql, params) if params is not None else con.execute(sql)
     try:
+        if types is not None:  # the declared types SQLite reports for a query's columns (None: unknown)
+            types.extend(d[1] for d in cur.description or ())
         return cur.fetchall(), [d[0] for d in cur.description or ()]
     finally:
         cur.close()
@@ -103,7 +105,10 @@ def resolve(con, table_or_sql: str, sample: int | None = None) -> Source:
         label = table
         info, _ = _rows(con, f"PRAGMA {_sql.quote_identifier(schema)}.table_info({_sql.quote_identifier(table)})")
         types = {r[1]: r[2] or "" for r in info}
-    _, names = _rows(con, f"SELECT * FROM ({body}) LIMIT 0")
+    declared: list = []
+    _, names = _rows(con, f"SELECT * FROM ({body}) LIMIT 0", types=declared)
+    if types is None:
+        types = {n: t or "" for n, t in zip(names, declared) if isinstance(t, str)}
     seen = set()
     for n in names:
         if n in seen:
