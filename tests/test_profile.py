@@ -290,3 +290,18 @@ def test_quantile_definition_is_pandas_linear():
             lo, frac = P.quantile_ranks(n, q)
             got.append(P.lerp(xs[lo], xs[min(lo + 1, n - 1)], frac))
         assert got == want
+
+
+def test_time_limit_stops_a_profile(con):
+    """A source of 10^9 rows under a 0.3 s limit: only the time limit can end the profile (no race: it
+    would run for hours otherwise); the connection's own limit is back and it answers afterwards."""
+    from sqlnb.notebook import look
+
+    con.execute("CREATE TABLE t (x INTEGER)")
+    con.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(1000)])
+    con.commit()
+    before = con.statement_timeout
+    with pytest.raises(errors.QueryTimeoutError):
+        look.run_profile(con, "SELECT a.x AS x, b.x AS y FROM t a, t b, t c", timeout=0.3)
+    assert con.statement_timeout == before
+    assert con.execute("SELECT count(*) FROM t").fetchone() == (1000,)
