@@ -32,7 +32,24 @@ ROOT = HERE.parent
 
 
 def _rss_mb() -> float:
+    """This process's peak RSS (VmHWM: ru_maxrss would carry the parent's peak across exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak() -> None:
+    """Start the peak over from the current RSS (Linux: writing 5 to clear_refs resets VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
 def _columns(con, table):
@@ -44,6 +61,7 @@ def work(which: str, db: str) -> dict:
 
     con = sqlnb.connect(db, mode="ro")
     cols = _columns(con, "mixed")
+    _reset_peak()
     before = _rss_mb()
     t0 = time.perf_counter()
     extra = {}
@@ -70,6 +88,7 @@ def work(which: str, db: str) -> dict:
         with redirect_stdout(io.StringIO()):
             ip.run_line_magic("load_ext", "sql")
             ip.run_line_magic("sql", f"sqlite:///{db}")
+            _reset_peak()
             before = _rss_mb()
             t0 = time.perf_counter()
             ip.run_line_magic("sqlcmd", "profile --table mixed")

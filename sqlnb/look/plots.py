@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from sqlnb import errors as _errors
 from sqlnb.look import profile as _profile
 from sqlnb.look.source import resolve
@@ -87,8 +89,6 @@ def histogram_data(con, table_or_sql, column, *, bins=20, range=None, sample=Non
     ``values``: ``edges`` (numpy's ``linspace``), ``counts`` (one per bin), ``dates`` (True when
     the edges are julian days), ``left_out`` (values neither numbers nor dates, and NULLs).
     """
-    import numpy as np
-
     if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= MAX_BINS:
         raise ValueError(f"bins must be a whole number from 1 to {MAX_BINS}, got {bins!r}")
     src, col = _src_col(con, table_or_sql, column, sample)
