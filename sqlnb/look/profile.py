@@ -100,6 +100,8 @@ def window_sql(src: Source, names, top: int, multirow: bool, materialized: bool)
     for j in range(len(QUANTILES)):
         picks.append(f"max(CASE WHEN q.cum - q.n <= r.r{j} AND r.r{j} < q.cum THEN q.x END)")
         picks.append(f"max(CASE WHEN q.cum - q.n <= r.r{j} + 1 AND r.r{j} + 1 < q.cum THEN q.x END)")
+    # only the rows holding a rank next to a quartile reach the GROUP BY (at most 6 per column)
+    near = " OR ".join(f"(q.cum - q.n <= r.r{j} + 1 AND r.r{j} < q.cum)" for j in range(len(QUANTILES)))
     stats_cols = ["n_integer", "n_real", "n_text", "n_blob", "n_null", "n_distinct", "lo", "hi",
                   "n_num", "total", "len_lo", "len_hi"]
     return (
@@ -112,7 +114,7 @@ def window_sql(src: Source, names, top: int, multirow: bool, materialized: bool)
         f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum FROM g WHERE {_NUM}), "
         f"r AS (SELECT i, {ranks} FROM c WHERE n_num > 0), "
         f"qs AS (SELECT q.i AS i, {', '.join(f'{p} AS {a}' for p, a in zip(picks, _PICKS))} "
-        "FROM q JOIN r ON q.i = r.i GROUP BY q.i), "
+        f"FROM q JOIN r ON q.i = r.i WHERE {near} GROUP BY q.i), "
         "tp AS (SELECT i, v, n FROM (SELECT i, v, n, row_number() OVER (PARTITION BY i ORDER BY n DESC, v) "
         f"AS rn FROM g WHERE t <> 'null') WHERE rn <= {int(top)}) "
         + " UNION ALL ".join([
