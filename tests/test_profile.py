@@ -305,3 +305,18 @@ def test_time_limit_stops_a_profile(con):
         look.run_profile(con, "SELECT a.x AS x, b.x AS y FROM t a, t b, t c", timeout=0.3)
     assert con.statement_timeout == before
     assert con.execute("SELECT count(*) FROM t").fetchone() == (1000,)
+
+
+def test_views_and_attached_schemas(con, tmp_path):
+    _fill(con, "t", {"a": [1, 2, 3]})
+    con.execute("CREATE VIEW v AS SELECT a * 10 AS b FROM t")
+    df = sqlnb.profile(con, "v")
+    assert df["column"].tolist() == ["b"]
+    check(df.iloc[0], [10, 20, 30])
+    other = sqlnb.connect(str(tmp_path / "aux.db"), engine=con.engine)
+    _fill(other, "t", {"z": ["x", "y"]})
+    other.close()
+    con.execute("ATTACH DATABASE ? AS aux", (str(tmp_path / "aux.db"),))
+    df = sqlnb.profile(con, "aux.t")
+    assert df["column"].tolist() == ["z"] and df["text"].tolist() == [2]
+    assert sqlnb.profile(con, "t")["column"].tolist() == ["a"]  # main first, as SQLite resolves a bare name
