@@ -24,6 +24,7 @@ from sqlnb.dbapi import (
     Timestamp,
     TimestampFromTicks,
 )
+from sqlnb.look.profile import profile  # column profiles computed inside SQLite
 from sqlnb.errors import (
     DatabaseError,
     DataError,
@@ -79,4 +80,5 @@ __all__ = [
     "IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError",
     "Date", "Time", "Timestamp", "DateFromTicks", "TimeFromTicks", "TimestampFromTicks", "Binary",
     "STRING", "BINARY", "NUMBER", "DATETIME", "ROWID",
+    "profile",
 ]

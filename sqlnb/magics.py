@@ -12,6 +12,7 @@ from collections import ChainMap
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
+from IPython.core.magic import line_magic
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display as ipy_display
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
@@ -21,6 +22,7 @@ from sqlnb.notebook import cell as _cell
 from sqlnb.notebook import completion, display
 from sqlnb.notebook import session as _session
 from sqlnb.notebook.command import Command, CommandError, execute
+from sqlnb.notebook import look as _look
 
 # the magic's own command line (not SQL): NAME << ..., and its tokens (quoted or not)
 _OUT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*<<(.*)$", re.S)
@@ -66,6 +68,10 @@ OPTIONS = (
                                        help="Show TABLE's columns, types, indexes and foreign keys.")),
     (("--plan",), dict(action="store_true", help="Show the EXPLAIN QUERY PLAN of the SQL as an indented tree "
                                                  "instead of running it.")),
+    (("--profile",), dict(action="store_true", help="Profile the table, view or SELECT given (the rest of the "
+                                                    "line, or the cell): storage classes, distinct, min/max, "
+                                                    "mean/std, quartiles, text lengths, common values, computed "
+                                                    "inside SQLite; with --limit N, of the first N rows.")),
 )
 
 #: {option string: whether it takes a value} (split_line needs it to find where the options end)
@@ -257,6 +263,50 @@ class SqlMagic(Magics):
         for r in outcome.before:
             ipy_display(r)
         return outcome.value
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("kind", choices=list(_look.KINDS), help="The plot: histogram, boxplot, bar, pie, line, scatter.")
+    @argument("-t", "--table", required=True, metavar="TABLE",
+              help="Table or view to plot (a name; quote a SELECT to plot a query).")
+    @argument("-c", "--column", required=True, metavar="COLUMN",
+              help="The column (the x axis of line and scatter).")
+    @argument("-y", "--y", metavar="COLUMN", help="scatter: the vertical axis; line: the column --agg aggregates.")
+    @argument("--by", metavar="COLUMN", help="boxplot: one box per value of this column.")
+    @argument("--every", choices=["day", "week", "month"], default="day", help="line: the time bucket.")
+    @argument("--agg", choices=["count", "sum", "avg", "min", "max"], default="count",
+              help="line: what is drawn per bucket (count of rows, or AGG of --y).")
+    @argument("-b", "--bins", type=int, default=20, help="histogram: the number of bins (computed in SQL).")
+    @argument("--top", type=int, default=10, help="bar, pie: the most common values shown; the rest is 'other'.")
+    @argument("-n", "--limit", type=int, metavar="N", help="Plot the first N rows only.")
+    @argument("--points", type=int, metavar="N", help="scatter: above N points, a random sample of N "
+                                                     "(default 2000).")
+    @argument("--timeout", type=float, metavar="SECONDS", help="Time limit for each statement.")
+    @argument("--connection", metavar="NAME", help="The connection (default: the current one).")
+    @line_magic
+    def sqlplot(self, line=""):
+        """Plot a column with the aggregation done inside SQLite; returns the matplotlib Axes.
+
+        ``%sqlplot histogram --table flights --column dep_delay --bins 40``,
+        ``%sqlplot boxplot -t flights -c dep_delay --by carrier``,
+        ``%sqlplot bar -t flights -c carrier --top 8``, ``%sqlplot line -t flights -c time_hour --every week``,
+        ``%sqlplot scatter -t flights -c distance -y air_time``. See docs/look.md.
+        """
+        try:
+            args = parse_argstring(self.sqlplot, line)
+        except ValueError as exc:  # unbalanced quotes
+            raise UsageError(f"could not parse {line!r}: {exc}") from None
+        table = args.table  # (IPython's argument splitter keeps a quoted value's quotes)
+        if len(table) >= 2 and table[0] == table[-1] and table[0] in "\"'":
+            table = table[1:-1]
+        try:
+            return _look.run_plot(self.session.get(args.connection), args.kind, table=table, column=args.column,
+                                  y=args.y, by=args.by, every=args.every, bins=args.bins, top=args.top,
+                                  agg=args.agg, sample=args.limit, points=args.points, timeout=args.timeout)
+        except (_cell.SHORT_ERRORS + (ValueError,)) as exc:
+            if not self.short_errors:
+                raise
+            raise UsageError(f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
 
     def _defaults(self):
         # shared by every call without options: nothing downstream assigns to the parsed args

@@ -81,7 +81,8 @@ def cell_with(cells_or_frames, needle):
 
 @pytest.mark.notebook
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name not in ("01-tour.ipynb", "05-lsm1.ipynb")],
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name not in ("01-tour.ipynb", "02-look-at-data.ipynb",
+                                                                     "05-lsm1.ipynb")],
                          ids=lambda p: p.stem)
 def test_notebook_runs_without_errors(path, tmp_path, demo_db):
     run(path, tmp_path, demo_db)
@@ -175,3 +176,32 @@ def test_lsm_notebook_teaches_what_it_says(tmp_path, demo_db):
     buy = summary.set_index("kind").loc["buy"]
     assert buy.revenue == pytest.approx(round(df.amount[df.kind == "buy"].sum(), 2))
     assert re.fullmatch(r"[\d.]+", str(buy.avg_ticket))
+
+
+@pytest.mark.notebook
+@pytest.mark.timeout(900)
+def test_look_notebook_teaches_what_it_says(tmp_path, demo_db):
+    """02-look-at-data: the profiles show (a sample says so), their numbers agree with the stdlib on
+    the demo database, and every plot cell shows an image."""
+    path = next(p for p in NOTEBOOKS if p.name == "02-look-at-data.ipynb")
+    cells, frames = run(path, tmp_path, demo_db)
+    html = "\n".join(o.get("data", {}).get("text/html", "") for c in cells for o in c.outputs)
+    assert html.count('class="sqlnb-profile"') == 2 and "<svg" in html
+    assert "a sample: the first 20,000 rows of flights" in html
+    plot_cells = [c for c in cells if "sqlplot" in c.source or "plots.histogram" in c.source]
+    assert len(plot_cells) == 6
+    for c in plot_cells:
+        assert any("image/png" in o.get("data", {}) for o in c.outputs), c.source
+    std = sqlite3.connect(f"file:{demo_db}?mode=ro", uri=True)
+    try:
+        prof = cell_with(frames, "--profile -o delays").set_index("column")
+        for col in ("dep_delay", "arr_delay", "carrier", "origin"):
+            n, nulls, distinct = std.execute(f"SELECT count(*), count(*) - count({col}), count(DISTINCT {col}) "
+                                             "FROM flights").fetchone()
+            assert (prof.loc[col, "rows"], prof.loc[col, "null"], prof.loc[col, "distinct"]) == (n, nulls, distinct)
+        mean, = std.execute("SELECT avg(dep_delay) FROM flights").fetchone()
+        assert abs(prof.loc["dep_delay", "mean"] - mean) <= 1e-9 * abs(mean)
+        sample = cell_with(frames, "--profile --limit 20000").set_index("column")
+        assert (sample["rows"] == 20000).all() and len(sample) == 19
+    finally:
+        std.close()

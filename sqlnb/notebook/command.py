@@ -17,6 +17,7 @@ from sqlnb.connection import Connection, strictest_mode
 from sqlnb.notebook import cell as _cell
 from sqlnb.notebook import display
 from sqlnb.notebook import explore
+from sqlnb.notebook import look as _look
 from sqlnb.notebook.session import Session
 
 _VAR = re.compile(r"^:([A-Za-z_][A-Za-z0-9_]*)$")  # --connect :name (the magic's syntax, not SQL)
@@ -103,6 +104,13 @@ def execute(cmd: Command, session: Session, settings: Settings, ns, user_ns) -> 
     if args.columns:
         result = explore.describe(session.get(), args.columns)
     sql = cmd.sql or ""
+    if getattr(args, "profile", False):
+        if not sql.strip():
+            raise CommandError("--profile needs a table, view or SELECT to profile (%sql --profile flights)")
+        result = _look.run_profile(session.get(), sql.strip(), sample=args.limit, timeout=args.timeout)
+        if cmd.out:
+            user_ns[cmd.out] = result
+        return Outcome(None if cmd.quiet_out else result)
     if args.plan:
         if not sql.strip():
             raise CommandError("--plan needs the SQL to explain")
