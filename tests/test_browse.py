@@ -178,7 +178,7 @@ def test_bad_targets_say_what_was_wrong(con):
 def test_names_are_quoted_and_case_insensitive(con):
     con.execute('CREATE TABLE "my ""odd"" table" ("a b" INTEGER, "rowid" TEXT)')  # a column hides rowid
     con.executemany('INSERT INTO "my ""odd"" table" VALUES (?, ?)', [(i, str(i)) for i in range(7)])
-    b = browse.Browser(con, 'MY "ODD" TABLE', size=3, sort="a b", desc=True)
+    b = browse.Browser(con, '"MY ""ODD"" TABLE"', size=3, sort="a b", desc=True)
     assert b.source.key == ("_rowid_",)
     assert _walk(b)[0] == [(i, str(i)) for i in range(6, -1, -1)]
     b = browse.Browser(con, '"my ""odd"" table"', size=3)
@@ -290,3 +290,60 @@ def test_the_view_moves_and_renders(con):
     assert "Error" in view.error and view.table.value.count("<tr>") == 4
     view.size_dd.value = 10
     assert view.browser.pager.size == 10
+
+
+# --- the magic: %sql --browse, %sql --interactive -----------------------------------------------
+@pytest.fixture
+def ip(tmp_path):
+    from tests.magics_shell import close_shell, new_shell
+
+    shell = new_shell()
+    shell.run_cell(f"%sql sqlite:///{tmp_path / 'm.db'}")
+    shell.run_cell("%sql CREATE TABLE flights (id INTEGER, carrier TEXT)")
+    shell.run_cell("%sql INSERT INTO flights WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+                   "WHERE i < 95) SELECT i, 'C' || (i % 4) FROM c")
+    yield shell
+    close_shell(shell)
+
+
+def test_magic_browse_a_table_a_query_and_the_page_size(ip):
+    view = ip.run_cell("%sql --browse flights").result
+    assert isinstance(view, browse.BrowseView) and view.browser.pager.keyset
+    assert [r[0] for r in view.browser.shown.rows] == list(range(1, 21))
+    assert "sqlnb-browse" in view._repr_mimebundle_()["text/plain"] or view.widget is not None
+    view = ip.run_cell("%%sql --browse --limit 7\nSELECT id, carrier FROM flights\nWHERE carrier = 'C1'").result
+    assert not view.browser.pager.keyset and view.browser.pager.size == 7
+    assert [r[0] for r in view.browser.shown.rows] == [1, 5, 9, 13, 17, 21, 25]
+    view = ip.run_cell("%sql --browse SELECT id FROM flights WHERE id > 90").result
+    assert [r[0] for r in view.browser.shown.rows] == [91, 92, 93, 94, 95]
+    view = ip.run_cell("%sql --limit 10 --timeout 5 --browse main.flights").result
+    assert view.browser.pager.size == 10 and view.browser.timeout == 5
+
+
+@pytest.mark.parametrize("line,msg", [
+    ("%sql --browse", "needs a table name"),
+    ("%sql --browse nope", "no table or view named 'nope' (tables: flights)"),
+    ("%sql --browse --limit 0 flights", "page size must be at least 1"),
+    ("%sql --browse flights --limit 10", "'flights --limit 10' is not a table name"),
+    ("%sql --browse DELETE FROM flights", "'DELETE FROM flights' is not a table name"),
+    ("%sql --browse flightz", "no table or view named 'flightz' (tables: flights)"),
+])
+def test_magic_browse_usage_errors_are_one_line(ip, line, msg):
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match=re.escape(msg)):
+        ip.run_cell(line)
+
+
+def test_magic_interactive_shows_the_itables_view(ip):
+    from IPython.core.error import UsageError
+    from IPython.utils.capture import capture_output
+
+    pytest.importorskip("itables")
+    with capture_output() as cap:
+        ip.run_cell("%sql --interactive -o df SELECT * FROM flights")
+    html = "".join(o.data.get("text/html", "") for o in cap.outputs)
+    assert "<table" in html and "95 rows × 2 columns" in html and "datatable" in html.lower()
+    assert ip.user_ns["df"].shape == (95, 2)
+    with pytest.raises(UsageError, match="--interactive shows the result of a query"):
+        ip.run_cell("%sql --interactive")

@@ -24,7 +24,7 @@ from sqlnb import errors as _errors
 from sqlnb.frames import pages as _pages
 from sqlnb.notebook import explore
 
-__all__ = ["Browser", "BrowseView", "browse", "source_of", "BrowseError", "PAGE_SIZES"]
+__all__ = ["Browser", "BrowseView", "browse", "source_of", "target", "from_command", "BrowseError", "PAGE_SIZES"]
 
 PAGE_SIZES = (10, 20, 50, 100, 500)
 
@@ -36,7 +36,12 @@ class BrowseError(ValueError):
     """What to browse cannot be browsed as written (no such table, not one SELECT)."""
 
 
-def _run(con, sql, params=None, size=None):
+def _run(con, sql, params=None, size=None, timeout=None):
+    """Run one statement, read at most ``size`` rows; ``timeout`` (seconds) replaces the
+    connection's statement time limit for this statement only."""
+    kept = con.statement_timeout
+    if timeout:
+        con.statement_timeout = timeout
     cur = con.cursor()
     try:
         cur.execute(sql, params or None)
@@ -45,6 +50,8 @@ def _run(con, sql, params=None, size=None):
         return names, rows
     finally:
         cur.close()
+        if timeout:
+            con.statement_timeout = kept
 
 
 def source_of(con, what: str) -> _pages.Source:
@@ -84,12 +91,14 @@ def _table_source(con, name: str) -> _pages.Source:
 
 
 def _split(name: str, schemas: set) -> tuple[str | None, str]:
-    toks = [t for t in _sql.tokens(name)]
-    if len(toks) == 3 and toks[1].text == "." and toks[0].name in schemas:
+    """``(schema or None, table)`` of ``name``: one name or ``schema.name``, quoted or not."""
+    toks = [t for t in _sql.tokens(name, space=True) if t.kind != "space"]
+    if len(toks) == 3 and toks[1].text == "." and toks[0].name in schemas and toks[2].name:
         return toks[0].name, toks[2].name
     if len(toks) == 1 and toks[0].name:
         return None, toks[0].name
-    return None, name
+    raise BrowseError(f"--browse: {name!r} is not a table name (a name or schema.name; a query starts "
+                      "with SELECT, WITH or VALUES; the magic's options go before the name)")
 
 
 def _without_rowid(create_sql: str) -> bool:
@@ -116,8 +125,9 @@ class Browser:
     """Pages of a table or query on ``con``; every move runs one statement and keeps one page."""
 
     def __init__(self, con, what: str, *, size: int = 20, sort: str | None = None, desc: bool = False,
-                 where: str | None = None):
+                 where: str | None = None, timeout: float | None = None):
         self.con = con
+        self.timeout = timeout  # seconds per page (None: the connection's own limit)
         self.source = source_of(con, what)
         self.pager = _pages.Pager(self.source, size, sort, desc, where or None)
         self.shown: Shown | None = None
@@ -182,7 +192,7 @@ class Browser:
     def count(self) -> int:
         """The number of rows the filter keeps (one ``count(*)``; kept until a setting changes)."""
         if self.total is None:
-            self.total = int(_run(self.con, self.pager.count())[1][0][0])
+            self.total = int(_run(self.con, self.pager.count(), timeout=self.timeout)[1][0][0])
         return self.total
 
     # --- running one page ---------------------------------------------------------------------
@@ -195,7 +205,7 @@ class Browser:
         """
         size = self.pager.size
         t0 = time.perf_counter()
-        names, rows = _run(self.con, page.sql, page.params, size + 1)
+        names, rows = _run(self.con, page.sql, page.params, size + 1, self.timeout)
         seconds = time.perf_counter() - t0
         more = len(rows) > size
         rows = rows[:size if keep is None else keep]
@@ -214,7 +224,7 @@ class Browser:
     def _plan_note(self, page: _pages.Page) -> str:
         """Whether SQLite reads the page from an index or sorts the rows for it (its query plan)."""
         try:
-            _, rows = _run(self.con, "EXPLAIN QUERY PLAN " + page.sql, page.params)
+            _, rows = _run(self.con, "EXPLAIN QUERY PLAN " + page.sql, page.params, timeout=self.timeout)
         except _errors.Error:
             return ""
         details = [str(r[-1]) for r in rows]
@@ -316,6 +326,9 @@ class BrowseView:
         self.error = ""
         self.render()
 
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
     def _do(self, action) -> None:
         """Run one move; an SQL error, a time limit or the interrupt leaves the page as it was and
         says so in the footer (the connection is ready for the next move)."""
@@ -342,10 +355,29 @@ class BrowseView:
             self.next_b.disabled = not s.has_next
 
 
-def browse(con, what: str, *, size: int = 20, sort=None, desc=False, where=None):
+def browse(con, what: str, *, size: int = 20, sort=None, desc=False, where=None, timeout=None):
     """Show the page browser of ``what`` (a table name or one SELECT) on ``con``; returns the view."""
-    view = BrowseView(Browser(con, what, size=size, sort=sort, desc=desc, where=where))
+    view = BrowseView(Browser(con, what, size=size, sort=sort, desc=desc, where=where, timeout=timeout))
     from IPython.display import display
 
     display(view.widget)
     return view
+
+
+def target(sql: str) -> str:
+    """What ``%sql --browse TEXT`` (or ``%%sql --browse`` with TEXT in the body) browses: a query
+    when TEXT starts with SELECT, WITH or VALUES, else the table or view TEXT names."""
+    sql = (sql or "").strip()
+    if not sql:
+        raise BrowseError("--browse needs a table name (%sql --browse flights) or a query "
+                          "(%sql --browse SELECT ..., or %%sql --browse with the query in the cell body)")
+    return sql
+
+
+def from_command(con, sql: str, *, limit=None, timeout=None) -> BrowseView:
+    """The view ``%sql --browse`` returns (``--limit`` is the page size, ``--timeout`` each page's limit)."""
+    if limit is not None and limit < 1:
+        raise BrowseError(f"--limit {limit}: the page size must be at least 1")
+    if timeout is not None and timeout <= 0:
+        raise BrowseError(f"--timeout {timeout}: each page's time limit must be more than 0 seconds")
+    return BrowseView(Browser(con, target(sql), size=limit or 20, timeout=timeout))
