@@ -267,8 +267,15 @@ def page_html(shown: Shown | None, sort: str | None = None, desc: bool = False) 
         cells = "".join('<td class="sqlnb-null">NULL</td>' if v is None else
                         f"<td>{html.escape(_text(v))}</td>" for v in row)
         body.append(f"<tr>{cells}</tr>")
-    return (f'<table class="sqlnb-browse"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table>')
+    return (f'{_STYLE}<div style="overflow-x:auto"><table class="sqlnb-browse"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+# compact rows (the widget's own line height is a button's); NULL in grey
+_STYLE = ("<style>table.sqlnb-browse{border-collapse:collapse;font-size:var(--jp-code-font-size,13px)}"
+          "table.sqlnb-browse th,table.sqlnb-browse td{line-height:1.4;padding:2px 8px;text-align:right;"
+          "white-space:nowrap;border-bottom:1px solid var(--jp-border-color2,#eee)}"
+          "table.sqlnb-browse td.sqlnb-null{color:var(--jp-ui-font-color3,#999);font-style:italic}</style>")
 
 
 def _text(v) -> str:
@@ -290,10 +297,10 @@ class BrowseView:
         self.table.add_class("sqlnb-browse-table")
         self.status = w.HTML()
         self.status.add_class("sqlnb-browse-footer")
-        self.first_b = w.Button(description="⏮ first", layout=lay)
+        self.first_b = w.Button(description="« first", layout=lay)
         self.prev_b = w.Button(description="◀ previous", layout=lay)
         self.next_b = w.Button(description="next ▶", layout=lay)
-        self.last_b = w.Button(description="last ⏭", layout=lay)
+        self.last_b = w.Button(description="last »", layout=lay)
         self.page_box = w.BoundedIntText(value=1, min=1, max=2**62, description="page",
                                          layout=w.Layout(width="150px"))
         self.go_b = w.Button(description="go", layout=lay)
