@@ -347,3 +347,49 @@ def test_magic_interactive_shows_the_itables_view(ip):
     assert ip.user_ns["df"].shape == (95, 2)
     with pytest.raises(UsageError, match="--interactive shows the result of a query"):
         ip.run_cell("%sql --interactive")
+
+
+def test_the_interrupt_signal_stops_a_page_and_the_view_says_so(engine, tmp_path):
+    """SIGINT (the kernel's interrupt button) while a page runs: KeyboardInterrupt inside the
+    statement, one line in the view, the settings kept, the next page runs."""
+    import os
+    import signal
+
+    con = sqlnb.connect(str(tmp_path / "s.db"), engine=engine)
+    con.execute("CREATE TABLE t (a)")
+    con.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(300)])
+    con.commit()
+    b = browse.Browser(con, "t", size=10)
+    view = browse.BrowseView(b)
+    running, done = threading.Event(), threading.Event()
+
+    def on_sigint(signum, frame):  # raise only while the page runs (a late signal is dropped)
+        if running.is_set():
+            raise KeyboardInterrupt
+
+    def send():  # until the page has stopped (it never ends by itself)
+        while not done.wait(0.02):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def page():  # the signal raises only in here, inside the view's move
+        running.set()
+        try:
+            b.configure(where="(SELECT count(*) FROM t t1, t t2, t t3, t t4, t t5) > 0")
+        finally:
+            running.clear()
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    t = threading.Thread(target=send)
+    try:
+        t.start()
+        view._do(page)
+    finally:
+        running.clear()
+        done.set()
+        t.join(10)
+        signal.signal(signal.SIGINT, old)
+    assert view.error.startswith("■ stopped (KeyboardInterrupt)"), view.error
+    assert b.pager.where is None
+    view._do(b.next)
+    assert view.error == "" and [r[0] for r in b.shown.rows] == list(range(10, 20))
+    con.close()
