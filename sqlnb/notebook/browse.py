@@ -15,7 +15,10 @@ so, the connection is ready for the next page).
 """
 from __future__ import annotations
 
+import asyncio
 import html
+import signal
+import threading
 import time
 from dataclasses import dataclass
 
@@ -314,15 +317,21 @@ class BrowseView:
         self.filter_tx = w.Text(value=p.where or "", placeholder="filter: an SQL expression, e.g. dep_delay > 60",
                                 continuous_update=False, layout=w.Layout(width="420px"))
         self.count_b = w.Button(description="count rows", layout=lay)
+        # the thread (and its event loop) of the cell that made the view: moves run there
+        self._owner = threading.get_ident()
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
         for b, fn in ((self.first_b, browser.first), (self.prev_b, browser.previous),
                       (self.next_b, browser.next), (self.last_b, browser.last),
                       (self.count_b, browser.count)):
-            b.on_click(lambda _b, fn=fn: self._do(fn))
-        self.go_b.on_click(lambda _b: self._do(lambda: browser.jump(self.page_box.value)))
-        self.size_dd.observe(lambda ch: self._do(lambda: browser.configure(size=ch["new"])), "value")
-        self.sort_dd.observe(lambda ch: self._do(lambda: browser.configure(sort=ch["new"] or None)), "value")
-        self.desc_cb.observe(lambda ch: self._do(lambda: browser.configure(desc=ch["new"])), "value")
-        self.filter_tx.observe(lambda ch: self._do(lambda: browser.configure(where=ch["new"])), "value")
+            b.on_click(lambda _b, fn=fn: self._move(fn))
+        self.go_b.on_click(lambda _b: self._move(lambda: browser.jump(self.page_box.value)))
+        self.size_dd.observe(lambda ch: self._move(lambda: browser.configure(size=ch["new"])), "value")
+        self.sort_dd.observe(lambda ch: self._move(lambda: browser.configure(sort=ch["new"] or None)), "value")
+        self.desc_cb.observe(lambda ch: self._move(lambda: browser.configure(desc=ch["new"])), "value")
+        self.filter_tx.observe(lambda ch: self._move(lambda: browser.configure(where=ch["new"])), "value")
         title = w.HTML(f"<b>{html.escape(browser.source.what)}</b>")
         self.widget = w.VBox([
             w.HBox([title, self.size_dd, self.sort_dd, self.desc_cb, self.filter_tx]),
@@ -336,12 +345,37 @@ class BrowseView:
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
 
+    def _move(self, action) -> None:
+        """Run a move on the thread that made the view (the kernel's main thread).
+
+        JupyterLab 4.4+ sends widget messages over a kernel subshell, which ipykernel 7 handles
+        in a thread of its own; the connection belongs to the main thread, and the interrupt
+        button's KeyboardInterrupt arrives there. So a move from another thread is handed to
+        the main thread's event loop (it runs when no cell is running), else it runs at once.
+        """
+        loop = self._loop
+        if threading.get_ident() != self._owner and loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(self._do, action)
+        else:
+            self._do(action)
+
     def _do(self, action) -> None:
         """Run one move; an SQL error, a time limit or the interrupt leaves the page as it was and
         says so in the footer (the connection is ready for the next move)."""
         self.error = ""
+        # say at once that a page is being read (a slow one can then be stopped knowingly)
+        self.status.value = ('<span class="sqlnb-browse-running" style="font-size:smaller">… reading the '
+                             'page (the stop button stops it)</span>')
+        # a move runs outside any cell: ipykernel ignores SIGINT then; let the interrupt button
+        # stop the page as it stops a cell (ipykernel does the same around each cell)
+        main = threading.current_thread() is threading.main_thread()
+        kept = signal.signal(signal.SIGINT, signal.default_int_handler) if main else None
         try:
-            action()
+            try:
+                action()
+            finally:  # at once: a second press must not land in the handling below
+                if main:
+                    signal.signal(signal.SIGINT, kept)
         except KeyboardInterrupt:
             self.error = "■ stopped (KeyboardInterrupt): the page was not read"
         except (_errors.Error, _pages.FilterError, BrowseError, ValueError) as exc:

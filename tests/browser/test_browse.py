@@ -13,7 +13,7 @@ import pytest
 
 import sqlnb
 from sqlnb.notebook import browse
-from labdriver import code_cells, error_outputs, open_notebook, run_all, wait_all_executed
+from labdriver import code_cells, error_outputs, interrupt, open_notebook, run_all, wait_all_executed
 from test_lab import shot, write_notebook
 
 pytestmark = [pytest.mark.browser]
@@ -100,9 +100,26 @@ def test_browse_pages_sort_and_filter(lab, page, demo_db):
     # a filter SQLite refuses: one line in the footer, the page stays
     box.fill("dep_delay >")
     box.press("Enter")
-    view.locator(".sqlnb-browse-error").wait_for(timeout=30_000)
-    assert "Error" in view.locator(".sqlnb-browse-error").inner_text()
+    error = view.locator(".sqlnb-browse-error")
+    error.wait_for(timeout=30_000)
+    assert error.inner_text().startswith("SQLError: ") and "syntax error" in error.inner_text(), \
+        error.inner_text()
     assert shown_rows(view) == expected(con, where=where, order="tailnum, rowid", offset=20)
     assert error_outputs(page).count() == 0
     shot(page, "browse-4-bad-filter")
+
+    # a page that never ends: the stop button stops it; the page and the filter stay
+    box.fill("(SELECT count(*) FROM flights f1, flights f2) > 0")
+    box.press("Enter")
+    view.locator(".sqlnb-browse-running").wait_for(timeout=30_000)
+    t0 = time.monotonic()
+    interrupt(page)
+    view.locator(".sqlnb-browse-error", has_text="stopped (KeyboardInterrupt)").wait_for(timeout=30_000)
+    took = time.monotonic() - t0
+    assert took < 10, f"the stop button took {took:.1f} s to stop the page"
+    assert shown_rows(view) == expected(con, where=where, order="tailnum, rowid", offset=20)
+    shot(page, "browse-5-stopped")
+    nxt.click()  # the connection is ready: the next page of the kept filter
+    wait_rows(view, expected(con, where=where, order="tailnum, rowid", offset=40))
+    assert error_outputs(page).count() == 0
     con.close()
