@@ -418,3 +418,11 @@ def test_a_move_from_another_thread_runs_on_the_views_thread(tmp_path):
     assert ran_in == [main]
     assert view.error == "" and [r[0] for r in view.browser.shown.rows] == list(range(10, 20))
     con.close()
+
+
+def test_magic_browse_a_second_statement_is_never_run(ip):
+    from sqlnb import errors as sqlnb_errors
+
+    with pytest.raises(sqlnb_errors.Error):
+        ip.run_cell("%sql --browse SELECT * FROM flights; DELETE FROM flights")
+    assert ip.run_cell("%sql SELECT count(*) AS n FROM flights").result["n"][0] == 95
