@@ -3,8 +3,9 @@
     import sqlnb.interactive
     sqlnb.interactive.show(df)               # sort, search, page through the rows
 
-Call :func:`show` on any DataFrame, a ``%sql`` result included (the magics
-display the static HTML table; they have no option for this view). The view
+Call :func:`show` on any DataFrame, a ``%sql`` result included; in a cell,
+``%sql --interactive SELECT ...`` (or ``%%sql --interactive``) shows the result
+this way instead of the static HTML table (``-o NAME`` still stores it). The view
 is rendered by DataTables through
 `itables <https://mwouts.github.io/itables/>`_ in offline mode: the library's
 JavaScript is embedded once per kernel session (the first ``show`` displays
@@ -13,7 +14,8 @@ it), nothing is fetched from the internet.
 The rows are sent to the browser with the output, so a very large result is
 downsampled by itables to about ``max_bytes`` (it keeps the first and last
 rows and says so in the table's caption); page through a bigger result with
-``LIMIT``/``OFFSET`` in SQL, or raise ``max_bytes`` (0 = send everything).
+``%sql --browse`` (each page one SQL query, only the page sent: docs/browse.md),
+or raise ``max_bytes`` (0 = send everything).
 """
 from __future__ import annotations
 

@@ -72,6 +72,14 @@ OPTIONS = (
                                                     "line, or the cell): storage classes, distinct, min/max, "
                                                     "mean/std, quartiles, text lengths, common values, computed "
                                                     "inside SQLite; with --limit N, of the first N rows.")),
+    (("--browse",), dict(action="store_true",
+                         help="Browse a table (%sql --browse TABLE) or a query (the rest of the line, or the "
+                              "cell body) page by page in an interactive view: page size, next/previous/jump, "
+                              "sort, filter; each page is one SQL query, only the page reaches the browser "
+                              "(--limit: rows per page, --timeout: each page's limit). See docs/browse.md.")),
+    (("--interactive",), dict(action="store_true",
+                              help="Show the (last) result in the itables view (sort, search and pages in the "
+                                   "browser, the rows sent with the output; needs the interactive extra).")),
 )
 
 #: {option string: whether it takes a value} (split_line needs it to find where the options end)

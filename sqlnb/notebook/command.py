@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlnb import export
+from sqlnb import interactive
 from sqlnb.connection import Connection, strictest_mode
+from sqlnb.notebook import browse as _browse
 from sqlnb.notebook import cell as _cell
 from sqlnb.notebook import display
 from sqlnb.notebook import explore
@@ -103,6 +105,15 @@ def execute(cmd: Command, session: Session, settings: Settings, ns, user_ns) -> 
         result = explore.tables(session.get())
     if args.columns:
         result = explore.describe(session.get(), args.columns)
+    if args.browse:
+        try:
+            return Outcome(_browse.from_command(session.get(), cmd.sql, limit=args.limit, timeout=args.timeout))
+        except _browse.BrowseError as exc:
+            raise CommandError(str(exc)) from None
+    if args.interactive and not (cmd.sql or "").strip():
+        raise CommandError("--interactive shows the result of a query: give the SQL")
+    if args.interactive and not interactive.available():
+        raise CommandError("--interactive needs the 'itables' package: pip install 'sqlnb[interactive]'")
     sql = cmd.sql or ""
     if getattr(args, "profile", False):
         if not sql.strip():
@@ -124,6 +135,12 @@ def execute(cmd: Command, session: Session, settings: Settings, ns, user_ns) -> 
         con = session.get()
         print(f"connected: {session.current} · {con.engine} {con.sqlite_version} · {con.url} · "
               f"{con.policy_summary}")
+    if args.interactive and result is not None and not cmd.quiet_out:
+        import pandas as pd  # itables renders plain DataFrames (a SqlResult is one, sharing its data)
+
+        interactive.show(pd.DataFrame(result, copy=False),
+                         caption=display.footer_text(result, getattr(result, "sqlnb", None)))
+        return Outcome(None, before)
     if cmd.quiet_out:
         return Outcome()
     return Outcome(result, before)
