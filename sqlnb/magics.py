@@ -353,7 +353,7 @@ class SqlMagic(Magics):
 def load_ipython_extension(ipython):
     magics = SqlMagic(shell=ipython)
     ipython.register_magics(magics)
-    completion.install(ipython, magics)
+    completion.install(ipython, magics, options=sorted(TAKES_VALUE), split=split_line)
     ipython._sqlnb_magics = magics
 
 

@@ -330,3 +330,54 @@ def test_numpy_datetime64_and_timedelta64_bind(engine):
 def test_numpy_datetime_in_a_magic_parameter(mem):
     mem.user_ns["when"] = np.datetime64("2024-02-29T13:05:01")
     assert mem.run_cell("%sql SELECT :when AS w").result["w"].tolist() == ["2024-02-29 13:05:01"]
+
+
+# --- completion ------------------------------------------------------------------------------
+def _texts(ip, text, cursor=None):
+    from IPython.core.completer import provisionalcompleter
+
+    cursor = len(text) if cursor is None else cursor
+    with provisionalcompleter():
+        return [c.text for c in ip.Completer.completions(text, cursor)]
+
+
+@pytest.fixture
+def planes(mem):
+    mem.run_cell("%sql CREATE TABLE flights(tailnum, dep_delay); CREATE TABLE planes(tailnum, manufacturer)")
+    return mem
+
+
+@pytest.mark.parametrize("text", [
+    "%sql SELECT manu FROM flights JOIN planes USING (tailnum)",
+    "%%sql\nSELECT manu FROM flights JOIN planes USING(tailnum) JOIN flights f2 USING (tailnum)",
+    "%%sql\nSELECT manu\nFROM flights, planes WHERE flights.tailnum = planes.tailnum",
+    "%%sql\nSELECT manu FROM flights AS f, planes AS p",
+    "%%sql\nSELECT manu FROM flights NATURAL JOIN planes",
+])
+def test_completion_with_using_and_comma_joins(planes, text):
+    cursor = text.index("manu") + 4
+    assert "manufacturer" in _texts(planes, text, cursor)
+
+
+@pytest.mark.parametrize("text", ["%sql SELECT 'sel", "%sql SELECT 1 -- sel", "%%sql\nSELECT /* fro",
+                                  "%%sql\nSELECT 'it''s fl"])
+def test_no_completion_inside_strings_and_comments(planes, text):
+    """No SQL keyword, table or function inside a literal or a comment. (IPython's own Python
+    completion may still answer there: a matcher with nothing to offer cannot silence it.)"""
+    got = _texts(planes, text)
+    assert not any(g.upper() in ("SELECT", "FROM", "FLIGHTS") for g in got), got
+    assert not [g for g in got if g in ("flights", "planes", "tailnum")], got
+
+
+@pytest.mark.parametrize("text, want", [("%sql --con", "--connect"), ("%sql --conn", "--connections"),
+                                         ("%%sql --lim", "--limit"), ("%sql -n 5 --exp", "--export"),
+                                         ("%sql --table 'my t' --app", "--append")])
+def test_completion_of_the_magics_options(planes, text, want):
+    got = _texts(planes, text)
+    assert want in got, got
+    assert not any(g.isupper() for g in got)  # no SQL keywords
+
+
+def test_no_option_completion_inside_the_sql(planes):
+    got = _texts(planes, "%sql SELECT 1 --con")  # a comment in the SQL: nothing to offer
+    assert "--connect" not in got
