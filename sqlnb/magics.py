@@ -341,7 +341,10 @@ class SqlMagic(Magics):
         if "-h" in argv or "--help" in argv:
             print(self.sql.__doc__)
             return None
-        return self.sql.parser.parse_args(argv)
+        try:
+            return self.sql.parser.parse_args(argv)
+        except UsageError as exc:  # argparse's words, and where to look
+            raise UsageError(f"{exc} (%sql --help lists the options)") from None
 
     def _defaults(self):
         # shared by every call without options: nothing downstream assigns to the parsed args
