@@ -69,6 +69,11 @@ OPTIONS = (
     (("--format",), dict(metavar="FMT", help="Format for --export (csv, parquet, jsonl, arrow) when the "
                                              "extension does not say.")),
     (("--index",), dict(action="store_true", help="--persist also writes the DataFrame's index as columns.")),
+    (("--save",), dict(metavar="NAME", help="Keep the SQL (one query) as saved query NAME, checked but not "
+                                            "run; later SQL uses NAME as a table (run as a WITH clause).")),
+    (("--snippets",), dict(action="store_true", help="List the saved queries: name, the saved queries "
+                                                     "each uses, SQL.")),
+    (("--delete",), dict(metavar="NAME", help="Forget saved query NAME.")),
     (("--tables",), dict(action="store_true", help="List tables and views of every attached database (with "
                                                    "lsm1 details).")),
     (("--columns", "--describe"), dict(metavar="TABLE", dest="columns",
@@ -300,6 +305,8 @@ class SqlMagic(Magics):
         last is displayed. A failing statement stops the cell with one line
         naming the statement and its line.
 
+        Saved queries: ``%%sql --save NAME`` keeps a query; later SQL uses NAME as
+        a table; ``--snippets`` lists them, ``--delete NAME`` forgets one.
         Exploration: ``--tables``, ``--columns TABLE``, ``--plan``.
         Files and tables: ``--export out.parquet``, ``--persist df --table t --replace``.
         Settings: ``%config SqlMagic`` (display limits, default engine/mode,
@@ -356,7 +363,8 @@ class SqlMagic(Magics):
 def load_ipython_extension(ipython):
     magics = SqlMagic(shell=ipython)
     ipython.register_magics(magics)
-    completion.install(ipython, magics, options=sorted(TAKES_VALUE), split=split_line)
+    completion.install(ipython, magics, options=sorted(TAKES_VALUE), split=split_line,
+                       extra_tables=magics.session.saved.names)
     ipython._sqlnb_magics = magics
 
 

@@ -19,6 +19,7 @@ from sqlnb.connection import Connection, strictest_mode
 from sqlnb.notebook import cell as _cell
 from sqlnb.notebook import display
 from sqlnb.notebook import explore
+from sqlnb.notebook import saved as _saved
 from sqlnb.notebook.session import Session
 
 _VAR = re.compile(r"^:([A-Za-z_][A-Za-z0-9_]*)$")  # --connect :name (the magic's syntax, not SQL)
@@ -100,6 +101,11 @@ def check(cmd: Command):
         value = getattr(args, name)
         if value is not None and value < 0:
             raise CommandError(f"--{name} {value:g}: must be 0 or more")
+    if args.save and (cmd.out or args.export or args.persist or args.plan or args.all):
+        raise CommandError(f"--save {args.save} keeps the query without running it: -o, --export, "
+                           f"--persist, --plan and --all have nothing to act on")
+    if args.save and not cmd.has_sql:
+        raise CommandError(f"--save {args.save}: there is no SQL on this line or in the cell to save")
     if args.tables and args.columns:
         raise CommandError(f"--tables and --columns {args.columns} show different listings: one per line")
     persisting = _given(args, ("table", "append", "replace", "index"))
@@ -107,7 +113,7 @@ def check(cmd: Command):
         raise CommandError(f"{persisting}: applies to --persist DF, which this line does not give")
     if args.format is not None and not args.export:
         raise CommandError(f"--format {args.format}: applies to --export PATH, which this line does not give")
-    listing = args.tables or args.columns or args.connections or getattr(args, "snippets", False)
+    listing = args.tables or args.columns or args.connections or args.snippets
     if args.export and not cmd.has_sql:
         raise CommandError(f"--export {args.export}: there is no SQL on this line whose result could be written")
     if cmd.out and not cmd.has_sql and not listing:
@@ -179,11 +185,21 @@ def execute(cmd: Command, session: Session, settings: Settings, ns, user_ns) -> 
         result = explore.tables(session.get())
     if args.columns:
         result = explore.describe(session.get(), args.columns)
+    if args.delete:
+        session.saved.delete(args.delete)
+        print(f"deleted saved query {args.delete}")
+    if args.save:
+        deps = session.saved.save(args.save, cmd.sql, session.get())
+        print(f"saved query {args.save}" + (f" (uses {', '.join(deps)})" if deps else "")
+              + f": use it as a table, SELECT … FROM {args.save}")
+        return Outcome()
+    if args.snippets:
+        result = snippets(session)
     if args.plan:
-        return Outcome(explore.plan(session.get(), cmd.sql, ns))
+        return Outcome(explore.plan(session.get(), expanded_text(session, cmd.sql), ns))
     before = []
     if cmd.has_sql:
-        result, before = run_sql(cmd, session.get(), settings, ns, user_ns, target)
+        result, before = run_sql(cmd, session.get(), settings, ns, user_ns, target, session.saved)
     elif cmd.out and result is not None:
         user_ns[cmd.out] = result
     if cmd.target is not None and result is None and not cmd.has_sql:
@@ -260,7 +276,31 @@ class _timeout:
             self.con.statement_timeout = self.old
 
 
-def run_sql(cmd: Command, con, settings: Settings, ns, user_ns, target=None):
+def snippets(session: Session):
+    """The saved queries as a displayable result (``--snippets``)."""
+    import pandas as pd
+
+    df = pd.DataFrame(session.saved.rows(), columns=["name", "uses", "sql"])
+    return display.wrap(df, None)
+
+
+def expanded_text(session: Session, sql: str) -> str:
+    """``sql`` (one statement) with the saved queries it uses expanded (for ``--plan``)."""
+    x = session.saved.expand(sql, session.get()) if session.saved else None
+    return sql if x is None else x.text
+
+
+def saved_expander(saved, con, sql: str):
+    """What :func:`sqlnb.notebook.cell.run_cell` needs to run ``sql`` through saved queries,
+    or None when ``sql`` names none of them (the cell then runs exactly as written)."""
+    if not saved or not saved.refs(sql):
+        return None
+    return (lambda text: saved.expand(text, con),
+            lambda exc, x, text: _saved.explain(exc, x, text, saved),
+            _saved.split_statements)
+
+
+def run_sql(cmd: Command, con, settings: Settings, ns, user_ns, target=None, saved=None):
     """Run the command's SQL; ``(last result, earlier results to display first)``.
 
     Every statement's result is kept (``.results`` of the last, ``_sqlnb_results``);
@@ -269,7 +309,7 @@ def run_sql(cmd: Command, con, settings: Settings, ns, user_ns, target=None):
     args = cmd.args
     run = _cell.run_cell(con, cmd.sql, ns, limit=args.limit, timeout=args.timeout,
                          short_errors=settings.short_errors, frame_class=display.SqlResult,
-                         line_offset=cmd.line_offset)
+                         line_offset=cmd.line_offset, expand=saved_expander(saved, con, cmd.sql))
     if not run.frames:
         return None, []
     earlier = [display.wrap(df, info) for df, info in zip(run.frames[:-1], run.infos[:-1])]

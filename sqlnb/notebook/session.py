@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sqlnb import errors as _errors
 from sqlnb.connection import Connection, connect, parse_url
+from sqlnb.notebook.saved import SavedQueries
 
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*\Z")
@@ -27,6 +28,7 @@ class Session:
         self.connections: dict[str, Connection] = {}
         self.current: str | None = None
         self._adopted: set[str] = set()  # aliases of Connections the user opened (not ours to close)
+        self.saved = SavedQueries()  # %%sql --save NAME (for every connection of the session)
 
     def _default_alias(self, target: str) -> str:
         _, path, _ = parse_url(target)
