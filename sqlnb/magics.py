@@ -310,7 +310,8 @@ class SqlMagic(Magics):
         Exploration: ``--tables``, ``--columns TABLE``, ``--plan``.
         Files and tables: ``--export out.parquet``, ``--persist df --table t --replace``.
         Settings: ``%config SqlMagic`` (display limits, default engine/mode,
-        short errors, timeout, ...); see docs/magics.md.
+        short errors, timeout, ...); see docs/magics.md. ``%sql --help`` (``-h``)
+        shows this help.
         """
         try:
             return self._sql(line, cell, local_ns)
