@@ -248,6 +248,7 @@ def test_parameter_as_table_name_explains(mem, sql):
     ("-o a.b SELECT 1", "a.b"),
     ("class << SELECT 1", "keyword"),
     ("-o x", "no SQL"),
+    ("x <<", "x <<: there is no SQL"),
     ("--format csv SELECT 1", "--export"),
     ("--export out.csv", "no SQL"),
     ("--timeout -1 SELECT 1", "--timeout"),
@@ -259,6 +260,14 @@ def test_parameter_as_table_name_explains(mem, sql):
 def test_silent_no_ops_are_refused(mem, line, word):
     text = usage(mem, f"%sql {line}")
     assert word in text, text
+
+
+def test_listings_still_store_with_o(mem):
+    mem.run_cell("%sql CREATE TABLE t(a)")
+    mem.run_cell("%sql -o listing --tables")
+    assert mem.user_ns["listing"]["name"].tolist() == ["t"]
+    mem.run_cell("%sql -o cons --connections")
+    assert mem.user_ns["cons"]["alias"].tolist() == ["memory"]
 
 
 # --- display ------------------------------------------------------------------------------

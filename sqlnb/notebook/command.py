@@ -117,7 +117,8 @@ def check(cmd: Command):
     if args.export and not cmd.has_sql:
         raise CommandError(f"--export {args.export}: there is no SQL on this line whose result could be written")
     if cmd.out and not cmd.has_sql and not listing:
-        raise CommandError(f"-o {cmd.out}: there is no SQL on this line whose result could be stored")
+        said = f"{cmd.out} <<" if cmd.quiet_out else f"-o {cmd.out}"
+        raise CommandError(f"{said}: there is no SQL on this line whose result could be stored")
     if args.plan and not cmd.has_sql:
         raise CommandError("--plan needs the SQL to explain")
     return check_export(args.export, args.format) if args.export else None
