@@ -390,3 +390,11 @@ def test_completion_of_the_magics_options(planes, text, want):
 def test_no_option_completion_inside_the_sql(planes):
     got = _texts(planes, "%sql SELECT 1 --con")  # a comment in the SQL: nothing to offer
     assert "--connect" not in got
+
+
+def test_export_of_a_statement_without_a_result_says_so(mem, tmp_path):
+    out = tmp_path / "out.csv"
+    text = usage(mem, f"%sql --export {out} CREATE TABLE t(a)")
+    assert "CREATE" in text and "nothing was written" in text
+    assert not out.exists()
+    assert mem.run_cell("%sql SELECT count(*) AS n FROM t").result["n"][0] == 0  # the CREATE ran

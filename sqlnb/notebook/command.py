@@ -312,9 +312,15 @@ def run_sql(cmd: Command, con, settings: Settings, ns, user_ns, target=None, sav
                          short_errors=settings.short_errors, frame_class=display.SqlResult,
                          line_offset=cmd.line_offset, expand=saved_expander(saved, con, cmd.sql))
     if not run.frames:
+        if target is not None:
+            raise CommandError(f"--export {args.export}: the SQL ran and gave no result to write; "
+                               f"nothing was written")
         return None, []
     earlier = [display.wrap(df, info) for df, info in zip(run.frames[:-1], run.infos[:-1])]
     last = display.wrap(run.frames[-1], run.infos[-1], earlier)
+    if target is not None and not run.infos[-1].has_columns:
+        raise CommandError(f"--export {args.export}: the last statement ({run.infos[-1].keyword}) ran and "
+                           f"returns no rows to write; nothing was written")
     user_ns["_sqlnb_results"] = [*earlier, last]
     if cmd.out:
         user_ns[cmd.out] = last
