@@ -75,6 +75,7 @@ def test_tables_fails_while_another_process_holds_a_write_lock(ip, tmp_path):
         assert isinstance(exc, errors.BusyError), exc
         text = one_line(exc)
         assert "BusyError" in text and "%config SqlMagic.busy_timeout" in text
+        assert "connect(timeout" not in text  # the magic's setting, not the library's argument
         assert res.result is None
     finally:
         proc.stdin.close()

@@ -352,8 +352,16 @@ def add_hints(exc, session: Session) -> None:
     """What the user can do next, added to an error's one line: a transaction this cell left
     open; a busy database's wait, which the magic sets (``%config SqlMagic.busy_timeout``)."""
     hints = []
+    text = getattr(exc, "sqlnb_message", None) or f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    busy_hint = "%config SqlMagic.busy_timeout = SECONDS waits longer"
+    replaced = False
     if isinstance(exc, _errors.BusyError):
-        hints.append("to wait longer for the other connection: %config SqlMagic.busy_timeout = SECONDS")
+        # the library's words name connect(timeout=...); the magic opens its connections itself
+        replaced = "connect(timeout=...)" in text
+        if replaced:
+            text = text.replace("connect(timeout=...)", busy_hint)
+        else:
+            hints.append(busy_hint)
     try:
         con = session.get()
         open_tx = not con.closed and con.in_transaction
@@ -361,11 +369,10 @@ def add_hints(exc, session: Session) -> None:
         open_tx = False
     if open_tx:
         hints.append("a transaction is still open on this connection: COMMIT or ROLLBACK")
-    if not hints:
+    if not hints and not replaced:
         return
-    text = getattr(exc, "sqlnb_message", None) or f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-    exc.sqlnb_message = text + "; " + "; ".join(hints)
+    exc.sqlnb_message = text + "".join("; " + h for h in hints)
     if hasattr(exc, "_render_traceback_"):
         _cell.show_in_one_line(exc, exc.sqlnb_message)
     elif hasattr(exc, "add_note"):
-        exc.add_note("sqlnb: " + "; ".join(hints))
+        exc.add_note("sqlnb: " + "; ".join(hints or [busy_hint]))
