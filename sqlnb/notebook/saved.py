@@ -137,8 +137,9 @@ class SavedQueries:
     def _visit(self, name: str, path: list, out: list, real) -> None:
         if name in out:
             return
-        if name.lower() in (p.lower() for p in path):
-            cycle = " → ".join([*path[path.index(next(p for p in path if p.lower() == name.lower())):], name])
+        lower = [p.lower() for p in path]
+        if name.lower() in lower:
+            cycle = " → ".join([*path[lower.index(name.lower()):], name])
             raise SavedQueryError(f"saved queries refer to each other in a cycle: {cycle}")
         for dep in self.refs(self.sql(name)):
             if dep.lower() not in real:
