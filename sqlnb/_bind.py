@@ -13,6 +13,8 @@ float, numpy floating, numbers.Real       REAL (Decimal is refused: it would rou
 str                                       TEXT
 bytes, bytearray, memoryview              BLOB
 date, time, datetime                      TEXT, ISO-8601 (``YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM]``)
+numpy datetime64 (NaT: NULL)              TEXT, ISO-8601 at the value's own unit (as DataFrames export)
+numpy timedelta64 (NaT: NULL)             INTEGER nanoseconds (as DataFrame timedelta columns export)
 anything else (lists, arrays, dicts, …)   :class:`sqlnb.errors.BindError`
 ========================================  =====================================
 """
@@ -23,6 +25,8 @@ import datetime as _dt
 import decimal
 import numbers
 import operator
+
+import numpy as np
 
 from sqlnb import errors as _errors
 
@@ -49,6 +53,36 @@ def _int64(i: int, v, where: str) -> int:
     return i
 
 
+def _datetime64(v, where: str):
+    if np.isnat(v):
+        return None
+    unit = np.datetime_data(v.dtype)[0]
+    if unit == "generic":
+        raise _errors.BindError(f"{where}: a numpy datetime64 without a unit is not a point in time")
+    if unit in _FINER_THAN_S and v == v.astype("datetime64[s]"):
+        unit = "s"  # whole seconds: no fraction of zeros
+    return str(np.datetime_as_string(v, unit=unit)).replace("T", " ")
+
+
+def _timedelta64(v, where: str):
+    if np.isnat(v):
+        return None
+    unit, count = np.datetime_data(v.dtype)
+    if unit not in _NS_PER:
+        raise _errors.BindError(f"{where}: a numpy timedelta64 in {unit!r} units has no fixed length "
+                                f"(convert it to days or smaller)")
+    ticks = int(v.astype("int64")) * count
+    num, den = _NS_PER[unit]
+    return _int64(ticks * num // den, v, where)
+
+
+_FINER_THAN_S = frozenset(("ms", "us", "ns", "ps", "fs", "as"))
+# nanoseconds per tick of each fixed-length unit, as (numerator, denominator)
+_NS_PER = {"W": (7 * 86_400 * 10**9, 1), "D": (86_400 * 10**9, 1), "h": (3_600 * 10**9, 1),
+           "m": (60 * 10**9, 1), "s": (10**9, 1), "ms": (10**6, 1), "us": (10**3, 1), "ns": (1, 1),
+           "ps": (1, 10**3), "fs": (1, 10**6), "as": (1, 10**9)}
+
+
 def adapt(v, where: str):
     """The value SQLite stores for ``v``: None, int, float, str or a bytes-like object.
 
@@ -68,6 +102,10 @@ def adapt(v, where: str):
         return _int64(int(v), v, where)  # (a uint64 above 2**63 - 1 does not fit)
     if kind == "f":
         return float(v)
+    if kind == "M":
+        return _datetime64(v, where)
+    if kind == "m":
+        return _timedelta64(v, where)
     if isinstance(v, numbers.Integral) or getattr(type(v), "__index__", None) is not None:
         try:
             i = operator.index(v)

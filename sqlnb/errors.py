@@ -260,3 +260,11 @@ def timeout_error(seconds: float, sql=None) -> QueryTimeoutError:
 def interrupted(sql=None) -> InterruptError:
     """A statement stopped by ``interrupt()`` or Ctrl-C (SQLITE_INTERRUPT)."""
     return make_error(9, "interrupted", sql=sql)
+
+
+# Shown to users under the names SQLite's result codes have (SQLITE_PERM, SQLITE_IOERR): the
+# trailing underscore only keeps the builtins PermissionError and IOError unshadowed here. The
+# qualified name keeps the underscore, so pickle still finds the class (sqlnb.errors.IOError_).
+for _cls, _shown in ((PermissionError_, "PermissionError"), (IOError_, "IOError")):
+    _cls.__name__ = _shown
+del _cls, _shown

@@ -7,7 +7,9 @@ exploration is :mod:`sqlnb.notebook.explore`, completion :mod:`sqlnb.notebook.co
 """
 from __future__ import annotations
 
+import keyword
 import re
+import shlex
 from collections import ChainMap
 
 from IPython.core.error import UsageError
@@ -17,16 +19,22 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display as ipy_display
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
 
+from sqlnb import _sql
 from sqlnb._consts import ENGINES, MODES
 from sqlnb.notebook import cell as _cell
 from sqlnb.notebook import completion, display
 from sqlnb.notebook import session as _session
-from sqlnb.notebook.command import Command, CommandError, execute
+from sqlnb.notebook.command import Command, CommandError, add_hints, execute
 from sqlnb.notebook import look as _look
 
 # the magic's own command line (not SQL): NAME << ..., and its tokens (quoted or not)
 _OUT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*<<(.*)$", re.S)
 _TOKEN = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|\S+")
+
+#: the words an SQL statement starts with (SQLite's grammar): after a lone ``--`` they mean SQL
+STATEMENT_KEYWORDS = frozenset(
+    "ALTER ANALYZE ATTACH BEGIN COMMIT CREATE DELETE DETACH DROP END EXPLAIN INSERT PRAGMA REINDEX "
+    "RELEASE REPLACE ROLLBACK SAVEPOINT SELECT UPDATE VACUUM VALUES WITH".split())
 
 #: the magic's options: (option strings, argparse keywords), in the order ``%sql?`` lists them
 OPTIONS = (
@@ -60,8 +68,14 @@ OPTIONS = (
     (("--replace",), dict(action="store_true", help="--persist replaces an existing table.")),
     (("--export",), dict(metavar="PATH", help="Write the (last) result to a file: CSV, Parquet, JSON lines "
                                               "or Arrow IPC.")),
-    (("--format",), dict(metavar="FMT", help="Format for --export (csv, parquet, jsonl, arrow); default from "
-                                             "the extension.")),
+    (("--format",), dict(metavar="FMT", help="Format for --export (csv, parquet, jsonl, arrow) when the "
+                                             "extension does not say.")),
+    (("--index",), dict(action="store_true", help="--persist also writes the DataFrame's index as columns.")),
+    (("--save",), dict(metavar="NAME", help="Keep the SQL (one query) as saved query NAME, checked but not "
+                                            "run; later SQL uses NAME as a table (run as a WITH clause).")),
+    (("--snippets",), dict(action="store_true", help="List the saved queries: name, the saved queries "
+                                                     "each uses, SQL.")),
+    (("--delete",), dict(metavar="NAME", help="Forget saved query NAME.")),
     (("--tables",), dict(action="store_true", help="List tables and views of every attached database (with "
                                                    "lsm1 details).")),
     (("--columns", "--describe"), dict(metavar="TABLE", dest="columns",
@@ -97,7 +111,10 @@ def split_line(line: str, takes_value=TAKES_VALUE) -> tuple[str, str]:
     """Split a magic line into (options text, the rest).
 
     Options end at the first token that does not start with ``-``, or at a lone
-    ``--``; the rest is returned untouched (it is SQL, or ``NAME <<``, or a URL).
+    ``--``: followed by a statement (``-- SELECT '-n' AS x``) the ``--`` only ends the
+    options; followed by anything else it is an SQL comment and stays in the rest
+    (``%sql -- note`` runs nothing). The rest is returned untouched (it is SQL, or
+    ``NAME <<``, or a URL).
     ``takes_value`` tells which options consume the next token.
     """
     if not line.lstrip().startswith("-"):
@@ -108,7 +125,12 @@ def split_line(line: str, takes_value=TAKES_VALUE) -> tuple[str, str]:
         if pos > m.start():  # consumed as the previous option's value
             continue
         if tok == "--":
-            return line[:m.start()], line[m.end():]
+            after = line[m.end():]
+            if _sql.first_keyword(after) in STATEMENT_KEYWORDS or not after.strip():
+                return line[:m.start()], after
+            return line[:m.start()], line[m.start():]  # an SQL comment: it stays
+        if tok.startswith("---"):  # a comment written with more dashes
+            return line[:m.start()], line[m.start():]
         if not tok.startswith("-") or tok == "-":
             return line[:m.start()], line[m.start():]
         name = tok.split("=", 1)[0]
@@ -120,21 +142,76 @@ def split_line(line: str, takes_value=TAKES_VALUE) -> tuple[str, str]:
     return line[:pos] if pos else line, line[pos:] if pos else ""
 
 
-def build_command(args, rest: str, cell: str | None) -> Command:
-    """The :class:`Command` of parsed options ``args``, the rest of the line, and the cell body."""
-    target = args.connect
+def leading_target(rest: str) -> tuple[str | None, str]:
+    """``(target, text after it)`` when ``rest`` starts with a connection target (a URL or
+    ``:memory:``, quoted or not), else ``(None, rest)``."""
+    m = _TOKEN.search(rest)
+    if m is None:
+        return None, rest
+    tok = m.group(0)
+    if tok[:1] in "'\"" and len(tok) > 1:
+        tok = _unquote(tok)
+        if not _session.looks_like_target(tok, spaces=True):
+            return None, rest
+    elif not _session.looks_like_target(tok):
+        return None, rest
+    return tok, rest[m.end():]
+
+
+def _unquote(tok: str) -> str:
+    try:
+        parts = shlex.split(tok)
+    except ValueError:
+        return tok
+    return parts[0] if len(parts) == 1 else tok
+
+
+def forgive_target(opts: str, rest: str) -> tuple[str, str, str | None]:
+    """A line that opens a connection may give options after the target as well as before:
+    ``sqlite:///x.db --alias d --mode ro``. Returns ``(all options, rest, target)``; the
+    target is None when the rest does not start with one (the rest is then SQL, untouched)."""
+    target, tail = leading_target(rest)
+    if target is None:
+        return opts, rest, None
+    more, after = split_line(tail)
+    if after.strip() and not after.lstrip().startswith("--"):
+        raise UsageError(
+            f"after the connection target {target} only options may follow (--alias, --mode, "
+            f"--engine ...), not {after.strip()!r}: run SQL on a line of its own")
+    return f"{opts} {more}".strip(), after, target
+
+
+def out_name(name: str) -> str:
+    """``-o NAME`` / ``NAME <<`` must name a Python variable code can reach."""
+    if not name.isidentifier() or keyword.iskeyword(name):
+        why = "a Python keyword" if keyword.iskeyword(name) else "not a Python variable name"
+        raise UsageError(f"-o {name}: {name!r} is {why}; store the result under a name like "
+                         f"df or late_flights")
+    return name
+
+
+def build_command(args, rest: str, cell: str | None, target: str | None = None) -> Command:
+    """The :class:`Command` of parsed options ``args``, the rest of the line, and the cell body.
+
+    ``target`` is a connection target found at the start of the line (:func:`forgive_target`).
+    """
+    if target is not None and args.connect is not None:
+        raise UsageError(f"two connection targets on one line: --connect {args.connect} and {target}")
+    target = args.connect if target is None else target
     out = args.out
     quiet = False
     rest_stripped = rest.strip()
     m = _OUT.match(rest) if "<<" in rest else None
     if m:
         out, quiet, rest_stripped = m.group(1), True, m.group(2).strip()
+    if out is not None:
+        out_name(out)
     if cell is None:
         if rest_stripped and target is None and _session.looks_like_target(rest_stripped):
             target, rest_stripped = rest_stripped, ""
         sql = rest_stripped
     else:
-        if rest_stripped:
+        if rest_stripped and not _sql.is_blank(rest_stripped):  # (a -- comment on the line is fine)
             if target is None and _session.looks_like_target(rest_stripped):
                 target = rest_stripped
             else:
@@ -142,7 +219,8 @@ def build_command(args, rest: str, cell: str | None) -> Command:
                     f"unexpected text on the %%sql line: {rest_stripped!r} (options go on the first "
                     f"line, SQL in the cell body; a URL opens a connection; NAME << stores the result)")
         sql = cell
-    return Command(args=args, sql=sql, target=target, out=out, quiet_out=quiet)
+    return Command(args=args, sql=sql, target=target, out=out, quiet_out=quiet,
+                   line_offset=1 if cell is not None else 0)
 
 
 @magics_class
@@ -241,10 +319,13 @@ class SqlMagic(Magics):
         last is displayed. A failing statement stops the cell with one line
         naming the statement and its line.
 
+        Saved queries: ``%%sql --save NAME`` keeps a query; later SQL uses NAME as
+        a table; ``--snippets`` lists them, ``--delete NAME`` forgets one.
         Exploration: ``--tables``, ``--columns TABLE``, ``--plan``.
         Files and tables: ``--export out.parquet``, ``--persist df --table t --replace``.
         Settings: ``%config SqlMagic`` (display limits, default engine/mode,
-        short errors, timeout, ...); see docs/magics.md.
+        short errors, timeout, ...); see docs/magics.md. ``%sql --help`` (``-h``)
+        shows this help.
         """
         try:
             return self._sql(line, cell, local_ns)
@@ -253,18 +334,16 @@ class SqlMagic(Magics):
         except _cell.SHORT_ERRORS as exc:
             if self.short_errors:
                 _cell.shorten(exc)
+            add_hints(exc, self.session)
             raise
 
     def _sql(self, line, cell, local_ns):
         opts, rest = split_line(line)
-        try:
-            # no options: the parser's defaults, without running argparse for every query
-            args = self._defaults() if not opts.strip() else parse_argstring(self.sql, opts)
-        except UsageError:
-            raise
-        except ValueError as exc:  # unbalanced quotes in the options
-            raise UsageError(f"could not parse the options {opts!r}: {exc}") from None
-        cmd = build_command(args, rest, cell)
+        opts, rest, target = forgive_target(opts, rest)
+        args = self._parse(opts)
+        if args is None:  # --help
+            return None
+        cmd = build_command(args, rest, cell, target)
         user_ns = self.shell.user_ns
         ns = ChainMap(local_ns, user_ns) if local_ns is not None else user_ns
         outcome = execute(cmd, self.session, self, ns, user_ns)
@@ -316,6 +395,23 @@ class SqlMagic(Magics):
                 raise
             raise UsageError(f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
 
+    def _parse(self, opts: str):
+        """The parsed options (quotes removed, as a shell would: ``--table 'my table'``);
+        None after showing the help for ``-h``/``--help``."""
+        if not opts.strip():  # the parser's defaults, without running argparse for every query
+            return self._defaults()
+        try:
+            argv = shlex.split(opts)
+        except ValueError as exc:  # unbalanced quotes in the options
+            raise UsageError(f"could not read the options {opts.strip()!r}: {exc} (close the quote)") from None
+        if "-h" in argv or "--help" in argv:
+            print(self.sql.__doc__)
+            return None
+        try:
+            return self.sql.parser.parse_args(argv)
+        except UsageError as exc:  # argparse's words, and where to look
+            raise UsageError(f"{exc} (%sql --help lists the options)") from None
+
     def _defaults(self):
         # shared by every call without options: nothing downstream assigns to the parsed args
         if self._default_args is None:
@@ -326,7 +422,8 @@ class SqlMagic(Magics):
 def load_ipython_extension(ipython):
     magics = SqlMagic(shell=ipython)
     ipython.register_magics(magics)
-    completion.install(ipython, magics)
+    completion.install(ipython, magics, options=sorted(TAKES_VALUE), split=split_line,
+                       extra_tables=magics.session.saved.names)
     ipython._sqlnb_magics = magics
 
 

@@ -174,7 +174,7 @@ def test_engine_flag_on_every_engine_binds(ip, engine, tmp_path):
     assert r["a"].tolist() == [7, 8] and r.sqlnb.truncated
     res = ip.run_cell_result("%%sql\nSELECT 1;\nSELECT nocol FROM t;")
     assert isinstance(res.error_in_exec, errors.Error)
-    assert res.error_in_exec.statement_no == 2 and res.error_in_exec.line == 2
+    assert res.error_in_exec.statement_no == 2 and res.error_in_exec.line == 3  # the %%sql line is 1
     assert "no such column" in res.error_in_exec._render_traceback_()[0]
 
 
@@ -323,7 +323,7 @@ UPDATE t SET a = a + 1 WHERE a > 1;
     assert r.sqlnb.rowcount == 2
     assert mem.user_ns["_sqlnb_results"] == r.results or all(
         a is b for a, b in zip(mem.user_ns["_sqlnb_results"], r.results))
-    assert [x.sqlnb.line for x in r.results] == [1, 2, 3, 4, 5]
+    assert [x.sqlnb.line for x in r.results] == [2, 3, 4, 5, 6]  # as the editor counts: %%sql is line 1
     assert "statements: 1 CREATE" in repr(r)
 
 
@@ -333,12 +333,12 @@ def test_error_names_statement_and_line_and_fails_cell(mem):
     exc = res.error_in_exec
     assert isinstance(exc, errors.SQLError)
     assert exc.statement_no == 3
-    assert exc.line == 5  # the statement starts at line 5 of the body
+    assert exc.line == 6  # the statement starts at line 6 of the cell as the editor shows it
     lines = exc._render_traceback_()
     assert len(lines) == 1
     text = lines[0]
-    assert "statement 3 (line 5)" in text and "no such column: nocol" in text
-    assert "line 6, column 11" in text  # SQLite's offset, mapped into the cell
+    assert "statement 3 (line 6)" in text and "no such column: nocol" in text
+    assert "line 7, column 11" in text  # SQLite's offset, mapped into the cell
     assert "Traceback" not in text
     # earlier statements ran (autocommit), later ones did not
     assert mem.run_cell("%sql SELECT count(*) AS n FROM t").result["n"][0] == 1
@@ -359,15 +359,15 @@ def test_error_at_step_names_statement(mem):
     res = mem.run_cell_result("%%sql\nCREATE TABLE u(a UNIQUE);\nINSERT INTO u VALUES (1);\nINSERT INTO u VALUES (1);")
     exc = res.error_in_exec
     assert isinstance(exc, errors.ConstraintError)
-    assert exc.statement_no == 3 and exc.line == 3
-    assert "ConstraintError in statement 3 (line 3)" in exc._render_traceback_()[0]
+    assert exc.statement_no == 3 and exc.line == 4
+    assert "ConstraintError in statement 3 (line 4)" in exc._render_traceback_()[0]
 
 
 def test_syntax_error_offset(mem):
     res = mem.run_cell_result("%%sql\nSELECT 1;\nSELECT 2 FROM WHERE;")
     exc = res.error_in_exec
     assert exc.statement_no == 2
-    assert re.search(r"line 2, column \d+ near 'WHERE", exc._render_traceback_()[0])
+    assert re.search(r"line 3, column \d+ near 'WHERE", exc._render_traceback_()[0])
 
 
 def test_long_errors_keep_traceback(mem):

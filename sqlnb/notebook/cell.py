@@ -135,31 +135,51 @@ def _empty_frame():
     return pd.DataFrame()
 
 
-def describe_error(exc, cell: str, index: int, first: int, base: int) -> str:
+def describe_error(exc, cell: str, index: int, first: int, base: int, line_offset: int = 0) -> str:
     """Attach ``statement_no``, ``line`` and a one-line text to ``exc``; return the text.
 
     ``first`` is where the statement's first token is in the cell, ``base``
     where the text SQLite was given starts (SQLite's error offset counts from
-    there, in bytes).
+    there, in bytes); ``line_offset`` lines the editor shows above the cell's text.
     """
-    line = _line_of(cell, first)
+    line = _line_of(cell, first) + line_offset
     where = f"statement {index} (line {line})"
-    detail = ""
+    detail = hint = ""
     offset = getattr(exc, "error_offset", -1)
     if isinstance(offset, int) and offset >= 0 and getattr(exc, "sql", None):
         before = exc.sql.encode("utf-8", "surrogateescape")[:offset].decode("utf-8", "replace")
         pos = base + len(before)
         col = pos - cell.rfind("\n", 0, pos)
         near = cell[pos:pos + 24].split("\n")[0].strip()
-        detail = f" at line {_line_of(cell, pos)}, column {col}" + (f" near {near!r}" if near else "")
+        detail = f" at line {_line_of(cell, pos) + line_offset}, column {col}" + (f" near {near!r}" if near else "")
+        hint = _not_a_value(exc, cell, pos)
+    detail += getattr(exc, "sqlnb_context", "")
     message = " ".join(str(exc).split()) or type(exc).__name__
-    text = f"{type(exc).__name__} in {where}{detail}: {message}"
+    text = f"{type(exc).__name__} in {where}{detail}: {message}{hint}"
     exc.statement_no = index
     exc.line = line
     exc.sqlnb_message = text
     if hasattr(exc, "add_note"):
         exc.add_note(f"sqlnb: {where}")
     return text
+
+
+def _not_a_value(exc, cell: str, pos: int) -> str:
+    """A syntax error at a parameter (``FROM :t``) or a ``{{template}}``: only values bind."""
+    if not isinstance(exc, _errors.SQLError):
+        return ""
+    tok = next(_sql.tokens(cell[pos:]), None)
+    if tok is None or tok.start != 0:
+        return ""
+    if tok.kind == "param":
+        what = f"{tok.text} is a bound parameter, and"
+    elif tok.text == "{":
+        what = "{{...}} is not expanded (SQL text is never templated), and"
+    else:
+        return ""
+    return (f" ({what} parameters carry values only, never a table or column name: write the "
+            f"name in the SQL, or keep a query under a name with %%sql --save NAME and use NAME "
+            f"as a table)")
 
 
 def show_in_one_line(exc: BaseException, text: str) -> None:
@@ -202,10 +222,13 @@ class _Run:
     engine: str
     version: str
     policy: str
+    line_offset: int = 0
+    explain: object = None  # explain(exc, expansion, statement): an error on expanded SQL, in the user's terms
+    current: tuple | None = None  # (expansion or None, the statement as written, its start in the cell)
 
 
 def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_errors=True,
-             label="sql", frame_class=None) -> CellRun:
+             label="sql", frame_class=None, line_offset=0, expand=None) -> CellRun:
     """Run every statement of ``cell`` on ``con`` and return all results.
 
     :param namespace: where ``:name`` values come from (a mapping).
@@ -213,6 +236,11 @@ def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_error
     :param timeout: per-statement time limit (seconds) for this run only.
     :param short_errors: failing statements raise with a one-line rendering.
     :param frame_class: the DataFrame subclass results are built as (the magic's ``SqlResult``).
+    :param line_offset: lines the editor shows above ``cell`` (1 for a ``%%sql`` cell body), so
+        line numbers in results and errors are the ones the editor shows.
+    :param expand: ``(expand, explain, split)`` for saved queries: ``split(cell)`` gives the
+        statements' spans, ``expand(statement)`` the text SQLite is given instead (or None), and
+        ``explain(exc, expansion, statement)`` puts an error on it back in the user's terms.
     """
     try:
         version = con.sqlite_version
@@ -220,7 +248,8 @@ def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_error
         version = ""
     ctx = _Run(con=con, cell=cell, namespace=namespace, limit=limit, short_errors=short_errors,
                label=label, frame_class=frame_class, in_kernel=_progress.in_kernel() is not None,
-               engine=con.engine, version=version, policy=con.policy_summary)
+               engine=con.engine, version=version, policy=con.policy_summary,
+               line_offset=line_offset, explain=expand[1] if expand else None)
     run = CellRun()
     if timeout is not None:
         old_timeout = con.statement_timeout
@@ -228,7 +257,7 @@ def run_cell(con, cell: str, namespace, *, limit=None, timeout=None, short_error
     index = 0
     text_start = 0
     try:
-        stmts = con.statements(cell)
+        stmts = con.statements(cell) if expand is None else _expanded(ctx, *expand)
         while True:
             index += 1
             try:
@@ -253,7 +282,7 @@ def _run_statement(ctx: _Run, st, index: int, start: int, end: int):
     con, cell = ctx.con, ctx.cell
     first = statement_start(cell, start, end)
     sql = cell[first:end].strip()
-    info = StatementInfo(index=index, line=_line_of(cell, first), sql=sql, keyword=_sql.first_keyword(sql),
+    info = StatementInfo(index=index, line=_line_of(cell, first) + ctx.line_offset, sql=sql, keyword=_sql.first_keyword(sql),
                          limit=ctx.limit, engine=ctx.engine, version=ctx.version, policy=ctx.policy)
     t0 = time.perf_counter()
     try:
@@ -289,7 +318,27 @@ def _run_statement(ctx: _Run, st, index: int, start: int, end: int):
     return df, info
 
 
+def _expanded(ctx: _Run, expand, explain, split):
+    """``con.statements(cell)``, with each statement that uses saved queries expanded first."""
+    con, cell = ctx.con, ctx.cell
+    for start, end in split(cell):
+        piece = cell[start:end]
+        x = expand(piece)
+        ctx.current = (x, piece, start)
+        if x is None:
+            for st, s, e in con.statements(piece):
+                yield st, start + s, start + e
+        else:
+            for st, _, _ in con.statements(x.text):
+                yield st, start, end
+        ctx.current = None
+
+
 def _fail(ctx: _Run, exc, index, first, base):
-    text = describe_error(exc, ctx.cell, index, first, base)
+    if ctx.current is not None:  # a statement run through saved queries: say it in the user's terms
+        x, piece, base = ctx.current
+        if x is not None and ctx.explain is not None:
+            ctx.explain(exc, x, piece)
+    text = describe_error(exc, ctx.cell, index, first, base, ctx.line_offset)
     if ctx.short_errors:
         show_in_one_line(exc, text)

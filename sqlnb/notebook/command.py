@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
-from sqlnb import export
+from sqlnb import _sql, export
+from sqlnb import errors as _errors
 from sqlnb import interactive
 from sqlnb.connection import Connection, strictest_mode
 from sqlnb.notebook import browse as _browse
@@ -20,6 +22,7 @@ from sqlnb.notebook import cell as _cell
 from sqlnb.notebook import display
 from sqlnb.notebook import explore
 from sqlnb.notebook import look as _look
+from sqlnb.notebook import saved as _saved
 from sqlnb.notebook.session import Session
 
 _VAR = re.compile(r"^:([A-Za-z_][A-Za-z0-9_]*)$")  # --connect :name (the magic's syntax, not SQL)
@@ -38,6 +41,11 @@ class Command:
     target: str | None  # a connection to open first (--connect or the URL shorthand)
     out: str | None  # variable to store the result in (-o NAME or NAME <<)
     quiet_out: bool  # NAME << form: store without displaying
+    line_offset: int = 0  # editor lines above the SQL (1 in a %%sql cell: the magic's own line)
+
+    @property
+    def has_sql(self) -> bool:
+        return not _sql.is_blank(self.sql or "")
 
 
 class Settings(Protocol):
@@ -77,19 +85,95 @@ def target_value(target: str, ns):
                        f"got {type(value).__name__}")
 
 
+def _given(args, names) -> str:
+    return ", ".join(f"--{n}" + ("" if getattr(args, n) is True else f" {getattr(args, n)}")
+                     for n in names if getattr(args, n) not in (None, False))
+
+
+def check(cmd: Command):
+    """Refuse, before anything runs, a command whose options contradict, do nothing, or cannot
+    be carried out; return the checked ``--export`` target ``(path, format)`` or None."""
+    args = cmd.args
+    if args.append and args.replace:
+        raise CommandError("--append and --replace cannot be used together")
+    opening = _given(args, ("alias", "engine", "mode"))
+    if opening and cmd.target is None:
+        raise CommandError(f"{opening}: applies to a line that opens a connection (a URL, :memory: or "
+                           f"--connect PATH), and this line opens none")
+    for name in ("timeout", "limit"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise CommandError(f"--{name} {value:g}: must be 0 or more")
+    if args.save and (cmd.out or args.export or args.persist or args.plan or args.all):
+        raise CommandError(f"--save {args.save} keeps the query without running it: -o, --export, "
+                           f"--persist, --plan and --all have nothing to act on")
+    if args.save and not cmd.has_sql:
+        raise CommandError(f"--save {args.save}: there is no SQL on this line or in the cell to save")
+    if args.tables and args.columns:
+        raise CommandError(f"--tables and --columns {args.columns} show different listings: one per line")
+    persisting = _given(args, ("table", "append", "replace", "index"))
+    if persisting and not args.persist:
+        raise CommandError(f"{persisting}: applies to --persist DF, which this line does not give")
+    if args.format is not None and not args.export:
+        raise CommandError(f"--format {args.format}: applies to --export PATH, which this line does not give")
+    listing = args.tables or args.columns or args.connections or args.snippets
+    if args.export and not cmd.has_sql:
+        raise CommandError(f"--export {args.export}: there is no SQL on this line whose result could be written")
+    if cmd.out and not cmd.has_sql and not listing:
+        said = f"{cmd.out} <<" if cmd.quiet_out else f"-o {cmd.out}"
+        raise CommandError(f"{said}: there is no SQL on this line whose result could be stored")
+    if args.plan and not cmd.has_sql:
+        raise CommandError("--plan needs the SQL to explain")
+    return check_export(args.export, args.format) if args.export else None
+
+
+def check_export(path: str, fmt: str | None) -> tuple[Path, str]:
+    """``--export PATH [--format FMT]``, checked before the SQL runs: ``(path, format)``.
+
+    The extension decides the format; ``--format`` only where the extension does not say,
+    so ``out.csv --format parquet`` is refused rather than writing Parquet into ``out.csv``.
+    """
+    where = f"--export {path}" + (f" --format {fmt}" if fmt else "")
+    try:
+        from_ext = export.format_for(path)
+    except ValueError:
+        from_ext = None
+    try:
+        chosen = export.format_for(path, fmt) if fmt else from_ext
+    except ValueError as exc:
+        raise CommandError(f"{where}: {exc}") from None
+    if from_ext is not None and chosen != from_ext:
+        raise CommandError(f"{where}: the extension says {from_ext}: drop --format, or name the "
+                           f"file {Path(path).stem}.{chosen}")
+    if chosen is None:
+        raise CommandError(f"{where}: cannot tell the format from the file name: add --format "
+                           f"({', '.join(sorted(export.FORMATS))})")
+    checker = getattr(export, "check_target", None)  # the exporter's own check, where it has one
+    if checker is not None:
+        try:
+            return checker(path, chosen)
+        except Exception as exc:  # noqa: BLE001 - any refusal becomes the one usage line
+            raise CommandError(f"{where}: {exc}") from None
+    # LOCAL FALLBACK until sqlnb.export.check_target exists: the directory must exist
+    target = Path(os.path.expanduser(path))
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise CommandError(f"{where}: directory {str(parent)!r} does not exist")
+    if target.is_dir():
+        raise CommandError(f"{where}: is a directory")
+    return target, chosen
+
+
 def execute(cmd: Command, session: Session, settings: Settings, ns, user_ns) -> Outcome:
-    """Carry out ``cmd``: connections first, then listings, ``--persist``, and the SQL.
+    """Carry out ``cmd``: checks first, connections, then listings, ``--persist``, and the SQL.
 
     :param ns: where Python values come from (``:name`` parameters, ``--persist DF``).
     :param user_ns: where results are stored (``--out``, ``_sqlnb_results``).
     """
     args = cmd.args
     result = None
-    if args.append and args.replace:
-        raise CommandError("--append and --replace cannot be used together")
-    if (args.alias or args.engine or args.mode) and cmd.target is None:
-        raise CommandError("--alias, --engine and --mode apply when opening a connection: "
-                           "add --connect TARGET (or give the URL)")
+    target = check(cmd)
+    frame = persist_frame(args, ns) if args.persist else None
     if cmd.target is not None:
         open_target(session, settings, target_value(cmd.target, ns), args)
     if args.close:
@@ -99,12 +183,22 @@ def execute(cmd: Command, session: Session, settings: Settings, ns, user_ns) -> 
         session.use(args.use)
     if args.connections:
         result = connections(session)
-    if args.persist:
-        result = persist(session, args, ns)
+    if frame is not None:
+        persist(session.get(), args, frame)
     if args.tables:
         result = explore.tables(session.get())
     if args.columns:
         result = explore.describe(session.get(), args.columns)
+    if args.delete:
+        session.saved.delete(args.delete)
+        print(f"deleted saved query {args.delete}")
+    if args.save:
+        deps = session.saved.save(args.save, cmd.sql, session.get())
+        print(f"saved query {args.save}" + (f" (uses {', '.join(deps)})" if deps else "")
+              + f": use it as a table, SELECT … FROM {args.save}")
+        return Outcome()
+    if args.snippets:
+        result = snippets(session)
     if args.browse:
         try:
             return Outcome(_browse.from_command(session.get(), cmd.sql, limit=args.limit, timeout=args.timeout))
@@ -123,15 +217,13 @@ def execute(cmd: Command, session: Session, settings: Settings, ns, user_ns) -> 
             user_ns[cmd.out] = result
         return Outcome(None if cmd.quiet_out else result)
     if args.plan:
-        if not sql.strip():
-            raise CommandError("--plan needs the SQL to explain")
-        return Outcome(explore.plan(session.get(), sql, ns))
+        return Outcome(explore.plan(session.get(), expanded_text(session, cmd.sql), ns))
     before = []
-    if sql.strip():
-        result, before = run_sql(cmd, session.get(), settings, ns, user_ns)
+    if cmd.has_sql:
+        result, before = run_sql(cmd, session.get(), settings, ns, user_ns, target, session.saved)
     elif cmd.out and result is not None:
         user_ns[cmd.out] = result
-    if cmd.target is not None and result is None and not sql.strip():
+    if cmd.target is not None and result is None and not cmd.has_sql:
         con = session.get()
         print(f"connected: {session.current} · {con.engine} {con.sqlite_version} · {con.url} · "
               f"{con.policy_summary}")
@@ -167,8 +259,8 @@ def connections(session: Session):
     return display.wrap(df, None)
 
 
-def persist(session: Session, args, ns) -> None:
-    """``--persist DF``: write the DataFrame in variable ``DF`` to a table (``Connection.to_table``)."""
+def persist_frame(args, ns):
+    """The DataFrame ``--persist DF`` names (checked before anything runs)."""
     try:
         df = ns[args.persist]
     except KeyError:
@@ -177,29 +269,136 @@ def persist(session: Session, args, ns) -> None:
 
     if not isinstance(df, pd.DataFrame):
         raise CommandError(f"--persist {args.persist}: expected a pandas DataFrame, got {type(df).__name__}")
+    return df
+
+
+def persist(con, args, df) -> None:
+    """``--persist DF``: write the DataFrame to a table (``Connection.to_table``), within
+    ``--timeout`` when given; ``--index`` keeps the index as columns."""
+    if args.index:
+        df = df.reset_index()
     table = args.table or args.persist
     if_exists = "append" if args.append else "replace" if args.replace else "fail"
-    session.get().to_table(df, table, if_exists=if_exists)
-    print(f"persisted {len(df):,} rows to {table} ({if_exists})")
+    with _timeout(con, args.timeout):
+        con.to_table(df, table, if_exists=if_exists)
+    rows = f"{len(df):,} row{'s' if len(df) != 1 else ''}"
+    done = {"fail": f"created table {table}: {rows}", "replace": f"replaced table {table}: {rows}",
+            "append": f"appended {rows} to table {table}"}[if_exists]
+    print(done)
 
 
-def run_sql(cmd: Command, con, settings: Settings, ns, user_ns):
+class _timeout:
+    """``con.statement_timeout`` set for one step, restored after (None: left as it is)."""
+
+    def __init__(self, con, seconds):
+        self.con, self.seconds = con, seconds
+
+    def __enter__(self):
+        if self.seconds is not None:
+            self.old = self.con.statement_timeout
+            self.con.statement_timeout = self.seconds
+
+    def __exit__(self, *exc):
+        if self.seconds is not None and not self.con.closed:
+            self.con.statement_timeout = self.old
+
+
+def snippets(session: Session):
+    """The saved queries as a displayable result (``--snippets``)."""
+    import pandas as pd
+
+    df = pd.DataFrame(session.saved.rows(), columns=["name", "uses", "sql"])
+    return display.wrap(df, None)
+
+
+def expanded_text(session: Session, sql: str) -> str:
+    """``sql`` (one statement) with the saved queries it uses expanded (for ``--plan``)."""
+    x = session.saved.expand(sql, session.get()) if session.saved else None
+    return sql if x is None else x.text
+
+
+def saved_expander(saved, con, sql: str):
+    """What :func:`sqlnb.notebook.cell.run_cell` needs to run ``sql`` through saved queries,
+    or None when ``sql`` names none of them (the cell then runs exactly as written)."""
+    if not saved or not saved.refs(sql):
+        return None
+    return (lambda text: saved.expand(text, con),
+            lambda exc, x, text: _saved.explain(exc, x, text, saved),
+            _saved.split_statements)
+
+
+def run_sql(cmd: Command, con, settings: Settings, ns, user_ns, target=None, saved=None):
     """Run the command's SQL; ``(last result, earlier results to display first)``.
 
     Every statement's result is kept (``.results`` of the last, ``_sqlnb_results``);
-    ``--out`` stores the last, ``--export`` writes it.
+    ``--out`` stores the last, ``--export`` writes it to ``target`` (checked beforehand).
     """
     args = cmd.args
     run = _cell.run_cell(con, cmd.sql, ns, limit=args.limit, timeout=args.timeout,
-                         short_errors=settings.short_errors, frame_class=display.SqlResult)
+                         short_errors=settings.short_errors, frame_class=display.SqlResult,
+                         line_offset=cmd.line_offset, expand=saved_expander(saved, con, cmd.sql))
     if not run.frames:
+        if target is not None:
+            raise CommandError(f"--export {args.export}: the SQL ran and gave no result to write; "
+                               f"nothing was written")
         return None, []
     earlier = [display.wrap(df, info) for df, info in zip(run.frames[:-1], run.infos[:-1])]
     last = display.wrap(run.frames[-1], run.infos[-1], earlier)
-    user_ns["_sqlnb_results"] = last.results
+    if target is not None and not run.infos[-1].has_columns:
+        raise CommandError(f"--export {args.export}: the last statement ({run.infos[-1].keyword}) ran and "
+                           f"returns no rows to write; nothing was written")
+    user_ns["_sqlnb_results"] = [*earlier, last]
     if cmd.out:
         user_ns[cmd.out] = last
-    if args.export:
-        export.write_result(last, args.export, format=args.format)
+    if target is not None:
+        export_result(last, *target)
     shown = (args.all or settings.show_all) and not cmd.quiet_out
     return last, (earlier if shown else [])
+
+
+_EXPORT_ERRORS = (OSError, ValueError, TypeError, ImportError, _errors.Error)
+
+
+def export_result(df, path, fmt) -> None:
+    """Write ``df`` and say what was written: rows, path, format, and whether a file was replaced."""
+    path = Path(path)
+    existed = path.exists()
+    try:
+        written = export.write_result(df, path, format=fmt)
+    except _EXPORT_ERRORS + tuple(getattr(export, n) for n in ("ExportError",) if hasattr(export, n)) as exc:
+        raise CommandError(f"--export {path}: {' '.join(str(exc).split())} (the SQL ran; nothing was "
+                           f"written)") from None
+    rows = getattr(written, "rows", len(df))
+    replaced = getattr(written, "replaced", existed)
+    print(f"exported {rows:,} row{'s' if rows != 1 else ''} to {getattr(written, 'path', path)} "
+          f"({getattr(written, 'format', fmt)}{', replaced an existing file' if replaced else ''})")
+
+
+def add_hints(exc, session: Session) -> None:
+    """What the user can do next, added to an error's one line: a transaction this cell left
+    open; a busy database's wait, which the magic sets (``%config SqlMagic.busy_timeout``)."""
+    hints = []
+    text = getattr(exc, "sqlnb_message", None) or f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    busy_hint = "%config SqlMagic.busy_timeout = SECONDS waits longer"
+    replaced = False
+    if isinstance(exc, _errors.BusyError):
+        # the library's words name connect(timeout=...); the magic opens its connections itself
+        replaced = "connect(timeout=...)" in text
+        if replaced:
+            text = text.replace("connect(timeout=...)", busy_hint)
+        else:
+            hints.append(busy_hint)
+    try:
+        con = session.get()
+        open_tx = not con.closed and con.in_transaction
+    except _errors.Error:
+        open_tx = False
+    if open_tx:
+        hints.append("a transaction is still open on this connection: COMMIT or ROLLBACK")
+    if not hints and not replaced:
+        return
+    exc.sqlnb_message = text + "".join("; " + h for h in hints)
+    if hasattr(exc, "_render_traceback_"):
+        _cell.show_in_one_line(exc, exc.sqlnb_message)
+    elif hasattr(exc, "add_note"):
+        exc.add_note("sqlnb: " + "; ".join(hints or [busy_hint]))

@@ -210,8 +210,34 @@ def _resolve(schema: dict, refs: list, name: str):
     return None
 
 
-def make_matcher(get_connection, enabled=lambda: True):
-    """An IPython Matcher API v2 function completing SQL for ``get_connection()``."""
+_MAGIC_LINE = re.compile(r"\s*%%?sql(?=\s|$)")  # a %sql / %%sql line (the magic's syntax, not SQL)
+
+
+def option_fragment(full_text: str, line: int, column: int, split) -> str | None:
+    """The option being typed (``--con``) when the cursor is in the options of a ``%sql`` or
+    ``%%sql`` line, else None. ``split`` is the magic's ``split_line``."""
+    lines = full_text.split("\n")
+    if line >= len(lines):
+        return None
+    cur = lines[line][:column]
+    m = _MAGIC_LINE.match(cur)
+    if m is None or (cur.lstrip().startswith("%%") and line != 0):
+        return None
+    args = cur[m.end():]
+    fragment = args.split()[-1] if args and not args[-1].isspace() else ""
+    if not fragment.startswith("-"):
+        return None
+    before = args[:len(args) - len(fragment)]
+    _, rest = split(before)
+    return None if rest.strip() else fragment
+
+
+def make_matcher(get_connection, enabled=lambda: True, options=(), split=None, extra_tables=None):
+    """An IPython Matcher API v2 function completing SQL for ``get_connection()``.
+
+    ``options``/``split``: the magic's option strings and its ``split_line`` (``%sql --con``
+    completes options); ``extra_tables()``: more names to complete as tables (saved queries).
+    """
     from IPython.core.completer import SimpleCompletion, completion_matcher
 
     cache = SchemaCache()
@@ -221,6 +247,12 @@ def make_matcher(get_connection, enabled=lambda: True):
         empty = {"completions": [], "suppress": False}
         if not enabled():
             return empty
+        if split is not None:
+            opt = option_fragment(context.full_text, context.cursor_line, context.cursor_position, split)
+            if opt is not None:
+                found = [o for o in options if o.startswith(opt) and o != opt]
+                return {"completions": [SimpleCompletion(text=o, type="option") for o in found],
+                        "matched_fragment": opt, "suppress": True}
         where = sql_context(context.full_text, context.cursor_line, context.cursor_position)
         if where is None:
             return empty
@@ -229,20 +261,24 @@ def make_matcher(get_connection, enabled=lambda: True):
         except _errors.Error:
             return empty
         sql, before = where
-        fragment, found = candidates(cache.get(con), sql, before)
+        schema = cache.get(con)
+        if extra_tables is not None:
+            schema = {**{("", name): [] for name in extra_tables()}, **schema}
+        fragment, found = candidates(schema, sql, before)
         return {"completions": [SimpleCompletion(text=c, type=t) for c, t in found],
-                "matched_fragment": fragment, "suppress": bool(found)}
+                "matched_fragment": fragment, "suppress": True}  # SQL: no Python names
 
     return sqlnb_matcher
 
 
-def install(shell, magics):
+def install(shell, magics, options=(), split=None, extra_tables=None):
     """Register the matcher on ``shell``'s completer (once)."""
     completer = getattr(shell, "Completer", None)
     if completer is None:
         return
     uninstall(shell)
-    matcher = make_matcher(lambda: magics.session.get(), lambda: magics.autocomplete)
+    matcher = make_matcher(lambda: magics.session.get(), lambda: magics.autocomplete,
+                           options=options, split=split, extra_tables=extra_tables)
     completer.custom_matchers.append(matcher)
 
 

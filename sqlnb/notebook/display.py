@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import weakref
 from dataclasses import dataclass
 
 import pandas as pd
@@ -41,7 +42,10 @@ class SqlResult(pd.DataFrame):
     ``.results`` lists every statement's result of the same cell, in order.
     """
 
-    _metadata = ["sqlnb", "_sqlnb_earlier"]
+    # only the statement's info travels with the frame (copies, pickles); the earlier results
+    # of the cell are weak references outside pandas' metadata, so this result neither keeps
+    # them alive nor carries them into a pickle
+    _metadata = ["sqlnb"]
 
     @property
     def _constructor(self):
@@ -49,9 +53,10 @@ class SqlResult(pd.DataFrame):
 
     @property
     def results(self) -> list:
-        # the earlier statements' results plus this one (kept without a reference cycle,
-        # so a result is freed as soon as it is dropped)
-        return [*(getattr(self, "_sqlnb_earlier", None) or ()), self]
+        """The cell's results in order, this one last: the earlier ones while something holds
+        them (``_sqlnb_results`` does until the next cell runs, or your own variables)."""
+        earlier = (r() for r in self.__dict__.get("_sqlnb_earlier", ()))
+        return [*(r for r in earlier if r is not None), self]
 
     def _repr_html_(self):
         return render_html(self, getattr(self, "sqlnb", None), results=self.results)
@@ -61,7 +66,7 @@ class SqlResult(pd.DataFrame):
         if info is not None and not info.has_columns:
             body = changed_text(info)
         else:
-            body = pd.DataFrame.__repr__(self)
+            body = table_text(self)
         return body + "\n" + footer_text(self, info, results=self.results)
 
 
@@ -73,7 +78,7 @@ def wrap(df: pd.DataFrame, info, earlier=()) -> SqlResult:
         out = _as_result(df)
     # plain attributes (listed in _metadata); pandas' __setattr__ would first look for a column
     object.__setattr__(out, "sqlnb", info)
-    object.__setattr__(out, "_sqlnb_earlier", tuple(earlier))
+    object.__setattr__(out, "_sqlnb_earlier", tuple(weakref.ref(e) for e in earlier))
     return out
 
 
@@ -136,18 +141,32 @@ def footer_text(df, info, results=None) -> str:
     return text
 
 
-def _cell_html(v, max_chars: int) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
-        return '<span class="sqlnb-null">NULL</span>'
+def is_null(v) -> bool:
+    """None, NaN, ``pd.NA`` and ``NaT``: every spelling pandas has for SQL's NULL."""
+    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT
+
+
+def value_text(v, max_chars: int) -> str | None:
+    """One value as shown (None for NULL): floats in full (the shortest text that reads back
+    as the same float), blobs as their size and first bytes, long text cut with '…'."""
+    if is_null(v):
+        return None
     if isinstance(v, (bytes, bytearray, memoryview)):
         b = bytes(v)
         s = f"<{len(b)} bytes> {b[:16].hex(' ')}{' …' if len(b) > 16 else ''}"
     elif isinstance(v, float):
-        s = format(v, ".10g")
+        s = repr(float(v))
     else:
         s = str(v)
-    if len(s) > max_chars:
+    if max_chars and len(s) > max_chars:
         s = s[:max_chars] + "…"
+    return s
+
+
+def _cell_html(v, max_chars: int) -> str:
+    s = value_text(v, max_chars)
+    if s is None:
+        return '<span class="sqlnb-null">NULL</span>'
     return html.escape(s)
 
 
@@ -159,35 +178,82 @@ def _pick(n: int, limit: int) -> tuple[list[int], bool]:
     return list(range(head)) + list(range(n - tail, n)), True
 
 
-def table_html(df: pd.DataFrame, opts: DisplayOptions | None = None) -> str:
-    """The first and last rows/columns of ``df`` as an escaped HTML table (display only)."""
-    opts = opts or OPTIONS
+def _shown(df: pd.DataFrame, opts: DisplayOptions):
+    """What a display shows of ``df``: ``(rows, cols, row_split, col_split)``; a split is the
+    position where the hidden rows/columns are marked (None when nothing is hidden), which
+    is the end when only a head is shown (a limit of 1)."""
     nrows, ncols = df.shape
     rows, rows_cut = _pick(nrows, opts.max_rows)
     cols, cols_cut = _pick(ncols, opts.max_cols)
-    head_split = (opts.max_cols + 1) // 2 if cols_cut else None
+    col_split = (opts.max_cols + 1) // 2 if cols_cut else None
     row_split = (opts.max_rows + 1) // 2 if rows_cut else None
+    return rows, cols, row_split, col_split
+
+
+def table_html(df: pd.DataFrame, opts: DisplayOptions | None = None) -> str:
+    """The first and last rows/columns of ``df`` as an escaped HTML table (display only);
+    a row and a column of '…' mark what is hidden, with the count of hidden rows."""
+    opts = opts or OPTIONS
+    nrows, ncols = df.shape
+    rows, cols, row_split, col_split = _shown(df, opts)
+    hidden_cols = ncols - len(cols)
     names = [str(c) for c in df.columns]
     out = ['<table class="dataframe sqlnb"><thead><tr><th></th>']
-    for k, j in enumerate(cols):
-        if k == head_split:
-            out.append("<th>…</th>")
-        out.append(f"<th>{html.escape(names[j])}</th>")
+    for k, j in enumerate(cols + [None]):
+        if k == col_split:
+            out.append(f'<th class="sqlnb-more" title="{hidden_cols:,} more columns">…</th>')
+        if j is not None:
+            out.append(f"<th>{html.escape(names[j])}</th>")
     out.append("</tr></thead><tbody>")
     columns = [df.iloc[rows, j].tolist() for j in cols] if rows else [[] for _ in cols]
     index = df.index[rows].tolist() if rows else []
-    for r in range(len(rows)):
+    for r in range(len(rows) + 1):
         if r == row_split:
-            out.append(f'<tr><td class="sqlnb-more" colspan="{len(cols) + 1 + bool(cols_cut)}">'
+            out.append(f'<tr><td class="sqlnb-more" colspan="{len(cols) + 1 + (col_split is not None)}">'
                        f"… {nrows - len(rows):,} more rows …</td></tr>")
+        if r == len(rows):
+            break
         out.append(f"<tr><th>{html.escape(str(index[r]))}</th>")
-        for k in range(len(cols)):
-            if k == head_split:
-                out.append("<td>…</td>")
-            out.append(f"<td>{_cell_html(columns[k][r], opts.max_chars)}</td>")
+        for k in range(len(cols) + 1):
+            if k == col_split:
+                out.append('<td class="sqlnb-more">…</td>')
+            if k < len(cols):
+                out.append(f"<td>{_cell_html(columns[k][r], opts.max_chars)}</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
     return "".join(out)
+
+
+def table_text(df: pd.DataFrame, opts: DisplayOptions | None = None) -> str:
+    """The text form of :func:`table_html`: the same rows and columns, the same limits, NULL
+    for every missing value whatever the column's type, '…' where rows or columns are hidden."""
+    opts = opts or OPTIONS
+    nrows, ncols = df.shape
+    rows, cols, row_split, col_split = _shown(df, opts)
+    names = [str(c) for c in df.columns]
+    header = [""] + [names[j] for j in cols]
+    index = [str(i) for i in df.index[rows].tolist()] if rows else []
+    body = []
+    for k, j in enumerate(cols):
+        values = df.iloc[rows, j].tolist() if rows else []
+        body.append([("NULL" if (t := value_text(v, opts.max_chars)) is None else t) for v in values])
+    grid = [header] + [[index[r]] + [body[k][r] for k in range(len(cols))] for r in range(len(rows))]
+    if col_split is not None:
+        for line in grid:
+            line.insert(col_split + 1, "…")
+    if row_split is not None:
+        grid.insert(row_split + 1, ["…"] * len(grid[0]))
+    widths = [max(len(line[c]) for line in grid) for c in range(len(grid[0]))]
+    numeric = [False] + [df.dtypes.iloc[j].kind in "iufb" for j in cols]
+    if col_split is not None:
+        numeric.insert(col_split + 1, False)
+    out = []
+    for line in grid:
+        out.append("  ".join(v.rjust(w) if num else v.ljust(w)
+                             for v, w, num in zip(line, widths, numeric)).rstrip())
+    if row_split is not None:
+        out.append(f"[{nrows - len(rows):,} more rows]")
+    return "\n".join(out)
 
 
 def render_html(df: pd.DataFrame, info=None, results=None) -> str:

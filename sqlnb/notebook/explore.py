@@ -38,15 +38,17 @@ def _master(schema: str) -> str:
 
 
 def table_names(con) -> list[tuple[str, str, str, str]]:
-    """``(schema, name, type, sql)`` of every table and view (internal ``sqlite_`` ones left out)."""
+    """``(schema, name, type, sql)`` of every table and view (internal ``sqlite_`` ones left out).
+
+    An error reading a schema (a database locked by another process, a file that is not a
+    database) is raised as the engine's own error, as a ``SELECT`` gets it: an empty listing
+    would say there are no tables.
+    """
     out = []
     for schema, _ in schemas(con):
-        try:
-            _, rows = _rows(con, f"SELECT type, name, sql FROM {_master(schema)} "
-                                 "WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
-                                 "ORDER BY name")
-        except _errors.Error:
-            continue
+        _, rows = _rows(con, f"SELECT type, name, sql FROM {_master(schema)} "
+                             "WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+                             "ORDER BY name")
         out.extend((schema, r[1], r[0], r[2] or "") for r in rows)
     return out
 

@@ -6,14 +6,19 @@ from pathlib import Path
 
 from sqlnb import errors as _errors
 from sqlnb.connection import Connection, connect, parse_url
+from sqlnb.notebook.saved import SavedQueries
 
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*\Z")
+_URL_SPACES = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://.*\Z", re.S)
 
 
-def looks_like_target(token: str) -> bool:
-    """True for a lone ``scheme://...`` URL or ``:memory:`` (the ``%sql URL`` shorthand)."""
-    return token == ":memory:" or ("://" in token and _URL.match(token) is not None)
+def looks_like_target(token: str, spaces: bool = False) -> bool:
+    """True for a lone ``scheme://...`` URL or ``:memory:`` (the ``%sql URL`` shorthand);
+    ``spaces``: the token was quoted, so the URL may hold spaces."""
+    if token == ":memory:":
+        return True
+    return "://" in token and (_URL_SPACES if spaces else _URL).match(token) is not None
 
 
 class Session:
@@ -23,6 +28,7 @@ class Session:
         self.connections: dict[str, Connection] = {}
         self.current: str | None = None
         self._adopted: set[str] = set()  # aliases of Connections the user opened (not ours to close)
+        self.saved = SavedQueries()  # %%sql --save NAME (for every connection of the session)
 
     def _default_alias(self, target: str) -> str:
         _, path, _ = parse_url(target)
