@@ -47,7 +47,7 @@
 #define FF_UTC 2       /* FK_TIME: a time zone aware column: text ends in +00:00 */
 #define FF_DATE 4      /* FK_TIME: a date: text is YYYY-MM-DD */
 #define FF_EPOCH 8     /* FK_TIME: REAL seconds since the epoch instead of text */
-#define FF_TIMEDELTA 16 /* FK_TIME: a duration: INTEGER in its own unit */
+#define FF_TIMEDELTA 16 /* FK_TIME: a duration: INTEGER nanoseconds */
 
 typedef struct sqlnb_fchunk {
     int64_t start;          /* the frame row of this chunk's first value */
@@ -391,7 +391,12 @@ static void sqlnb_fv_time(sqlite3_context *ctx, const sqlnb_fcol *col, int64_t v
     int64_t unit = col->unit > 0 ? col->unit : 1, secs, frac, days, sod, y;
     int m, d, n, digits = 0;
     int64_t u;
-    if (col->flags & FF_TIMEDELTA) { sqlite3_result_int64(ctx, v); return; }
+    if (col->flags & FF_TIMEDELTA) {   /* INTEGER nanoseconds, as to_table writes them */
+        int64_t factor = unit >= 1000000000 ? 1 : 1000000000 / unit;
+        if (v > INT64_MAX / factor || v < -(INT64_MAX / factor)) sqlite3_result_double(ctx, (double)v * factor);
+        else sqlite3_result_int64(ctx, v * factor);
+        return;
+    }
     if (col->flags & FF_EPOCH) {
         sqlite3_result_double(ctx, (col->flags & FF_DATE) ? (double)v * 86400.0 / (double)unit
                                                           : (double)v / (double)unit);

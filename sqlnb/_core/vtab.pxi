@@ -268,7 +268,11 @@ cdef void _fh_pyvalue(sqlite3_context *ctx, void *obj) noexcept with gil:
 
 
 cdef void _fh_destroy_registry(void *aux) noexcept with gil:
-    Py_DECREF(<object>aux)
+    # the connection closed: its frames are let go now, not when the connection object goes
+    cdef _FrameRegistry reg = <_FrameRegistry>aux
+    reg.by_key.clear()
+    reg.by_name.clear()
+    Py_DECREF(reg)
 
 
 sqlnb_frame_hooks.connect = _fh_connect
