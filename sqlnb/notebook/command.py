@@ -17,6 +17,7 @@ from sqlnb.connection import Connection, strictest_mode
 from sqlnb.notebook import cell as _cell
 from sqlnb.notebook import display
 from sqlnb.notebook import explore
+from sqlnb.notebook import pyframes
 from sqlnb.notebook.session import Session
 
 _VAR = re.compile(r"^:([A-Za-z_][A-Za-z0-9_]*)$")  # --connect :name (the magic's syntax, not SQL)
@@ -165,8 +166,11 @@ def run_sql(cmd: Command, con, settings: Settings, ns, user_ns):
     ``--out`` stores the last, ``--export`` writes it.
     """
     args = cmd.args
-    run = _cell.run_cell(con, cmd.sql, ns, limit=args.limit, timeout=args.timeout,
-                         short_errors=settings.short_errors, frame_class=display.SqlResult)
+    with pyframes.serving(con, cmd.sql, ns) as served:   # names that are frames in Python (replacement scans)
+        run = _cell.run_cell(con, cmd.sql, ns, limit=args.limit, timeout=args.timeout,
+                             short_errors=settings.short_errors, frame_class=display.SqlResult)
+    if served:
+        print(pyframes.footer(con, served))
     if not run.frames:
         return None, []
     earlier = [display.wrap(df, info) for df, info in zip(run.frames[:-1], run.infos[:-1])]
