@@ -426,3 +426,24 @@ def test_interrupt_in_the_middle_of_a_scan(tmp_path):
 @pytest.mark.timeout(120)
 def test_ctrl_c_in_the_middle_of_a_scan(fengine, tmp_path):
     _stop_scan_midway(fengine, tmp_path, lambda con: os.kill(os.getpid(), signal.SIGINT), KeyboardInterrupt)
+
+
+# --- the system engine: a TEMP copy, said once ------------------------------------------------
+def test_system_engine_copies_into_a_temp_table_and_says_so_once(tmp_path, capsys):
+    con = sqlnb.connect(str(tmp_path / "s.db"), engine="system")
+    df = _mixed_frame()
+    con.register("df", df)
+    assert rows(con, "SELECT * FROM df") == MIXED_ROWS          # the same values as in place
+    assert "copies a registered frame into a TEMP table" in capsys.readouterr().err
+    assert con.backend.frames_served == "copy" and set(con.registered) == {"df"}
+    df.loc[0, "i64"] = 5                                           # a copy: not seen
+    assert rows(con, "SELECT i64 FROM df LIMIT 1") == [(2**62,)]
+    con.register("df", df, replace=True)
+    assert rows(con, "SELECT i64 FROM df LIMIT 1") == [(5,)]
+    assert capsys.readouterr().err == ""                           # said once per connection
+    with pytest.raises(errors.ProgrammingError, match="already registered"):
+        con.register("df", df)
+    con.unregister("df")
+    with pytest.raises(errors.OperationalError, match="no such table"):
+        con.execute("SELECT * FROM df")
+    con.close()
