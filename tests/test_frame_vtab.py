@@ -355,10 +355,25 @@ def test_limit_and_rowid_ranges_read_only_those_rows(fcon):
     assert src.rows_read - before <= 6
 
 
-def test_limit_with_other_constraints_stays_correct(fcon):
+def test_limit_with_other_constraints_or_an_order_stays_correct(fcon):
     df = pd.DataFrame({"a": np.arange(1000, dtype=np.int64) % 7})
     fcon.register("f", df)
     assert rows(fcon, "SELECT rowid FROM f WHERE a = 3 LIMIT 2 OFFSET 1") == [(10,), (17,)]
+    assert rows(fcon, "SELECT rowid FROM f ORDER BY rowid DESC LIMIT 3") == [(999,), (998,), (997,)]
+    assert rows(fcon, "SELECT rowid FROM f ORDER BY a DESC, rowid LIMIT 2 OFFSET 1") == [(13,), (20,)]
+    assert rows(fcon, "SELECT rowid FROM f ORDER BY rowid LIMIT 2 OFFSET 5") == [(5,), (6,)]
+    assert rows(fcon, "SELECT rowid FROM f WHERE rowid < 10 ORDER BY rowid DESC LIMIT 2") == [(9,), (8,)]
+
+
+def test_limit_is_taken_by_the_table_where_sqlite_passes_it():
+    need_engine("sqlite")
+    con = sqlnb.connect(":memory:")
+    con.register("big", pd.DataFrame({"a": np.arange(100)}))
+    plan = con.execute("EXPLAIN QUERY PLAN SELECT * FROM big LIMIT 10 OFFSET 5").fetchall()
+    assert "INDEX 96:" in plan[0][3]   # LIMIT (32) and OFFSET (64) consumed by xFilter
+    plan = con.execute("EXPLAIN QUERY PLAN SELECT * FROM big ORDER BY rowid DESC LIMIT 3").fetchall()
+    assert "INDEX 0:" in plan[0][3]    # the sort comes after the scan: no LIMIT in the scan
+    con.close()
 
 
 def test_joins_and_windows_agree_with_the_copied_table(fcon):

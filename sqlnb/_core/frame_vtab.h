@@ -206,8 +206,12 @@ static int sqlnb_fv_best_index(sqlite3_vtab *p, sqlite3_index_info *info) {
             rows /= 4;
         }
     }
-    /* LIMIT / OFFSET only when no other constraint is left for SQLite to test afterwards */
-    if (!other && lim >= 0) {
+    info->idxNum = 0;
+    if (info->nOrderBy == 1 && info->aOrderBy[0].iColumn == -1 && !info->aOrderBy[0].desc)
+        info->orderByConsumed = 1;   /* rows come in rowid order */
+    /* LIMIT / OFFSET only when no other constraint is left for SQLite to test afterwards and
+     * no ORDER BY is left to sort the rows (SQLite passes them in both cases) */
+    if (!other && lim >= 0 && (info->nOrderBy == 0 || info->orderByConsumed)) {
         info->aConstraintUsage[lim].argvIndex = ++n;
         info->aConstraintUsage[lim].omit = 1;
         bits |= FB_LIMIT;
@@ -218,8 +222,6 @@ static int sqlnb_fv_best_index(sqlite3_vtab *p, sqlite3_index_info *info) {
         }
     }
     info->idxNum = bits;
-    if (info->nOrderBy == 1 && info->aOrderBy[0].iColumn == -1 && !info->aOrderBy[0].desc)
-        info->orderByConsumed = 1;   /* rows come in rowid order */
     if (rows < 1) rows = 1;
     info->estimatedCost = rows;
 #if SQLNB_NEWER(3008002)
