@@ -166,3 +166,21 @@ class ExportColumns:
     def _insert(self, stmt: RawStatement, start: int, stop: int, first: bool) -> int: ...
 
 def format_datetimes(values: Iterable[int], ticks: int, frac: int, utc: bool) -> list[str]: ...
+
+# --- the sqlnb_frame virtual table (_core/vtab.pxi, frame_vtab.h) ---------------------------------
+FRAME_MODULE: str
+
+class FrameSource:
+    frame: Any
+    describe: Callable[[], tuple[int, Sequence[str], list[tuple], Any]]
+    name: str
+    names: tuple[str, ...]
+    @property
+    def rows_read(self) -> int: ...
+
+def frame_register(raw: RawConnection, name: str, frame: Any,
+                   describe: Callable[[], tuple[int, Sequence[str], list[tuple], Any]],
+                   names: tuple[str, ...], decl: str, convert: Callable[[Any], Any] | None = None,
+                   replace: bool = False) -> FrameSource: ...
+def frame_unregister(raw: RawConnection, name: str) -> None: ...
+def frame_sources(raw: RawConnection) -> dict[str, FrameSource]: ...

@@ -29,6 +29,7 @@ from sqlnb._url import (
 )
 from sqlnb.engines import lsm_url as _lsm_url
 from sqlnb.engines import open as _open
+from sqlnb.frames import source as _frame_source
 
 __all__ = ["connect", "Connection", "Cursor", "parse_url", "redact", "strictest_mode", "ENGINES", "MODES"]
 
@@ -310,6 +311,38 @@ class Connection:
     def to_table(self, df, name, **options):
         """Write a DataFrame into table ``name`` atomically (see :func:`sqlnb.export.to_table`)."""
         return export.to_table(self, df, name, **options)
+
+    # --- frames as tables: the sqlnb_frame virtual table (docs/frames-in-sql.md) ------
+    @serialized
+    def register(self, name: str, frame, *, replace: bool = False, datetimes: str = "text"):
+        """Serve ``frame`` (a pandas DataFrame, a pyarrow Table or RecordBatch, or an object with
+        the Arrow PyCapsule interface) as the read-only table ``temp.<name>``.
+
+        SQLite reads the frame's own buffers at each query (no copy; the ``system`` engine copies
+        it into a TEMP table instead). The table keeps a reference to the frame: a frame changed
+        in place is read as it is now; a new object bound to the same variable is not (register
+        it again). ``datetimes``: ``"text"`` (ISO-8601, the default) or ``"epoch"`` (REAL seconds).
+        Allowed in every mode (the frame is read, nothing is written). Returns the connection.
+        """
+        self._check()
+        if not isinstance(name, str) or not name.strip() or "\0" in name:
+            raise ValueError(f"a frame is registered under a table name (a non-empty str), not {name!r}")
+        plan = _frame_source.plan(frame, datetimes=datetimes)
+        self.backend.register_frame(self, name, plan, replace=replace)
+        return self
+
+    @serialized
+    def unregister(self, name: str):
+        """Drop the table :meth:`register` made (the frame itself is untouched). Returns the connection."""
+        self._check()
+        self.backend.unregister_frame(self, name)
+        return self
+
+    @property
+    def registered(self) -> dict:
+        """``{name: source}`` of the frames registered on this connection (``source.frame``)."""
+        self._check()
+        return self.backend.registered_frames(self)
 
     # --- helpers for the layers above -----------------------------------------------
     def _prepare(self, data: bytes, offset: int = 0):

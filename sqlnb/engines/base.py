@@ -219,3 +219,21 @@ class Engine:
         """executemany of an iterator of tuples (only engines without "columnar_export")."""
         raise _errors.NotSupportedError(f"the {self.name!r} engine exports through its columnar path")
 
+
+    # --- frames as tables (the sqlnb_frame virtual table; docs/frames-in-sql.md) ---------------
+    #: how a registered frame is served: "in place" (the compiled cores' virtual table) or "copy"
+    frames_served = "in place"
+
+    def register_frame(self, con, name: str, plan, *, replace: bool = False):
+        """Serve ``plan`` (a ``sqlnb.frames.source.FramePlan``) as the table ``temp.<name>``,
+        reading the frame's buffers in place; returns the core's FrameSource."""
+        return self.load().frame_register(con.raw, name, plan.frame, plan.describe, plan.names, plan.decl,
+                                          plan.convert, replace)
+
+    def unregister_frame(self, con, name: str) -> None:
+        """Drop the table ``register_frame`` made (ProgrammingError when ``name`` is none)."""
+        self.load().frame_unregister(con.raw, name)
+
+    def registered_frames(self, con) -> dict:
+        """``{name: source}`` of the frames registered on ``con`` (``source.frame``, ``.rows_read``)."""
+        return self.load().frame_sources(con.raw)

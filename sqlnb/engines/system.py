@@ -27,7 +27,9 @@ import time
 from sqlnb import _files, _sql
 from sqlnb import authorizer as _authorizer
 from sqlnb import errors as _errors
+from sqlnb.engines import protocol as _protocol
 from sqlnb.engines.base import OPEN_CREATE, OPEN_READONLY, OPEN_READWRITE, OPEN_URI, Engine
+from sqlnb.engines.sqlite import SqliteEngine
 from sqlnb.engines.system_util import params as _params
 from sqlnb.engines.system_util import readonly_uri as _readonly_uri
 from sqlnb.engines.system_util import translate
@@ -553,3 +555,67 @@ class SystemEngine(Engine):
 
     def insert_rows(self, raw, sql: str, rows) -> int:
         return raw.insert_rows(sql, rows)
+
+    # --- frames as tables: the stdlib's SQLite has no sqlnb_frame module: a TEMP copy -----------
+    frames_served = "copy"
+
+    def register_frame(self, con, name: str, plan, *, replace: bool = False):
+        """Copy the frame into ``temp.<name>`` (said once per connection). Its values are read
+        through our core's frame table, so they are the very values the other engines serve."""
+        reg = con.extras.setdefault("frames", {})
+        key = name.lower()
+        if key in reg and not replace:
+            raise _errors.ProgrammingError(
+                f"a frame is already registered as {name!r}; unregister it first or pass replace=True")
+        reader = _frame_reader()
+        mem = reader.RawConnection(":memory:")
+        try:
+            reader.frame_register(mem, "f", plan.frame, plan.describe, plan.names, plan.decl, plan.convert, False)
+            rows = _protocol.rows(mem, "SELECT * FROM f")
+        finally:
+            mem.close()
+        if key in reg:
+            self.unregister_frame(con, reg[key][0])
+        quoted = f"temp.{_sql.quote_identifier(name)}"
+        raw = con.raw
+        _protocol.rows(raw, f"CREATE TEMP TABLE {quoted} ({plan.decl})")
+        if rows:
+            marks = ", ".join("?" * len(plan.names))
+            raw.insert_rows(f"INSERT INTO {quoted} VALUES ({marks})", iter(rows))
+        reg[key] = (name, plan.frame)
+        if not con.extras.get("frames_copy_said"):
+            con.extras["frames_copy_said"] = True
+            print(f"sqlnb: the {self.name!r} engine copies a registered frame into a TEMP table "
+                  f"({name!r}: {len(rows):,} rows); later changes to the frame are not seen "
+                  "(engine='sqlite' reads frames in place)", file=sys.stderr)
+        return _CopiedFrame(plan.frame, len(rows))
+
+    def unregister_frame(self, con, name: str) -> None:
+        reg = con.extras.get("frames", {})
+        if name.lower() not in reg:
+            raise _errors.ProgrammingError(f"no frame is registered as {name!r} on this connection")
+        stored, _frame = reg.pop(name.lower())
+        _protocol.rows(con.raw, f"DROP TABLE IF EXISTS temp.{_sql.quote_identifier(stored)}")
+
+    def registered_frames(self, con) -> dict:
+        return {n: _CopiedFrame(f, -1) for n, f in con.extras.get("frames", {}).values()}
+
+
+class _CopiedFrame:
+    """What ``registered`` shows for a frame the system engine copied."""
+
+    rows_read = 0
+
+    def __init__(self, frame, rows: int):
+        self.frame = frame
+        self.rows_copied = rows
+
+
+def _frame_reader():
+    """The compiled core whose frame table reads a frame for the copy."""
+    try:
+        return SqliteEngine().load()
+    except _errors.EngineUnavailableError as exc:
+        raise _errors.NotSupportedError(
+            f"the 'system' engine copies a registered frame through sqlnb's compiled core, which is "
+            f"not available here: {exc}") from None

@@ -23,6 +23,7 @@ from sqlnb.notebook import display
 from sqlnb.notebook import explore
 from sqlnb.notebook import look as _look
 from sqlnb.notebook import saved as _saved
+from sqlnb.notebook import pyframes
 from sqlnb.notebook.session import Session
 
 _VAR = re.compile(r"^:([A-Za-z_][A-Za-z0-9_]*)$")  # --connect :name (the magic's syntax, not SQL)
@@ -334,9 +335,12 @@ def run_sql(cmd: Command, con, settings: Settings, ns, user_ns, target=None, sav
     ``--out`` stores the last, ``--export`` writes it to ``target`` (checked beforehand).
     """
     args = cmd.args
-    run = _cell.run_cell(con, cmd.sql, ns, limit=args.limit, timeout=args.timeout,
-                         short_errors=settings.short_errors, frame_class=display.SqlResult,
-                         line_offset=cmd.line_offset, expand=saved_expander(saved, con, cmd.sql))
+    with pyframes.serving(con, cmd.sql, ns) as served:   # names that are frames in Python (replacement scans)
+        run = _cell.run_cell(con, cmd.sql, ns, limit=args.limit, timeout=args.timeout,
+                             short_errors=settings.short_errors, frame_class=display.SqlResult,
+                             line_offset=cmd.line_offset, expand=saved_expander(saved, con, cmd.sql))
+    if served:
+        print(pyframes.footer(con, served))
     if not run.frames:
         if target is not None:
             raise CommandError(f"--export {args.export}: the SQL ran and gave no result to write; "
