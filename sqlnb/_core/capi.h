@@ -137,4 +137,14 @@ typedef struct sqlite3_snapshot { unsigned char hidden[48]; } sqlite3_snapshot;
 #  define sqlnb_db_config_flag(db, op, value, out) (SQLITE_ERROR)
 #endif
 
+/* user-defined functions (functions.pxi): the deterministic flag came with 3.8.3, window
+ * functions (sqlite3_create_window_function) with 3.25; the Python side asks these first. */
+#define SQLNB_HAVE_DETERMINISTIC SQLNB_NEWER(3008003)
+#if SQLNB_NEWER(3025000)
+#  define SQLNB_HAVE_WINDOW_FUNCTIONS 1
+#else
+#  define SQLNB_HAVE_WINDOW_FUNCTIONS 0
+#  define sqlite3_create_window_function(db, n, a, e, p, s, f, v, i, d) (SQLITE_ERROR)
+#endif
+
 #endif /* SQLNB_CAPI_H */

@@ -208,3 +208,36 @@ cdef extern from "capi.h" nogil:
     void sqlite3_snapshot_free(sqlite3_snapshot *p)
     const char *sqlite3_db_name(sqlite3 *db, int N)
     int sqlnb_db_config_flag(sqlite3 *db, int op, int value, int *out)
+
+# --- user-defined functions, aggregates, window functions, collations (functions.pxi) ------
+ctypedef void (*sqlnb_xfunc)(sqlite3_context *, int, sqlite3_value **) noexcept nogil
+ctypedef void (*sqlnb_xfinal)(sqlite3_context *) noexcept nogil
+ctypedef void (*sqlnb_xdestroy)(void *) noexcept nogil
+ctypedef int (*sqlnb_xcompare)(void *, int, const void *, int, const void *) noexcept nogil
+
+cdef extern from "capi.h" nogil:
+    int SQLNB_HAVE_DETERMINISTIC
+    int SQLNB_HAVE_WINDOW_FUNCTIONS
+    enum:
+        SQLITE_UTF8
+        SQLITE_DETERMINISTIC
+    void *sqlite3_user_data(sqlite3_context *ctx)
+    sqlite3 *sqlite3_context_db_handle(sqlite3_context *ctx)
+    void *sqlite3_aggregate_context(sqlite3_context *ctx, int nBytes)
+    int sqlite3_create_function_v2(sqlite3 *db, const char *zName, int nArg, int eTextRep, void *pApp,
+                                   sqlnb_xfunc xFunc, sqlnb_xfunc xStep, sqlnb_xfinal xFinal,
+                                   sqlnb_xdestroy xDestroy)
+    int sqlite3_create_window_function(sqlite3 *db, const char *zName, int nArg, int eTextRep, void *pApp,
+                                       sqlnb_xfunc xStep, sqlnb_xfinal xFinal, sqlnb_xfinal xValue,
+                                       sqlnb_xfunc xInverse, sqlnb_xdestroy xDestroy)
+    int sqlite3_create_collation_v2(sqlite3 *db, const char *zName, int eTextRep, void *pArg,
+                                    sqlnb_xcompare xCompare, sqlnb_xdestroy xDestroy)
+    void sqlite3_result_null(sqlite3_context *ctx)
+    void sqlite3_result_int64(sqlite3_context *ctx, sqlite3_int64 v)
+    void sqlite3_result_double(sqlite3_context *ctx, double v)
+    void sqlite3_result_text(sqlite3_context *ctx, const char *z, int n, sqlite3_destructor_type d)
+    void sqlite3_result_blob(sqlite3_context *ctx, const void *z, int n, sqlite3_destructor_type d)
+    void sqlite3_result_error(sqlite3_context *ctx, const char *z, int n)
+    void sqlite3_result_error_code(sqlite3_context *ctx, int code)
+    void sqlite3_result_error_toobig(sqlite3_context *ctx)
+    void sqlite3_result_error_nomem(sqlite3_context *ctx)
