@@ -63,3 +63,4 @@ include "_core/auth.pxi"         # the authorizer's C callback and decision
 include "_core/auth_table.pxi"   # AuthTable (a policy compiled to C), install_policy
 include "_core/auth_program.pxi" # the second check: each prepared statement's program
 include "_core/export.pxi"       # ExportColumns: the columnar INSERT loop of to_table
+include "_core/functions.pxi"    # user-defined functions, aggregates, window functions, collations
