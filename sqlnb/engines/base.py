@@ -20,6 +20,7 @@ Connection-side hooks (called by ``sqlnb.connection`` only):
 ``explain()``          a clearer exception for an error, or None
 ``hold_rows()``        what a cursor keeps between fetches (bdb: the buffered rows)
 ``run_many()``         ``executemany`` of a prepared statement
+``register_function``  a user function, aggregate or window function (``register_collation``)
 =====================  ==================================================================
 """
 from __future__ import annotations
@@ -41,6 +42,7 @@ CAPABILITIES = frozenset((
     "columnar_fetch", "columnar_export", "parallel_fetch", "multirow_values", "export_cache",
     "window", "json", "fts5", "rtree", "math", "dbstat", "lsm1", "wal", "snapshot", "defensive",
     "bind_names", "uri", "strict_quotes", "busy_handler",
+    "window_udf",   # create_window_function (user-defined aggregate window functions)
 ))
 
 
@@ -219,3 +221,16 @@ class Engine:
         """executemany of an iterator of tuples (only engines without "columnar_export")."""
         raise _errors.NotSupportedError(f"the {self.name!r} engine exports through its columnar path")
 
+
+    # --- user-defined functions and collations (sqlnb.stdlib_api) ---------------------------------
+    def register_function(self, raw, kind: str, name, narg: int, func, deterministic: bool = False) -> None:
+        """Register (``func`` None: remove) a user function on ``raw``: ``kind`` is ``"function"``,
+        ``"aggregate"`` or ``"window function"`` (an engine without "window" refuses the last)."""
+        if kind == "window function" and not self.has("window_udf"):
+            raise _errors.FeatureNotSupportedError(
+                f"create_window_function: the {self.name!r} engine cannot ({self.lacks('window_udf')})")
+        self.load().register_function(raw, kind, name, narg, func, deterministic)
+
+    def register_collation(self, raw, name, func) -> None:
+        """Register (``func`` None: remove) collation ``name`` on ``raw``."""
+        self.load().register_collation(raw, name, func)

@@ -27,6 +27,7 @@ import time
 from sqlnb import _files, _sql
 from sqlnb import authorizer as _authorizer
 from sqlnb import errors as _errors
+from sqlnb.engines import system_functions as _udf
 from sqlnb.engines.base import OPEN_CREATE, OPEN_READONLY, OPEN_READWRITE, OPEN_URI, Engine
 from sqlnb.engines.system_util import params as _params
 from sqlnb.engines.system_util import readonly_uri as _readonly_uri
@@ -104,6 +105,7 @@ class RawConnection:
         # an exception raised inside the progress handler or the user's authorizer, re-raised
         # from the step it stopped (see _stopped)
         self._pending = None
+        self._udf_cause = None  # (message, exception) of a user function that failed (system_functions)
         self._interrupts = 0  # interrupt() calls so far (insert_rows stops between rows on one)
         self._report_every = 0.0
         self._next_report = 0.0
@@ -150,6 +152,8 @@ class RawConnection:
         asked, self._interrupt_asked = self._interrupt_asked, False
         if pending is not None:
             return pending
+        if self._udf_cause is not None:  # a user function raised: the error naming it, caused by it
+            return _udf.error(self, sql)
         if getattr(exc, "sqlite_errorcode", None) == 9:  # SQLITE_INTERRUPT
             if self._deadline and time.monotonic() > self._deadline:
                 return _errors.timeout_error(self.timeout, sql)
@@ -330,6 +334,33 @@ class RawConnection:
             raise _errors.interrupted(sql)
         return taken
 
+    @_serialized
+    def limit(self, category, value=-1):
+        """``sqlite3_limit``: the current value (``value`` < 0) or set it, the old value returned."""
+        try:
+            return self._con.getlimit(category) if value < 0 else self._con.setlimit(category, value)
+        except _sq.ProgrammingError:  # a category SQLite does not know: as sqlite3_limit answers it
+            return -1
+
+    @_serialized
+    def register_function(self, kind, name, narg, func, deterministic=False):
+        """The stdlib's create_function/create_aggregate/create_window_function, wrapped
+        (``system_functions``); ``func`` None stands in a function that is not there."""
+        if func is None:
+            def func(*args):
+                raise _errors.OperationalError(f"no such function: {name}")
+            kind, deterministic = "function", False
+        if kind == "function":
+            self._con.create_function(name, narg, _udf.scalar(self, name, func), deterministic=deterministic)
+        elif kind == "aggregate":
+            self._con.create_aggregate(name, narg, _udf.aggregate(self, kind, name, func))
+        else:
+            self._con.create_window_function(name, narg, _udf.aggregate(self, kind, name, func))
+
+    @_serialized
+    def register_collation(self, name, func):
+        self._con.create_collation(name, None if func is None else _udf.collation(self, name, func))
+
     def _verify(self, sql, params):
         """The program check (``Policy.check_program`` over ``EXPLAIN``), before a statement runs."""
         policy = self.__policy
@@ -343,7 +374,7 @@ class RawConnection:
         try:
             rows = self._con.execute("EXPLAIN " + sql, params).fetchall()
         except _sq.Error as exc:
-            raise self._failed(exc, sql) from None
+            raise _udf.keep_cause(self._failed(exc, sql))
         finally:
             state["quiet"] = False
         ops, frame = [], -1
@@ -420,6 +451,7 @@ class RawStatement:
         c = self.conn
         seq = [_params(p) for p in seq_of_parameters]
         c._pending = None
+        c._udf_cause = None
         if seq:
             c._verify(self.sql, seq[0])
         if c.policy is not None:
@@ -427,7 +459,7 @@ class RawStatement:
         try:
             return c._con.executemany(self.sql, seq).rowcount
         except _sq.Error as exc:
-            raise c._failed(exc, self.sql) from None
+            raise _udf.keep_cause(c._failed(exc, self.sql))
 
     @_serialized
     def bind(self, params):
@@ -442,13 +474,14 @@ class RawStatement:
             c = self.conn
             c._deadline = (time.monotonic() + c.timeout) if c.timeout else 0.0
             c._pending = None
+            c._udf_cause = None
             try:
                 c._verify(self.sql, self._params)
                 if c.policy is not None:
                     c.policy.begin()
                 self._cur = c._con.execute(self.sql, self._params)
             except _sq.Error as exc:
-                raise c._failed(exc, self.sql) from None
+                raise _udf.keep_cause(c._failed(exc, self.sql))
             finally:
                 c._deadline = 0.0
             c._last_changes = max(self._cur.rowcount, 0)
@@ -478,7 +511,7 @@ class RawStatement:
         try:
             self._row = self._cur.fetchone()
         except _sq.Error as exc:
-            raise self.conn._failed(exc, self.sql) from None
+            raise _udf.keep_cause(self.conn._failed(exc, self.sql))
         if self._row is None:
             self.done = True
             return False
@@ -495,7 +528,7 @@ class RawStatement:
         try:
             rows = self._cur.fetchmany(size)
         except _sq.Error as exc:
-            raise self.conn._failed(exc, self.sql) from None
+            raise _udf.keep_cause(self.conn._failed(exc, self.sql))
         if len(rows) < size:
             self.done = True
         return [tuple(r) for r in rows]
@@ -505,6 +538,14 @@ class RawStatement:
         self._run()
         while self.step():
             pass
+
+
+def register_function(raw, kind, name, narg, func, deterministic=False):
+    raw.register_function(kind, name, narg, func, deterministic)
+
+
+def register_collation(raw, name, func):
+    raw.register_collation(name, func)
 
 
 class SystemEngine(Engine):
@@ -523,6 +564,9 @@ class SystemEngine(Engine):
         "export_cache": "the stdlib engine keeps its own cache size",
         "lsm1": "the stdlib's SQLite has no lsm1 (engine='sqlite' has it)",
         "bind_names": "the stdlib does not expose SQLite's parameter names (sqlnb's lexer finds them)",
+        # CPython gh-153800 (open): value()/inverse() on an empty frame dereference NULL
+        "window_udf": "the stdlib's window functions crash the process on an empty frame (CPython "
+                      "gh-153800); use engine='sqlite'",
     }
 
     def _import(self):
