@@ -29,6 +29,7 @@ from sqlnb._url import (
 )
 from sqlnb.engines import lsm_url as _lsm_url
 from sqlnb.engines import open as _open
+from sqlnb.stdlib_api import StdlibSurface
 
 __all__ = ["connect", "Connection", "Cursor", "parse_url", "redact", "strictest_mode", "ENGINES", "MODES"]
 
@@ -133,7 +134,7 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
                       isolation_level=isolation_level, check_same_thread=check_same_thread, timeout=timeout)
 
 
-class Connection:
+class Connection(StdlibSurface):
     """A PEP 249 connection over one of sqlnb's engines."""
 
     # PEP 249 exposes the exception classes on the connection too
