@@ -50,6 +50,9 @@ cdef class RawConnection:
     cdef public double timeout         # per-statement time limit in seconds (0 = none)
     cdef object _pending               # exception captured by a callback
     cdef object _udf_cause             # (message, exception) of a user function that failed (functions.pxi)
+    cdef dict _udfs                    # what functions.pxi registered, to copy to a parallel fetch's workers
+    cdef object _user_progress         # the stdlib's set_progress_handler / set_trace_callback (hooks.pxi)
+    cdef object _trace
     cdef public long long rows_seen    # rows fetched so far; a C field the GIL-free fetch loop updates
     cdef readonly object policy        # the policy object install_policy was given (set once)
     cdef bint _verifying               # the policy's own schema reads run (no program check)

@@ -241,3 +241,28 @@ cdef extern from "capi.h" nogil:
     void sqlite3_result_error_code(sqlite3_context *ctx, int code)
     void sqlite3_result_error_toobig(sqlite3_context *ctx)
     void sqlite3_result_error_nomem(sqlite3_context *ctx)
+
+# --- the stdlib surface: tracing, backup, serialize (hooks.pxi, backup.pxi) --------------------
+ctypedef int (*sqlnb_xtrace_v2)(unsigned int, void *, void *, void *) noexcept nogil
+ctypedef void (*sqlnb_xtrace_v1)(void *, const char *) noexcept nogil
+
+cdef extern from "capi.h" nogil:
+    ctypedef struct sqlite3_backup
+    int SQLNB_HAVE_TRACE_V2
+    int SQLNB_HAVE_SERIALIZE
+    enum:
+        SQLITE_TRACE_STMT
+        SQLITE_DESERIALIZE_FREEONCLOSE
+        SQLITE_DESERIALIZE_RESIZEABLE
+    int sqlite3_trace_v2(sqlite3 *db, unsigned int mask, sqlnb_xtrace_v2 cb, void *ctx)
+    void sqlnb_trace_v1(sqlite3 *db, sqlnb_xtrace_v1 cb, void *ctx)
+    sqlite3_backup *sqlite3_backup_init(sqlite3 *pDest, const char *zDestName, sqlite3 *pSource,
+                                        const char *zSourceName)
+    int sqlite3_backup_step(sqlite3_backup *p, int nPage)
+    int sqlite3_backup_finish(sqlite3_backup *p)
+    int sqlite3_backup_remaining(sqlite3_backup *p)
+    int sqlite3_backup_pagecount(sqlite3_backup *p)
+    unsigned char *sqlite3_serialize(sqlite3 *db, const char *zSchema, sqlite3_int64 *piSize, unsigned int mFlags)
+    int sqlite3_deserialize(sqlite3 *db, const char *zSchema, unsigned char *pData, sqlite3_int64 szDb,
+                            sqlite3_int64 szBuf, unsigned mFlags)
+    void *sqlite3_malloc64(uint64_t n)

@@ -358,6 +358,7 @@ def register_function(RawConnection raw, str kind, name, int narg, func, bint de
                                                 xinverse, xdestroy)
         # (SQLite owns ``f`` from here, even when it failed: it called _udf_destroy then)
         check_rc(rc, raw.db)
+        _udf_remember(raw, ("function", name.lower(), narg), (kind, name, narg, func, deterministic), func)
     finally:
         _unlock(raw)
 
@@ -379,5 +380,25 @@ def register_collation(RawConnection raw, name, func):
             if rc != SQLITE_OK:          # (unlike functions, SQLite does not destroy it on failure)
                 Py_XDECREF(<PyObject*>f)
         check_rc(rc, raw.db)
+        _udf_remember(raw, ("collation", name.lower()), ("collation", name, func), func)
     finally:
         _unlock(raw)
+
+
+cdef void _udf_remember(RawConnection raw, tuple key, tuple registration, object func):
+    if raw._udfs is None:
+        raw._udfs = {}
+    if func is None:
+        raw._udfs.pop(key, None)
+    else:
+        raw._udfs[key] = registration
+
+
+def copy_functions(RawConnection source, RawConnection target):
+    """Register on ``target`` every function and collation registered on ``source`` (a parallel
+    fetch's worker connections run the same SQL)."""
+    for reg in list((source._udfs or {}).values()):
+        if reg[0] == "collation":
+            register_collation(target, reg[1], reg[2])
+        else:
+            register_function(target, *reg)
