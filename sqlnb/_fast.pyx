@@ -64,3 +64,5 @@ include "_core/auth_table.pxi"   # AuthTable (a policy compiled to C), install_p
 include "_core/auth_program.pxi" # the second check: each prepared statement's program
 include "_core/export.pxi"       # ExportColumns: the columnar INSERT loop of to_table
 include "_core/functions.pxi"    # user-defined functions, aggregates, window functions, collations
+include "_core/hooks.pxi"        # the stdlib's set_progress_handler (layered), set_trace_callback
+include "_core/backup.pxi"       # RawBackup (online backup), serialize, deserialize
