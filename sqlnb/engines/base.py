@@ -28,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import sqlite3 as _sqlite3
 import sys
+import time
 
 from sqlnb import errors as _errors
 from sqlnb.engines import files as _files
@@ -234,3 +236,46 @@ class Engine:
     def register_collation(self, raw, name, func) -> None:
         """Register (``func`` None: remove) collation ``name`` on ``raw``."""
         self.load().register_collation(raw, name, func)
+
+    # --- the rest of the stdlib surface (sqlnb.stdlib_more) ---------------------------------------
+    def set_progress_handler(self, raw, handler, n: int) -> None:
+        """The user's progress handler, layered under sqlnb's own (None: remove it)."""
+        self.load().set_progress_handler(raw, handler, n)
+
+    def set_trace_callback(self, raw, callback) -> None:
+        self.load().set_trace_callback(raw, callback)
+
+    def serialize(self, raw, name: str) -> bytes:
+        return self.load().serialize(raw, name)
+
+    def deserialize(self, raw, data, name: str) -> None:
+        self.load().deserialize(raw, data, name)
+
+    def backup(self, raw, target, *, pages: int, progress, name: str, sleep: float) -> None:
+        """Copy ``raw``'s database ``name`` into ``target``: a raw connection of this engine (the
+        core's online backup), or a stdlib ``sqlite3.Connection`` (another library: through
+        serialize/deserialize, one step)."""
+        if isinstance(target, _sqlite3.Connection):
+            data = self.serialize(raw, name)
+            target.deserialize(data)
+            if progress is not None:
+                progress(101, 0, len(data) // max(1, int(target.execute("PRAGMA page_size").fetchone()[0])))
+            return
+        bk = self.load().RawBackup(target, "main", raw, name)
+        _run_backup(bk, pages=pages, progress=progress, sleep=sleep)
+
+
+def _run_backup(backup, *, pages, progress, sleep):
+    """The stdlib's backup loop over a core ``RawBackup``."""
+    pages = -1 if pages <= 0 else pages
+    try:
+        while True:
+            state = backup.step(pages)
+            if progress is not None:
+                progress({"done": 101, "more": 0, "busy": 5}[state], backup.remaining, backup.pagecount)
+            if state == "done":
+                break
+            if state == "busy" and sleep > 0:
+                time.sleep(sleep)
+    finally:
+        backup.finish()

@@ -106,6 +106,8 @@ class RawConnection:
         # from the step it stopped (see _stopped)
         self._pending = None
         self._udf_cause = None  # (message, exception) of a user function that failed (system_functions)
+        self._user_progress = None  # the stdlib's set_progress_handler, layered (system_functions)
+        self._user_every = self._user_calls = 0
         self._interrupts = 0  # interrupt() calls so far (insert_rows stops between rows on one)
         self._report_every = 0.0
         self._next_report = 0.0
@@ -134,8 +136,9 @@ class RawConnection:
                 now = time.monotonic()
                 if now >= self._next_report:
                     self._next_report = now + self._report_every
-                    return 1 if self.progress_callback() else 0
-            return 0
+                    if self.progress_callback():
+                        return 1
+            return _udf.user_progress(self) if self._user_progress is not None else 0
         except BaseException as exc:  # noqa: BLE001 - re-raised by _stopped
             self._pending = exc
             return 1
@@ -585,6 +588,24 @@ class SystemEngine(Engine):
 
     def install_policy(self, raw, policy) -> None:
         raw.install_policy(policy)
+
+    # the stdlib surface: the stdlib's own calls (sqlnb.engines.system_functions)
+    def set_progress_handler(self, raw, handler, n: int) -> None:
+        _udf.set_progress_handler(raw, handler, n)
+
+    def set_trace_callback(self, raw, callback) -> None:
+        with raw._lock:
+            raw._con.set_trace_callback(callback)
+
+    def serialize(self, raw, name: str) -> bytes:
+        return _udf.stdlib_call(raw, "serialize", name=name)
+
+    def deserialize(self, raw, data, name: str) -> None:
+        _udf.stdlib_call(raw, "deserialize", data, name=name)
+
+    def backup(self, raw, target, *, pages: int, progress, name: str, sleep: float) -> None:
+        target_con = target if isinstance(target, _sq.Connection) else target._con
+        _udf.stdlib_call(raw, "backup", target_con, pages=pages, progress=progress, name=name, sleep=sleep)
 
     def run_many(self, con, st, seq_of_parameters, begin, count) -> int:
         """One stdlib executemany (it refuses statements that return rows itself)."""

@@ -1,5 +1,6 @@
-"""User-defined functions on the ``system`` engine: the stdlib's own registration, wrapped so
-that the contract is the compiled engines' (``sqlnb/_core/functions.pxi``).
+"""User-defined functions (and the rest of the stdlib surface) on the ``system`` engine: the
+stdlib's own calls, wrapped so that the contract is the compiled engines'
+(``sqlnb/_core/functions.pxi``, ``hooks.pxi``, ``backup.pxi``).
 
 The stdlib reports any exception raised in a user function as "user-defined function raised
 exception" and drops it (a collation's is lost altogether). Each wrapper here keeps the
@@ -10,6 +11,8 @@ kept as themselves. Results go through the one bind rule (:func:`sqlnb._bind.ada
 the compiled engines: a date becomes ISO text, an int past 64 bits a TooBigError.
 """
 from __future__ import annotations
+
+import sqlite3 as _sqlite3
 
 from sqlnb import _bind
 from sqlnb import errors as _errors
@@ -113,3 +116,45 @@ def keep_cause(err):
     if err.__cause__ is None:
         err.__suppress_context__ = True
     return err
+
+
+def set_progress_handler(raw, handler, n: int) -> None:
+    """The user's handler, layered under the adapter's own (``RawConnection._progress`` calls
+    :func:`user_progress`): the stdlib calls ours every min(n, 1000) instructions."""
+    with raw._lock:
+        if handler is None or n <= 0:
+            raw._user_progress, raw._user_every, every = None, 0, 1000
+        else:
+            every = min(n, 1000)
+            raw._user_progress, raw._user_every, raw._user_calls = handler, -(-n // every), 0
+        raw._con.set_progress_handler(raw._progress, every)
+
+
+def user_progress(raw) -> int:
+    """1 when the user's progress handler stops the statement (an exception: the statement's
+    error names it, the exception its cause)."""
+    raw._user_calls += 1
+    if raw._user_calls < raw._user_every:
+        return 0
+    raw._user_calls = 0
+    try:
+        stop = raw._user_progress()
+    except BaseException as exc:
+        keep(raw, "progress handler", "", "", exc)
+        if raw._udf_cause is not None:
+            msg, cause = raw._udf_cause
+            raw._udf_cause = (f"the progress handler raised {type(cause).__name__}" + (f": {cause}" if str(cause) else ""), cause)
+        return 1
+    if stop:
+        raw._interrupt_asked = True  # (an interrupt the adapter asked for: not Ctrl-C)
+        return 1
+    return 0
+
+
+def stdlib_call(raw, method: str, *args, **kwargs):
+    """``raw``'s stdlib connection's ``method`` under the adapter's lock, its errors as sqlnb's."""
+    with raw._lock:
+        try:
+            return getattr(raw._con, method)(*args, **kwargs)
+        except _sqlite3.Error as exc:
+            raise keep_cause(raw._failed(exc, None)) from None
