@@ -13,6 +13,7 @@ bind rule (``sqlnb._bind``). The bdb engine's core has no window functions:
 from __future__ import annotations
 
 from sqlnb import errors as _errors
+from sqlnb.stdlib_more import MoreMixin
 
 #: SQLite's bounds for a function's number of arguments (-1: any number)
 MIN_ARGS, MAX_ARGS = -1, 127
@@ -105,7 +106,7 @@ SQLITE_LIMIT_WORKER_THREADS = 11
 LIMITS = tuple(name for name in list(globals()) if name.startswith("SQLITE_LIMIT_"))
 
 
-class StdlibSurface(FunctionsMixin):
+class StdlibSurface(FunctionsMixin, MoreMixin):
     """The stdlib ``sqlite3.Connection`` methods beyond PEP 249 (``Connection`` inherits this)."""
 
     def _limit(self, what: str, category, value: int) -> int:
@@ -128,3 +129,53 @@ class StdlibSurface(FunctionsMixin):
         if isinstance(limit, bool) or not isinstance(limit, int):
             raise TypeError(f"setlimit(): limit must be an int, not {type(limit).__name__}")
         return self._limit("setlimit", category, max(-1, min(limit, 2**31 - 1)))
+
+    # --- isolation_level: the stdlib's checks -----------------------------------------------
+    @property
+    def isolation_level(self):
+        """``None`` (autocommit), ``""``, ``"DEFERRED"``, ``"IMMEDIATE"`` or ``"EXCLUSIVE"``: the
+        BEGIN opened before INSERT/UPDATE/DELETE/REPLACE (the stdlib's rule)."""
+        return self.__dict__.get("_isolation_level", "")
+
+    @isolation_level.setter
+    def isolation_level(self, value):
+        value = check_isolation_level(value)
+        if value is None and "_isolation_level" in self.__dict__ and not self.closed and self.in_transaction:
+            self.commit()   # autocommit from now on: the open transaction commits (as in the stdlib)
+        self.__dict__["_isolation_level"] = value
+
+    # --- text_factory: how TEXT reaches Python -----------------------------------------------
+    @property
+    def text_factory(self):
+        """``str`` (the default), ``bytes``, or a callable given each TEXT value's UTF-8 bytes
+        (rows of ``execute``/``fetch*``; the DataFrame fetchers keep their own rules)."""
+        return self.__dict__.get("_text_factory") or str
+
+    @text_factory.setter
+    def text_factory(self, factory):
+        if not callable(factory):
+            raise TypeError(f"text_factory must be callable, not {type(factory).__name__}")
+        self.__dict__["_text_factory"] = None if factory is str else factory
+
+    def _text_rows(self):
+        """The text factory rows go through (None: str, nothing to do); Cursor._wrap asks."""
+        return self.__dict__.get("_text_factory")
+
+
+ISOLATION_LEVELS = ("", "DEFERRED", "IMMEDIATE", "EXCLUSIVE")
+
+
+def check_isolation_level(value):
+    """``value`` as the stdlib keeps it (upper case), or its TypeError / ValueError."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError("isolation_level must be str or None")
+    if value.upper() not in ISOLATION_LEVELS:
+        raise ValueError("isolation_level string must be '', 'DEFERRED', 'IMMEDIATE', or 'EXCLUSIVE'")
+    return value.upper()
+
+
+def text_row(row: tuple, factory) -> tuple:
+    """``row`` with each str (TEXT, decoded with surrogateescape) given to ``factory`` as its bytes."""
+    return tuple(factory(v.encode("utf-8", "surrogateescape")) if isinstance(v, str) else v for v in row)
