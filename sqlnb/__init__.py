@@ -36,6 +36,7 @@ from sqlnb.errors import (
     ProgrammingError,
     Warning,
 )
+from sqlnb.row import Row
 from sqlnb.stdlib_api import (  # the stdlib's run-time limit categories (getlimit/setlimit)
     SQLITE_LIMIT_ATTACHED,
     SQLITE_LIMIT_COLUMN,
@@ -95,6 +96,7 @@ __all__ = [
     "STRING", "BINARY", "NUMBER", "DATETIME", "ROWID",
 ]
 __all__ += [  # the stdlib sqlite3 surface (docs/dbapi.md)
+    "Row",
     "SQLITE_LIMIT_LENGTH",
     "SQLITE_LIMIT_SQL_LENGTH",
     "SQLITE_LIMIT_COLUMN",
