@@ -66,6 +66,9 @@ OPTIONS = (
                                        help="Show TABLE's columns, types, indexes and foreign keys.")),
     (("--plan",), dict(action="store_true", help="Show the EXPLAIN QUERY PLAN of the SQL as an indented tree "
                                                  "instead of running it.")),
+    (("--function",), dict(metavar="NAME", help="Make Python function NAME callable from SQL on every connection "
+                                                "(open and opened later); a class with step/finalize: an aggregate "
+                                                "(with inverse/value: a window function). See docs/functions.md.")),
 )
 
 #: {option string: whether it takes a value} (split_line needs it to find where the options end)

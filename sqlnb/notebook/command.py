@@ -17,6 +17,7 @@ from sqlnb.connection import Connection, strictest_mode
 from sqlnb.notebook import cell as _cell
 from sqlnb.notebook import display
 from sqlnb.notebook import explore
+from sqlnb.notebook import functions as _functions
 from sqlnb.notebook.session import Session
 
 _VAR = re.compile(r"^:([A-Za-z_][A-Za-z0-9_]*)$")  # --connect :name (the magic's syntax, not SQL)
@@ -94,6 +95,8 @@ def execute(cmd: Command, session: Session, settings: Settings, ns, user_ns) -> 
         print(f"closed {args.close}" + (f"; current: {session.current}" if session.current else ""))
     if args.use:
         session.use(args.use)
+    if getattr(args, "function", None):
+        print(_functions.register_from_namespace(args.function, ns))
     if args.connections:
         result = connections(session)
     if args.persist:
