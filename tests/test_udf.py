@@ -421,3 +421,21 @@ def test_collation_error_is_reported(con, compare):
     assert "'boom'" in str(info.value)
     assert isinstance(info.value.__cause__, (ZeroDivisionError, TypeError))
     assert con.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_parallel_fetch_workers_get_the_functions(tmp_path):
+    """query_df(parallel=N) runs the SQL on worker connections: they get the user's functions and
+    collations (on the engine that has a parallel fetch)."""
+    con = sqlnb.connect(str(tmp_path / "p.db"), engine="sqlite")
+    try:
+        assert con.backend.has("parallel_fetch")
+        con.execute("CREATE TABLE t(x INTEGER, s TEXT)")
+        con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"s{i % 7}") for i in range(50_000)])
+        con.commit()
+        con.create_function("inc", 1, lambda x: x + 1)
+        con.create_collation("rev", lambda a, b: (a < b) - (a > b))
+        df = con.query_df("SELECT inc(x) AS y, s FROM t WHERE s > 's2' COLLATE rev", parallel=2)
+        want = con.execute("SELECT sum(inc(x)), count(*) FROM t WHERE s > 's2' COLLATE rev").fetchone()
+        assert (int(df["y"].sum()), len(df)) == want and 0 < len(df) < 50_000   # (a refused plan would raise)
+    finally:
+        con.close()
