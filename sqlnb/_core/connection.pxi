@@ -53,6 +53,7 @@ cdef class RawConnection:
     cdef dict _udfs                    # what functions.pxi registered, to copy to a parallel fetch's workers
     cdef object _user_progress         # the stdlib's set_progress_handler / set_trace_callback (hooks.pxi)
     cdef object _trace
+    cdef object _auth_connect_user     # (the authorizer given to connect(),) once set_user_authorizer ran
     cdef public long long rows_seen    # rows fetched so far; a C field the GIL-free fetch loop updates
     cdef readonly object policy        # the policy object install_policy was given (set once)
     cdef bint _verifying               # the policy's own schema reads run (no program check)

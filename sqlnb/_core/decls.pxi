@@ -266,3 +266,13 @@ cdef extern from "capi.h" nogil:
     int sqlite3_deserialize(sqlite3 *db, const char *zSchema, unsigned char *pData, sqlite3_int64 szDb,
                             sqlite3_int64 szBuf, unsigned mFlags)
     void *sqlite3_malloc64(uint64_t n)
+
+# --- incremental blob I/O (blob.pxi) -------------------------------------------------------------
+cdef extern from "capi.h" nogil:
+    ctypedef struct sqlite3_blob
+    int sqlite3_blob_open(sqlite3 *db, const char *zDb, const char *zTable, const char *zColumn,
+                          sqlite3_int64 iRow, int flags, sqlite3_blob **ppBlob)
+    int sqlite3_blob_close(sqlite3_blob *b)
+    int sqlite3_blob_bytes(sqlite3_blob *b)
+    int sqlite3_blob_read(sqlite3_blob *b, void *Z, int N, int iOffset)
+    int sqlite3_blob_write(sqlite3_blob *b, const void *z, int n, int iOffset)

@@ -81,3 +81,43 @@ def set_trace_callback(RawConnection raw, callback):
             sqlnb_trace_v1(raw.db, v1, <void*>raw)
     finally:
         _unlock(raw)
+
+
+class _LayeredAuthorizer:
+    """The authorizer given to connect(), then the one set_authorizer installed: both must allow."""
+    __slots__ = ("first", "second")
+
+    def __init__(self, first, second):
+        self.first, self.second = first, second
+
+    def __call__(self, action, a1, a2, db, inner):
+        r = self.first(action, a1, a2, db, inner)
+        if type(r) is not int or r != SQLITE_OK:
+            return r
+        return self.second(action, a1, a2, db, inner)
+
+
+def set_user_authorizer(RawConnection raw, callback):
+    """The stdlib's set_authorizer, LAYERED: ``callback(action, arg1, arg2, db, source)`` is asked
+    only about what the connection's mode and policies allow (it can refuse more, never allow
+    what they refuse), after the authorizer given to ``connect()``. None removes it."""
+    cdef AuthTable table
+    _lock(raw)
+    try:
+        raw._check()
+        if raw._auth is None:
+            raise _errors.ProgrammingError("this connection has no policy installed (open it with sqlnb.connect)")
+        table = <AuthTable>raw._auth
+        if raw._auth_connect_user is None:
+            raw._auth_connect_user = (table.user,)
+        first = raw._auth_connect_user[0]
+        if callback is None:
+            effective = first
+        elif first is None:
+            effective = callback
+        else:
+            effective = _LayeredAuthorizer(first, callback)
+        table.user = effective
+        table.st.py_authorizer = <PyObject*>effective if effective is not None else NULL
+    finally:
+        _unlock(raw)
