@@ -66,3 +66,4 @@ include "_core/export.pxi"       # ExportColumns: the columnar INSERT loop of to
 include "_core/functions.pxi"    # user-defined functions, aggregates, window functions, collations
 include "_core/hooks.pxi"        # the stdlib's set_progress_handler (layered), set_trace_callback
 include "_core/backup.pxi"       # RawBackup (online backup), serialize, deserialize
+include "_core/blob.pxi"         # RawBlob: incremental BLOB I/O (blobopen)
