@@ -245,6 +245,14 @@ class Engine:
     def set_trace_callback(self, raw, callback) -> None:
         self.load().set_trace_callback(raw, callback)
 
+    def set_authorizer(self, raw, callback) -> None:
+        """The user's authorizer, layered under the connection's mode and policies."""
+        self.load().set_user_authorizer(raw, callback)
+
+    def blobopen(self, raw, table: str, column: str, row: int, readonly: bool, name: str):
+        """An open BLOB handle (``RawBlob``: length, read, write, close, closed)."""
+        return self.load().RawBlob(raw, table, column, row, readonly, name)
+
     def serialize(self, raw, name: str) -> bytes:
         return self.load().serialize(raw, name)
 

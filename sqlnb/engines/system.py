@@ -108,6 +108,7 @@ class RawConnection:
         self._udf_cause = None  # (message, exception) of a user function that failed (system_functions)
         self._user_progress = None  # the stdlib's set_progress_handler, layered (system_functions)
         self._user_every = self._user_calls = 0
+        self._user_authorizer = None  # the stdlib's set_authorizer, layered under the policy (system_functions)
         self._interrupts = 0  # interrupt() calls so far (insert_rows stops between rows on one)
         self._report_every = 0.0
         self._next_report = 0.0
@@ -280,7 +281,7 @@ class RawConnection:
                 raise _errors.NotSupportedError(
                     "this Python's sqlite3 module was built without extension loading")
             self._con.enable_load_extension(True)
-        self._con.set_authorizer(policy.python_callback(self))
+        self._con.set_authorizer(_udf.layered_authorizer(self, policy, policy.python_callback(self)))
         self.__policy = policy
 
     @contextlib.contextmanager
@@ -596,6 +597,13 @@ class SystemEngine(Engine):
     def set_trace_callback(self, raw, callback) -> None:
         with raw._lock:
             raw._con.set_trace_callback(callback)
+
+    def set_authorizer(self, raw, callback) -> None:
+        with raw._lock:
+            raw._user_authorizer = callback
+
+    def blobopen(self, raw, table, column, row, readonly, name):
+        return _udf.Blob(raw, _udf.stdlib_call(raw, "blobopen", table, column, row, readonly=readonly, name=name))
 
     def serialize(self, raw, name: str) -> bytes:
         return _udf.stdlib_call(raw, "serialize", name=name)

@@ -16,6 +16,7 @@ import sqlite3 as _sqlite3
 
 from sqlnb import _bind
 from sqlnb import errors as _errors
+from sqlnb._consts import Why as _Why
 
 _PLAIN = (type(None), int, float, str, bytes, bytearray, memoryview)
 
@@ -158,3 +159,68 @@ def stdlib_call(raw, method: str, *args, **kwargs):
             return getattr(raw._con, method)(*args, **kwargs)
         except _sqlite3.Error as exc:
             raise keep_cause(raw._failed(exc, None)) from None
+
+
+def layered_authorizer(raw, policy, policy_callback):
+    """The stdlib authorizer callback of a system connection: the policy's (the mode, the table
+    policies and the authorizer given to connect()), then the one ``set_authorizer`` installed
+    (``raw._user_authorizer``), asked only about what the policy allows."""
+    def callback(action, a1, a2, db, inner):
+        rc = policy_callback(action, a1, a2, db, inner)
+        user = raw._user_authorizer
+        state = getattr(policy, "_state", None) or {}
+        if rc != 0 or user is None or state.get("quiet"):
+            return rc
+        try:
+            r = user(action, a1, a2, db, inner)
+            if type(r) is not int or r not in (0, 1, 2):
+                raise TypeError(f"the authorizer returned {r!r} for action {action} ({a1!r}, {a2!r}); "
+                                "it must return sqlnb.authorizer.OK, DENY or IGNORE (the ints 0, 1, 2): denied")
+        except BaseException as exc:  # fail closed, raised once the statement fails
+            if raw._pending is None:
+                raw._pending = exc
+            r = 1
+        if r == 1 and state.get("first") is None:
+            state["first"] = (action, a1, a2, db, inner, int(_Why.USER))
+        return r
+    return callback
+
+
+class Blob:
+    """The stdlib's ``sqlite3.Blob`` behind the compiled core's ``RawBlob`` interface."""
+
+    def __init__(self, raw, blob):
+        self._raw, self._blob = raw, blob
+
+    @property
+    def closed(self):
+        try:
+            self._blob.tell()
+            return False
+        except _sqlite3.ProgrammingError:
+            return True
+
+    def length(self):
+        return self._call(len, self._blob)
+
+    def _call(self, fn, *args):
+        with self._raw._lock:
+            try:
+                return fn(*args)
+            except _sqlite3.Error as exc:
+                raise keep_cause(self._raw._failed(exc, None)) from None
+
+    def read(self, offset, n):
+        def go():
+            self._blob.seek(offset)
+            return self._blob.read(n)
+        return self._call(go)
+
+    def write(self, offset, data):
+        def go():
+            self._blob.seek(offset)
+            self._blob.write(data)
+        return self._call(go)
+
+    def close(self):
+        self._call(self._blob.close)
