@@ -13,6 +13,7 @@ import sqlite3 as _stdlib
 
 from sqlnb import _sql
 from sqlnb import errors as _errors
+from sqlnb.stdlib_blob import Blob
 
 
 def _refuse_read_only(con, what: str) -> None:
@@ -90,6 +91,35 @@ class MoreMixin:
                 f"backup() from a {self.engine!r} connection into a {target.engine!r} one: each engine "
                 f"has its own SQLite library; back up to a connection of the same engine (or serialize())")
         return self.backend.backup(self._raw, target._raw, pages=pages, progress=progress, name=name, sleep=sleep)
+
+    def set_authorizer(self, authorizer_callback):
+        """``authorizer_callback(action, arg1, arg2, db, source)`` returning ``sqlnb.authorizer.OK``,
+        ``DENY`` or ``IGNORE``, LAYERED under the connection's mode and policies: it is asked only
+        about what they allow (it can refuse more, never allow what the mode refuses), after the
+        ``authorizer=`` given to ``connect()``. ``None`` removes it."""
+        self._check()
+        if authorizer_callback is not None and not callable(authorizer_callback):
+            raise TypeError("authorizer_callback must be callable or None")
+        self.backend.set_authorizer(self._raw, authorizer_callback)
+
+    def blobopen(self, table, column, row, /, *, readonly=False, name="main") -> Blob:
+        """Open the BLOB in ``table.column`` of rowid ``row`` for incremental I/O (a :class:`Blob`).
+
+        Refused in the read-only modes unless ``readonly=True``, and under table policies
+        (deny/mask/allow lists: a blob handle reads past them)."""
+        self._check()
+        for what, v in (("table", table), ("column", column), ("name", name)):
+            if not isinstance(v, str):
+                raise TypeError(f"blobopen(): {what} must be str, not {type(v).__name__}")
+        if isinstance(row, bool) or not isinstance(row, int):
+            raise TypeError(f"blobopen(): row must be an int, not {type(row).__name__}")
+        policy = getattr(self._raw, "policy", None)
+        if policy is not None and policy.has_table_policies:
+            raise _errors.make_error(23, "blobopen(): refused on a connection with table policies (a blob "
+                                         "handle would read past them)", cls=_errors.PolicyError)
+        if not readonly:
+            _refuse_read_only(self, "blobopen() for writing (use readonly=True)")
+        return Blob(self.backend.blobopen(self._raw, table, column, row, bool(readonly), name))
 
     def iterdump(self):
         """The database as SQL text, one statement at a time (the stdlib's ``iterdump``): re-run
