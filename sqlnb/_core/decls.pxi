@@ -276,3 +276,7 @@ cdef extern from "capi.h" nogil:
     int sqlite3_blob_bytes(sqlite3_blob *b)
     int sqlite3_blob_read(sqlite3_blob *b, void *Z, int N, int iOffset)
     int sqlite3_blob_write(sqlite3_blob *b, const void *z, int n, int iOffset)
+
+# --- extensions (extension.pxi) --------------------------------------------------------------------
+cdef extern from "capi.h" nogil:
+    int sqlite3_load_extension(sqlite3 *db, const char *zFile, const char *zProc, char **pzErrMsg)
