@@ -67,3 +67,4 @@ include "_core/functions.pxi"    # user-defined functions, aggregates, window fu
 include "_core/hooks.pxi"        # the stdlib's set_progress_handler (layered), set_trace_callback
 include "_core/backup.pxi"       # RawBackup (online backup), serialize, deserialize
 include "_core/blob.pxi"         # RawBlob: incremental BLOB I/O (blobopen)
+include "_core/extension.pxi"    # load_extension (the C API switched on for one call)
