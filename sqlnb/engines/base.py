@@ -256,6 +256,10 @@ class Engine:
     def serialize(self, raw, name: str) -> bytes:
         return self.load().serialize(raw, name)
 
+    def load_extension(self, raw, path, entrypoint) -> None:
+        """Load an SQLite extension (the facade decided it may)."""
+        self.load().load_extension(raw, path, entrypoint)
+
     def deserialize(self, raw, data, name: str) -> None:
         self.load().deserialize(raw, data, name)
 

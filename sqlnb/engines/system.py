@@ -598,6 +598,9 @@ class SystemEngine(Engine):
         with raw._lock:
             raw._con.set_trace_callback(callback)
 
+    def load_extension(self, raw, path, entrypoint) -> None:
+        _udf.load_extension(raw, path, entrypoint)
+
     def set_authorizer(self, raw, callback) -> None:
         with raw._lock:
             raw._user_authorizer = callback

@@ -12,7 +12,9 @@ the compiled engines: a date becomes ISO text, an int past 64 bits a TooBigError
 """
 from __future__ import annotations
 
+import os
 import sqlite3 as _sqlite3
+import sys
 
 from sqlnb import _bind
 from sqlnb import errors as _errors
@@ -224,3 +226,24 @@ class Blob:
 
     def close(self):
         self._call(self._blob.close)
+
+
+def load_extension(raw, path, entrypoint) -> None:
+    """The stdlib's load_extension, its switch on for this one call (then as the policy set it)."""
+    con = raw._con
+    if not hasattr(con, "load_extension"):
+        raise _errors.FeatureNotSupportedError("this Python's sqlite3 module was built without extension loading")
+    if entrypoint is not None and sys.version_info < (3, 12):
+        raise _errors.FeatureNotSupportedError("load_extension(entrypoint=...) on the system engine needs Python 3.12")
+    allowed = bool(raw.policy is not None and raw.policy.allow_load_extension)
+    with raw._lock:
+        con.enable_load_extension(True)
+        try:
+            if entrypoint is None:
+                con.load_extension(os.fspath(path))
+            else:
+                con.load_extension(os.fspath(path), entrypoint=entrypoint)
+        except _sqlite3.Error as exc:
+            raise keep_cause(raw._failed(exc, None)) from None
+        finally:
+            con.enable_load_extension(allowed)
