@@ -121,6 +121,29 @@ class MoreMixin:
             _refuse_read_only(self, "blobopen() for writing (use readonly=True)")
         return Blob(self.backend.blobopen(self._raw, table, column, row, bool(readonly), name))
 
+    def enable_load_extension(self, enabled, /):
+        """Allow (or not) :meth:`load_extension` on this connection; off by default, and refused
+        in the read-only modes (an extension is native code with the process's rights). The SQL
+        function ``load_extension()`` stays as ``connect(allow_load_extension=...)`` set it."""
+        self._check()
+        if enabled and self.mode != "rw":
+            raise _errors.make_error(23, f"enable_load_extension(): extension loading is refused under mode "
+                                         f"{self.mode!r}", cls=_errors.PolicyError)
+        self.__dict__["_load_extension"] = bool(enabled)
+
+    def load_extension(self, path, /, *, entrypoint=None):
+        """Load the SQLite extension at ``path`` (after ``enable_load_extension(True)``; never in the
+        read-only modes). ``entrypoint``: its init function (default: SQLite's rule)."""
+        self._check()
+        if self.mode != "rw":
+            raise _errors.make_error(23, f"load_extension(): extension loading is refused under mode "
+                                         f"{self.mode!r}", cls=_errors.PolicyError)
+        if not self.__dict__.get("_load_extension"):
+            raise _errors.OperationalError("not authorized (call enable_load_extension(True) first)")
+        if entrypoint is not None and not isinstance(entrypoint, str):
+            raise TypeError(f"entrypoint must be str or None, not {type(entrypoint).__name__}")
+        self.backend.load_extension(self._raw, path, entrypoint)
+
     def iterdump(self):
         """The database as SQL text, one statement at a time (the stdlib's ``iterdump``): re-run
         it into an empty database for the same schema and rows."""
