@@ -487,3 +487,68 @@ def test_set_authorizer_cannot_allow_what_the_mode_refuses(engine, tmp_path):
         assert outer    # the authorizer given to connect() still runs (before this one)
     finally:
         con.close()
+
+
+# --- extensions -----------------------------------------------------------------------------------
+EXTENSION = r"""
+#include <sqlite3ext.h>
+SQLITE_EXTENSION_INIT1
+static void half(sqlite3_context *c, int n, sqlite3_value **v) {
+    (void)n;
+    sqlite3_result_double(c, sqlite3_value_double(v[0]) / 2);
+}
+int sqlite3_extension_init(sqlite3 *db, char **err, const sqlite3_api_routines *api) {
+    (void)err;
+    SQLITE_EXTENSION_INIT2(api);
+    return sqlite3_create_function(db, "half", 1, SQLITE_UTF8, 0, half, 0, 0);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def extension(tmp_path_factory):
+    """A real SQLite extension (a function half(x)), compiled here from sqlite3ext.h."""
+    import subprocess
+
+    d = tmp_path_factory.mktemp("ext")
+    (d / "half.c").write_text(EXTENSION)
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(d / "half.so"), str(d / "half.c")], check=True)
+    return str(d / "half.so")
+
+
+def test_load_extension(con, extension, tmp_path):
+    with pytest.raises(errors.OperationalError):          # off by default (as in the stdlib)
+        con.load_extension(extension)
+    con.enable_load_extension(True)
+    if con.engine == "system" and not hasattr(sqlite3.Connection, "load_extension"):
+        # this Python's sqlite3 was built without extension loading (pyenv's default): said clearly
+        with pytest.raises(errors.FeatureNotSupportedError):
+            con.load_extension(extension)
+        return
+    con.load_extension(extension)
+    assert con.execute("SELECT half(5)").fetchone() == (2.5,)
+    with pytest.raises(errors.OperationalError):
+        con.load_extension(str(tmp_path / "missing.so"))
+    with pytest.raises(errors.PolicyError):               # the SQL function stays refused
+        con.execute(f"SELECT load_extension('{extension}')").fetchall()
+    con.enable_load_extension(False)
+    with pytest.raises(errors.OperationalError):
+        con.load_extension(extension)
+
+
+@pytest.mark.parametrize("mode", ["ro", "ro-scratch"])
+def test_load_extension_refused_read_only(engine, tmp_path, extension, mode):
+    path = str(tmp_path / "e.db")
+    with sqlnb.connect(path, engine=engine) as w:
+        w.execute("CREATE TABLE t(x)")
+    w.close()
+    con = sqlnb.connect(path, engine=engine, mode=mode)
+    try:
+        with pytest.raises(errors.PolicyError):
+            con.enable_load_extension(True)
+        with pytest.raises(errors.PolicyError):
+            con.load_extension(extension)
+        with pytest.raises(errors.OperationalError):
+            con.execute("SELECT half(1)").fetchall()     # nothing was loaded
+    finally:
+        con.close()
