@@ -37,6 +37,21 @@ from sqlnb.errors import (
     ProgrammingError,
     Warning,
 )
+from sqlnb.row import Row
+from sqlnb.stdlib_api import (  # the stdlib's run-time limit categories (getlimit/setlimit)
+    SQLITE_LIMIT_ATTACHED,
+    SQLITE_LIMIT_COLUMN,
+    SQLITE_LIMIT_COMPOUND_SELECT,
+    SQLITE_LIMIT_EXPR_DEPTH,
+    SQLITE_LIMIT_FUNCTION_ARG,
+    SQLITE_LIMIT_LENGTH,
+    SQLITE_LIMIT_LIKE_PATTERN_LENGTH,
+    SQLITE_LIMIT_SQL_LENGTH,
+    SQLITE_LIMIT_TRIGGER_DEPTH,
+    SQLITE_LIMIT_VARIABLE_NUMBER,
+    SQLITE_LIMIT_VDBE_OP,
+    SQLITE_LIMIT_WORKER_THREADS,
+)
 
 __version__ = "0.1.0"
 
@@ -81,4 +96,19 @@ __all__ = [
     "Date", "Time", "Timestamp", "DateFromTicks", "TimeFromTicks", "TimestampFromTicks", "Binary",
     "STRING", "BINARY", "NUMBER", "DATETIME", "ROWID",
     "profile",
+]
+__all__ += [  # the stdlib sqlite3 surface (docs/dbapi.md)
+    "Row",
+    "SQLITE_LIMIT_LENGTH",
+    "SQLITE_LIMIT_SQL_LENGTH",
+    "SQLITE_LIMIT_COLUMN",
+    "SQLITE_LIMIT_EXPR_DEPTH",
+    "SQLITE_LIMIT_COMPOUND_SELECT",
+    "SQLITE_LIMIT_VDBE_OP",
+    "SQLITE_LIMIT_FUNCTION_ARG",
+    "SQLITE_LIMIT_ATTACHED",
+    "SQLITE_LIMIT_LIKE_PATTERN_LENGTH",
+    "SQLITE_LIMIT_VARIABLE_NUMBER",
+    "SQLITE_LIMIT_TRIGGER_DEPTH",
+    "SQLITE_LIMIT_WORKER_THREADS",
 ]

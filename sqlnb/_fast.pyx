@@ -64,3 +64,8 @@ include "_core/auth_table.pxi"   # AuthTable (a policy compiled to C), install_p
 include "_core/auth_program.pxi" # the second check: each prepared statement's program
 include "_core/export.pxi"       # ExportColumns: the columnar INSERT loop of to_table
 include "_core/vtab.pxi"         # the sqlnb_frame virtual table: SQL over a frame's buffers (frame_vtab.h)
+include "_core/functions.pxi"    # user-defined functions, aggregates, window functions, collations
+include "_core/hooks.pxi"        # the stdlib's set_progress_handler (layered), set_trace_callback
+include "_core/backup.pxi"       # RawBackup (online backup), serialize, deserialize
+include "_core/blob.pxi"         # RawBlob: incremental BLOB I/O (blobopen)
+include "_core/extension.pxi"    # load_extension (the C API switched on for one call)

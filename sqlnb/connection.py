@@ -30,6 +30,7 @@ from sqlnb._url import (
 from sqlnb.engines import lsm_url as _lsm_url
 from sqlnb.engines import open as _open
 from sqlnb.frames import source as _frame_source
+from sqlnb.stdlib_api import StdlibSurface, check_isolation_level, text_row
 
 __all__ = ["connect", "Connection", "Cursor", "parse_url", "redact", "strictest_mode", "ENGINES", "MODES"]
 
@@ -103,6 +104,7 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
     """
     if isinstance(database, (Path, os.PathLike)):
         database = os.fspath(database)
+    isolation_level = check_isolation_level(isolation_level)  # (before anything is opened)
     if not isinstance(database, str):
         raise TypeError(f"database must be a path (str or os.PathLike) or a URL, not {type(database).__name__}")
     url_engine, path, opts = parse_url(database)
@@ -134,7 +136,7 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
                       isolation_level=isolation_level, check_same_thread=check_same_thread, timeout=timeout)
 
 
-class Connection:
+class Connection(StdlibSurface):
     """A PEP 249 connection over one of sqlnb's engines."""
 
     # PEP 249 exposes the exception classes on the connection too
@@ -580,8 +582,14 @@ class Cursor:
         return None
 
     def _wrap(self, row):
+        tf = self.connection._text_rows()
+        if tf is not None:
+            row = text_row(row, tf)
         rf = self.row_factory
         return rf(self, row) if rf is not None else row
+
+    def _wraps(self):
+        return self.row_factory is not None or self.connection._text_rows() is not None
 
     def _check_result(self):
         self._check()
@@ -606,7 +614,7 @@ class Cursor:
             self._pending_row = None
         if self._st is not None and len(out) < size:
             rows = self._st.fetchmany(size - len(out))
-            out.extend(self._wrap(r) for r in rows) if self.row_factory else out.extend(rows)
+            out.extend(self._wrap(r) for r in rows) if self._wraps() else out.extend(rows)
             if len(out) < size:
                 self._finish()
         return out
@@ -619,7 +627,7 @@ class Cursor:
             self._pending_row = None
         while self._st is not None:
             rows = self._st.fetchmany(4096)
-            if self.row_factory:
+            if self._wraps():
                 out.extend(self._wrap(r) for r in rows)
             else:
                 out.extend(rows)

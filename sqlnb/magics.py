@@ -94,6 +94,9 @@ OPTIONS = (
     (("--interactive",), dict(action="store_true",
                               help="Show the (last) result in the itables view (sort, search and pages in the "
                                    "browser, the rows sent with the output; needs the interactive extra).")),
+    (("--function",), dict(metavar="NAME", help="Make Python function NAME callable from SQL on every connection "
+                                                "(open and opened later); a class with step/finalize: an aggregate "
+                                                "(with inverse/value: a window function). See docs/functions.md.")),
 )
 
 #: {option string: whether it takes a value} (split_line needs it to find where the options end)

@@ -137,4 +137,42 @@ typedef struct sqlite3_snapshot { unsigned char hidden[48]; } sqlite3_snapshot;
 #  define sqlnb_db_config_flag(db, op, value, out) (SQLITE_ERROR)
 #endif
 
+/* user-defined functions (functions.pxi): the deterministic flag came with 3.8.3, window
+ * functions (sqlite3_create_window_function) with 3.25; the Python side asks these first. */
+#define SQLNB_HAVE_DETERMINISTIC SQLNB_NEWER(3008003)
+#if SQLNB_NEWER(3025000)
+#  define SQLNB_HAVE_WINDOW_FUNCTIONS 1
+#else
+#  define SQLNB_HAVE_WINDOW_FUNCTIONS 0
+#  define sqlite3_create_window_function(db, n, a, e, p, s, f, v, i, d) (SQLITE_ERROR)
+#endif
+
+/* the stdlib surface (hooks.pxi, backup.pxi): statement tracing (sqlite3_trace_v2 came with 3.14;
+ * the older core has sqlite3_trace), serialize/deserialize (3.23; the bdb core has neither). */
+#if SQLNB_NEWER(3014000)
+#  define SQLNB_HAVE_TRACE_V2 1
+#  define sqlnb_trace_v1(db, cb, ctx) ((void)0)
+#else
+#  define SQLNB_HAVE_TRACE_V2 0
+#  ifndef SQLITE_TRACE_STMT
+#    define SQLITE_TRACE_STMT 1
+#  endif
+#  define sqlite3_trace_v2(db, mask, cb, ctx) (SQLITE_ERROR)
+#  define sqlnb_trace_v1(db, cb, ctx) ((void)sqlite3_trace(db, cb, ctx))
+#endif
+#if SQLNB_NEWER(3023000) && !defined(SQLITE_OMIT_DESERIALIZE)
+#  define SQLNB_HAVE_SERIALIZE 1
+#else
+#  define SQLNB_HAVE_SERIALIZE 0
+#  define sqlite3_serialize(db, schema, psize, flags) ((unsigned char*)0)
+#  define sqlite3_deserialize(db, schema, data, size, bufsize, flags) (SQLITE_ERROR)
+#endif
+#ifndef SQLITE_DESERIALIZE_FREEONCLOSE
+#  define SQLITE_DESERIALIZE_FREEONCLOSE 1
+#  define SQLITE_DESERIALIZE_RESIZEABLE 2
+#endif
+#if !SQLNB_NEWER(3008007)
+#  define sqlite3_malloc64(n) sqlite3_malloc((int)(n))
+#endif
+
 #endif /* SQLNB_CAPI_H */

@@ -49,6 +49,11 @@ cdef class RawConnection:
     cdef public object progress_callback   # called (no args) every report_every s while stepping
     cdef public double timeout         # per-statement time limit in seconds (0 = none)
     cdef object _pending               # exception captured by a callback
+    cdef object _udf_cause             # (message, exception) of a user function that failed (functions.pxi)
+    cdef dict _udfs                    # what functions.pxi registered, to copy to a parallel fetch's workers
+    cdef object _user_progress         # the stdlib's set_progress_handler / set_trace_callback (hooks.pxi)
+    cdef object _trace
+    cdef object _auth_connect_user     # (the authorizer given to connect(),) once set_user_authorizer ran
     cdef public long long rows_seen    # rows fetched so far; a C field the GIL-free fetch loop updates
     cdef readonly object policy        # the policy object install_policy was given (set once)
     cdef bint _verifying               # the policy's own schema reads run (no program check)
@@ -343,6 +348,7 @@ cdef class RawConnection:
     # steadily still meets its limit and keeps reporting progress.
     cdef void _begin_run(self) noexcept:
         self._pending = None
+        self._udf_cause = None
         _auth_begin(self)
         self._pstate.abort_reason = 0
         self._pstate.deadline = (_now() + self.timeout) if self.timeout > 0 else 0
@@ -363,6 +369,8 @@ cdef class RawConnection:
                 # raised afresh from the step: no frames of the progress handler
                 return exc.with_traceback(None)
             return exc
+        if self._udf_cause is not None:  # a user function raised: the SQL error naming it, caused by it
+            return _udf_error(self, rc, sql)
         if (rc & 0xFF) == SQLITE_INTERRUPT:  # the time limit, interrupt() or a callback's stop
             if reason == 2:
                 exc = _errors.timeout_error(self.timeout, sql)

@@ -208,3 +208,75 @@ cdef extern from "capi.h" nogil:
     void sqlite3_snapshot_free(sqlite3_snapshot *p)
     const char *sqlite3_db_name(sqlite3 *db, int N)
     int sqlnb_db_config_flag(sqlite3 *db, int op, int value, int *out)
+
+# --- user-defined functions, aggregates, window functions, collations (functions.pxi) ------
+ctypedef void (*sqlnb_xfunc)(sqlite3_context *, int, sqlite3_value **) noexcept nogil
+ctypedef void (*sqlnb_xfinal)(sqlite3_context *) noexcept nogil
+ctypedef void (*sqlnb_xdestroy)(void *) noexcept nogil
+ctypedef int (*sqlnb_xcompare)(void *, int, const void *, int, const void *) noexcept nogil
+
+cdef extern from "capi.h" nogil:
+    int SQLNB_HAVE_DETERMINISTIC
+    int SQLNB_HAVE_WINDOW_FUNCTIONS
+    enum:
+        SQLITE_UTF8
+        SQLITE_DETERMINISTIC
+    void *sqlite3_user_data(sqlite3_context *ctx)
+    sqlite3 *sqlite3_context_db_handle(sqlite3_context *ctx)
+    void *sqlite3_aggregate_context(sqlite3_context *ctx, int nBytes)
+    int sqlite3_create_function_v2(sqlite3 *db, const char *zName, int nArg, int eTextRep, void *pApp,
+                                   sqlnb_xfunc xFunc, sqlnb_xfunc xStep, sqlnb_xfinal xFinal,
+                                   sqlnb_xdestroy xDestroy)
+    int sqlite3_create_window_function(sqlite3 *db, const char *zName, int nArg, int eTextRep, void *pApp,
+                                       sqlnb_xfunc xStep, sqlnb_xfinal xFinal, sqlnb_xfinal xValue,
+                                       sqlnb_xfunc xInverse, sqlnb_xdestroy xDestroy)
+    int sqlite3_create_collation_v2(sqlite3 *db, const char *zName, int eTextRep, void *pArg,
+                                    sqlnb_xcompare xCompare, sqlnb_xdestroy xDestroy)
+    void sqlite3_result_null(sqlite3_context *ctx)
+    void sqlite3_result_int64(sqlite3_context *ctx, sqlite3_int64 v)
+    void sqlite3_result_double(sqlite3_context *ctx, double v)
+    void sqlite3_result_text(sqlite3_context *ctx, const char *z, int n, sqlite3_destructor_type d)
+    void sqlite3_result_blob(sqlite3_context *ctx, const void *z, int n, sqlite3_destructor_type d)
+    void sqlite3_result_error(sqlite3_context *ctx, const char *z, int n)
+    void sqlite3_result_error_code(sqlite3_context *ctx, int code)
+    void sqlite3_result_error_toobig(sqlite3_context *ctx)
+    void sqlite3_result_error_nomem(sqlite3_context *ctx)
+
+# --- the stdlib surface: tracing, backup, serialize (hooks.pxi, backup.pxi) --------------------
+ctypedef int (*sqlnb_xtrace_v2)(unsigned int, void *, void *, void *) noexcept nogil
+ctypedef void (*sqlnb_xtrace_v1)(void *, const char *) noexcept nogil
+
+cdef extern from "capi.h" nogil:
+    ctypedef struct sqlite3_backup
+    int SQLNB_HAVE_TRACE_V2
+    int SQLNB_HAVE_SERIALIZE
+    enum:
+        SQLITE_TRACE_STMT
+        SQLITE_DESERIALIZE_FREEONCLOSE
+        SQLITE_DESERIALIZE_RESIZEABLE
+    int sqlite3_trace_v2(sqlite3 *db, unsigned int mask, sqlnb_xtrace_v2 cb, void *ctx)
+    void sqlnb_trace_v1(sqlite3 *db, sqlnb_xtrace_v1 cb, void *ctx)
+    sqlite3_backup *sqlite3_backup_init(sqlite3 *pDest, const char *zDestName, sqlite3 *pSource,
+                                        const char *zSourceName)
+    int sqlite3_backup_step(sqlite3_backup *p, int nPage)
+    int sqlite3_backup_finish(sqlite3_backup *p)
+    int sqlite3_backup_remaining(sqlite3_backup *p)
+    int sqlite3_backup_pagecount(sqlite3_backup *p)
+    unsigned char *sqlite3_serialize(sqlite3 *db, const char *zSchema, sqlite3_int64 *piSize, unsigned int mFlags)
+    int sqlite3_deserialize(sqlite3 *db, const char *zSchema, unsigned char *pData, sqlite3_int64 szDb,
+                            sqlite3_int64 szBuf, unsigned mFlags)
+    void *sqlite3_malloc64(uint64_t n)
+
+# --- incremental blob I/O (blob.pxi) -------------------------------------------------------------
+cdef extern from "capi.h" nogil:
+    ctypedef struct sqlite3_blob
+    int sqlite3_blob_open(sqlite3 *db, const char *zDb, const char *zTable, const char *zColumn,
+                          sqlite3_int64 iRow, int flags, sqlite3_blob **ppBlob)
+    int sqlite3_blob_close(sqlite3_blob *b)
+    int sqlite3_blob_bytes(sqlite3_blob *b)
+    int sqlite3_blob_read(sqlite3_blob *b, void *Z, int N, int iOffset)
+    int sqlite3_blob_write(sqlite3_blob *b, const void *z, int n, int iOffset)
+
+# --- extensions (extension.pxi) --------------------------------------------------------------------
+cdef extern from "capi.h" nogil:
+    int sqlite3_load_extension(sqlite3 *db, const char *zFile, const char *zProc, char **pzErrMsg)

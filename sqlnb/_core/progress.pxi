@@ -16,6 +16,8 @@ cdef struct progress_state:
     int abort_reason         # 0 none, 1 signal (KeyboardInterrupt pending), 2 timeout, 3 callback asked
     int check_signals
     int interrupts           # bumped by RawConnection.interrupt(): loops of many short statements poll it
+    int user_every           # the user's progress handler (hooks.pxi) runs every user_every calls (0: none)
+    int user_calls
     void *owner              # the RawConnection (borrowed: it owns this struct)
 
 
@@ -57,6 +59,13 @@ cdef int _progress_cb(void *arg) noexcept nogil:
             ps.next_report = now + ps.report_every
             if _progress_report(ps):
                 ps.abort_reason = 3
+                return 1
+    if ps.user_every > 0:    # the stdlib's set_progress_handler, layered under ours (hooks.pxi)
+        ps.user_calls += 1
+        if ps.user_calls >= ps.user_every:
+            ps.user_calls = 0
+            if _progress_user(ps):
+                ps.abort_reason = 4
                 return 1
     return 0
 

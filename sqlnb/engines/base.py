@@ -20,6 +20,7 @@ Connection-side hooks (called by ``sqlnb.connection`` only):
 ``explain()``          a clearer exception for an error, or None
 ``hold_rows()``        what a cursor keeps between fetches (bdb: the buffered rows)
 ``run_many()``         ``executemany`` of a prepared statement
+``register_function``  a user function, aggregate or window function (``register_collation``)
 =====================  ==================================================================
 """
 from __future__ import annotations
@@ -27,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import sqlite3 as _sqlite3
 import sys
+import time
 
 from sqlnb import errors as _errors
 from sqlnb.engines import files as _files
@@ -41,6 +44,7 @@ CAPABILITIES = frozenset((
     "columnar_fetch", "columnar_export", "parallel_fetch", "multirow_values", "export_cache",
     "window", "json", "fts5", "rtree", "math", "dbstat", "lsm1", "wal", "snapshot", "defensive",
     "bind_names", "uri", "strict_quotes", "busy_handler",
+    "window_udf",   # create_window_function (user-defined aggregate window functions)
 ))
 
 
@@ -237,3 +241,71 @@ class Engine:
     def registered_frames(self, con) -> dict:
         """``{name: source}`` of the frames registered on ``con`` (``source.frame``, ``.rows_read``)."""
         return self.load().frame_sources(con.raw)
+
+    # --- user-defined functions and collations (sqlnb.stdlib_api) ---------------------------------
+    def register_function(self, raw, kind: str, name, narg: int, func, deterministic: bool = False) -> None:
+        """Register (``func`` None: remove) a user function on ``raw``: ``kind`` is ``"function"``,
+        ``"aggregate"`` or ``"window function"`` (an engine without "window" refuses the last)."""
+        if kind == "window function" and not self.has("window_udf"):
+            raise _errors.FeatureNotSupportedError(
+                f"create_window_function: the {self.name!r} engine cannot ({self.lacks('window_udf')})")
+        self.load().register_function(raw, kind, name, narg, func, deterministic)
+
+    def register_collation(self, raw, name, func) -> None:
+        """Register (``func`` None: remove) collation ``name`` on ``raw``."""
+        self.load().register_collation(raw, name, func)
+
+    # --- the rest of the stdlib surface (sqlnb.stdlib_more) ---------------------------------------
+    def set_progress_handler(self, raw, handler, n: int) -> None:
+        """The user's progress handler, layered under sqlnb's own (None: remove it)."""
+        self.load().set_progress_handler(raw, handler, n)
+
+    def set_trace_callback(self, raw, callback) -> None:
+        self.load().set_trace_callback(raw, callback)
+
+    def set_authorizer(self, raw, callback) -> None:
+        """The user's authorizer, layered under the connection's mode and policies."""
+        self.load().set_user_authorizer(raw, callback)
+
+    def blobopen(self, raw, table: str, column: str, row: int, readonly: bool, name: str):
+        """An open BLOB handle (``RawBlob``: length, read, write, close, closed)."""
+        return self.load().RawBlob(raw, table, column, row, readonly, name)
+
+    def serialize(self, raw, name: str) -> bytes:
+        return self.load().serialize(raw, name)
+
+    def load_extension(self, raw, path, entrypoint) -> None:
+        """Load an SQLite extension (the facade decided it may)."""
+        self.load().load_extension(raw, path, entrypoint)
+
+    def deserialize(self, raw, data, name: str) -> None:
+        self.load().deserialize(raw, data, name)
+
+    def backup(self, raw, target, *, pages: int, progress, name: str, sleep: float) -> None:
+        """Copy ``raw``'s database ``name`` into ``target``: a raw connection of this engine (the
+        core's online backup), or a stdlib ``sqlite3.Connection`` (another library: through
+        serialize/deserialize, one step)."""
+        if isinstance(target, _sqlite3.Connection):
+            data = self.serialize(raw, name)
+            target.deserialize(data)
+            if progress is not None:
+                progress(101, 0, len(data) // max(1, int(target.execute("PRAGMA page_size").fetchone()[0])))
+            return
+        bk = self.load().RawBackup(target, "main", raw, name)
+        _run_backup(bk, pages=pages, progress=progress, sleep=sleep)
+
+
+def _run_backup(backup, *, pages, progress, sleep):
+    """The stdlib's backup loop over a core ``RawBackup``."""
+    pages = -1 if pages <= 0 else pages
+    try:
+        while True:
+            state = backup.step(pages)
+            if progress is not None:
+                progress({"done": 101, "more": 0, "busy": 5}[state], backup.remaining, backup.pagecount)
+            if state == "done":
+                break
+            if state == "busy" and sleep > 0:
+                time.sleep(sleep)
+    finally:
+        backup.finish()

@@ -154,6 +154,7 @@ class BdbEngine(Engine):
         "multirow_values": "BerkeleyDB's 3.7.6 core predates multi-row VALUES (3.7.11)",
         "export_cache": "BerkeleyDB keeps its cache in its environment",
         "window": "window functions came with SQLite 3.25",
+        "window_udf": "window functions (sqlite3_create_window_function) came with SQLite 3.25",
         "json": "JSON functions came with SQLite 3.38",
         "math": "math functions came with SQLite 3.35",
         "wal": "BerkeleyDB SQL ignores journal_mode=WAL",

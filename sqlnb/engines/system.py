@@ -28,6 +28,7 @@ from sqlnb import _files, _sql
 from sqlnb import authorizer as _authorizer
 from sqlnb import errors as _errors
 from sqlnb.engines import protocol as _protocol
+from sqlnb.engines import system_functions as _udf
 from sqlnb.engines.base import OPEN_CREATE, OPEN_READONLY, OPEN_READWRITE, OPEN_URI, Engine
 from sqlnb.engines.sqlite import SqliteEngine
 from sqlnb.engines.system_util import params as _params
@@ -106,6 +107,10 @@ class RawConnection:
         # an exception raised inside the progress handler or the user's authorizer, re-raised
         # from the step it stopped (see _stopped)
         self._pending = None
+        self._udf_cause = None  # (message, exception) of a user function that failed (system_functions)
+        self._user_progress = None  # the stdlib's set_progress_handler, layered (system_functions)
+        self._user_every = self._user_calls = 0
+        self._user_authorizer = None  # the stdlib's set_authorizer, layered under the policy (system_functions)
         self._interrupts = 0  # interrupt() calls so far (insert_rows stops between rows on one)
         self._report_every = 0.0
         self._next_report = 0.0
@@ -134,8 +139,9 @@ class RawConnection:
                 now = time.monotonic()
                 if now >= self._next_report:
                     self._next_report = now + self._report_every
-                    return 1 if self.progress_callback() else 0
-            return 0
+                    if self.progress_callback():
+                        return 1
+            return _udf.user_progress(self) if self._user_progress is not None else 0
         except BaseException as exc:  # noqa: BLE001 - re-raised by _stopped
             self._pending = exc
             return 1
@@ -152,6 +158,8 @@ class RawConnection:
         asked, self._interrupt_asked = self._interrupt_asked, False
         if pending is not None:
             return pending
+        if self._udf_cause is not None:  # a user function raised: the error naming it, caused by it
+            return _udf.error(self, sql)
         if getattr(exc, "sqlite_errorcode", None) == 9:  # SQLITE_INTERRUPT
             if self._deadline and time.monotonic() > self._deadline:
                 return _errors.timeout_error(self.timeout, sql)
@@ -275,7 +283,7 @@ class RawConnection:
                 raise _errors.NotSupportedError(
                     "this Python's sqlite3 module was built without extension loading")
             self._con.enable_load_extension(True)
-        self._con.set_authorizer(policy.python_callback(self))
+        self._con.set_authorizer(_udf.layered_authorizer(self, policy, policy.python_callback(self)))
         self.__policy = policy
 
     @contextlib.contextmanager
@@ -332,6 +340,33 @@ class RawConnection:
             raise _errors.interrupted(sql)
         return taken
 
+    @_serialized
+    def limit(self, category, value=-1):
+        """``sqlite3_limit``: the current value (``value`` < 0) or set it, the old value returned."""
+        try:
+            return self._con.getlimit(category) if value < 0 else self._con.setlimit(category, value)
+        except _sq.ProgrammingError:  # a category SQLite does not know: as sqlite3_limit answers it
+            return -1
+
+    @_serialized
+    def register_function(self, kind, name, narg, func, deterministic=False):
+        """The stdlib's create_function/create_aggregate/create_window_function, wrapped
+        (``system_functions``); ``func`` None stands in a function that is not there."""
+        if func is None:
+            def func(*args):
+                raise _errors.OperationalError(f"no such function: {name}")
+            kind, deterministic = "function", False
+        if kind == "function":
+            self._con.create_function(name, narg, _udf.scalar(self, name, func), deterministic=deterministic)
+        elif kind == "aggregate":
+            self._con.create_aggregate(name, narg, _udf.aggregate(self, kind, name, func))
+        else:
+            self._con.create_window_function(name, narg, _udf.aggregate(self, kind, name, func))
+
+    @_serialized
+    def register_collation(self, name, func):
+        self._con.create_collation(name, None if func is None else _udf.collation(self, name, func))
+
     def _verify(self, sql, params):
         """The program check (``Policy.check_program`` over ``EXPLAIN``), before a statement runs."""
         policy = self.__policy
@@ -345,7 +380,7 @@ class RawConnection:
         try:
             rows = self._con.execute("EXPLAIN " + sql, params).fetchall()
         except _sq.Error as exc:
-            raise self._failed(exc, sql) from None
+            raise _udf.keep_cause(self._failed(exc, sql))
         finally:
             state["quiet"] = False
         ops, frame = [], -1
@@ -422,6 +457,7 @@ class RawStatement:
         c = self.conn
         seq = [_params(p) for p in seq_of_parameters]
         c._pending = None
+        c._udf_cause = None
         if seq:
             c._verify(self.sql, seq[0])
         if c.policy is not None:
@@ -429,7 +465,7 @@ class RawStatement:
         try:
             return c._con.executemany(self.sql, seq).rowcount
         except _sq.Error as exc:
-            raise c._failed(exc, self.sql) from None
+            raise _udf.keep_cause(c._failed(exc, self.sql))
 
     @_serialized
     def bind(self, params):
@@ -444,13 +480,14 @@ class RawStatement:
             c = self.conn
             c._deadline = (time.monotonic() + c.timeout) if c.timeout else 0.0
             c._pending = None
+            c._udf_cause = None
             try:
                 c._verify(self.sql, self._params)
                 if c.policy is not None:
                     c.policy.begin()
                 self._cur = c._con.execute(self.sql, self._params)
             except _sq.Error as exc:
-                raise c._failed(exc, self.sql) from None
+                raise _udf.keep_cause(c._failed(exc, self.sql))
             finally:
                 c._deadline = 0.0
             c._last_changes = max(self._cur.rowcount, 0)
@@ -480,7 +517,7 @@ class RawStatement:
         try:
             self._row = self._cur.fetchone()
         except _sq.Error as exc:
-            raise self.conn._failed(exc, self.sql) from None
+            raise _udf.keep_cause(self.conn._failed(exc, self.sql))
         if self._row is None:
             self.done = True
             return False
@@ -497,7 +534,7 @@ class RawStatement:
         try:
             rows = self._cur.fetchmany(size)
         except _sq.Error as exc:
-            raise self.conn._failed(exc, self.sql) from None
+            raise _udf.keep_cause(self.conn._failed(exc, self.sql))
         if len(rows) < size:
             self.done = True
         return [tuple(r) for r in rows]
@@ -507,6 +544,14 @@ class RawStatement:
         self._run()
         while self.step():
             pass
+
+
+def register_function(raw, kind, name, narg, func, deterministic=False):
+    raw.register_function(kind, name, narg, func, deterministic)
+
+
+def register_collation(raw, name, func):
+    raw.register_collation(name, func)
 
 
 class SystemEngine(Engine):
@@ -525,6 +570,9 @@ class SystemEngine(Engine):
         "export_cache": "the stdlib engine keeps its own cache size",
         "lsm1": "the stdlib's SQLite has no lsm1 (engine='sqlite' has it)",
         "bind_names": "the stdlib does not expose SQLite's parameter names (sqlnb's lexer finds them)",
+        # CPython gh-153800 (open): value()/inverse() on an empty frame dereference NULL
+        "window_udf": "the stdlib's window functions crash the process on an empty frame (CPython "
+                      "gh-153800); use engine='sqlite'",
     }
 
     def _import(self):
@@ -543,6 +591,34 @@ class SystemEngine(Engine):
 
     def install_policy(self, raw, policy) -> None:
         raw.install_policy(policy)
+
+    # the stdlib surface: the stdlib's own calls (sqlnb.engines.system_functions)
+    def set_progress_handler(self, raw, handler, n: int) -> None:
+        _udf.set_progress_handler(raw, handler, n)
+
+    def set_trace_callback(self, raw, callback) -> None:
+        with raw._lock:
+            raw._con.set_trace_callback(callback)
+
+    def load_extension(self, raw, path, entrypoint) -> None:
+        _udf.load_extension(raw, path, entrypoint)
+
+    def set_authorizer(self, raw, callback) -> None:
+        with raw._lock:
+            raw._user_authorizer = callback
+
+    def blobopen(self, raw, table, column, row, readonly, name):
+        return _udf.Blob(raw, _udf.stdlib_call(raw, "blobopen", table, column, row, readonly=readonly, name=name))
+
+    def serialize(self, raw, name: str) -> bytes:
+        return _udf.stdlib_call(raw, "serialize", name=name)
+
+    def deserialize(self, raw, data, name: str) -> None:
+        _udf.stdlib_call(raw, "deserialize", data, name=name)
+
+    def backup(self, raw, target, *, pages: int, progress, name: str, sleep: float) -> None:
+        target_con = target if isinstance(target, _sq.Connection) else target._con
+        _udf.stdlib_call(raw, "backup", target_con, pages=pages, progress=progress, name=name, sleep=sleep)
 
     def run_many(self, con, st, seq_of_parameters, begin, count) -> int:
         """One stdlib executemany (it refuses statements that return rows itself)."""

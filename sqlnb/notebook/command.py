@@ -24,6 +24,7 @@ from sqlnb.notebook import explore
 from sqlnb.notebook import look as _look
 from sqlnb.notebook import saved as _saved
 from sqlnb.notebook import pyframes
+from sqlnb.notebook import functions as _functions
 from sqlnb.notebook.session import Session
 
 _VAR = re.compile(r"^:([A-Za-z_][A-Za-z0-9_]*)$")  # --connect :name (the magic's syntax, not SQL)
@@ -182,6 +183,8 @@ def execute(cmd: Command, session: Session, settings: Settings, ns, user_ns) -> 
         print(f"closed {args.close}" + (f"; current: {session.current}" if session.current else ""))
     if args.use:
         session.use(args.use)
+    if getattr(args, "function", None):
+        print(_functions.register_from_namespace(args.function, ns))
     if args.connections:
         result = connections(session)
     if frame is not None:

@@ -19,6 +19,7 @@ import re
 from sqlnb import _sql
 from sqlnb import errors as _errors
 from sqlnb.notebook import explore
+from sqlnb.notebook import functions as _functions
 
 KEYWORDS = (
     "ABORT ACTION ADD AFTER ALL ALTER ALWAYS ANALYZE AND AS ASC ATTACH AUTOINCREMENT BEFORE BEGIN "
@@ -187,7 +188,7 @@ def candidates(schema: dict, sql: str, before: str) -> tuple[str, list[tuple[str
     upper = fragment[:1].isupper() or not fragment
     for k in KEYWORDS:
         out.append((k if upper else k.lower(), "keyword"))
-    for f in FUNCTIONS:
+    for f in FUNCTIONS + _functions.names():   # (and the notebook's registered Python functions)
         out.append((f, "function"))
     if not fragment:
         return fragment, [(c, t) for c, t in out if t != "keyword"]

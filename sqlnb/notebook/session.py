@@ -7,6 +7,7 @@ from pathlib import Path
 from sqlnb import errors as _errors
 from sqlnb.connection import Connection, connect, parse_url
 from sqlnb.notebook.saved import SavedQueries
+from sqlnb.notebook import functions as _functions
 
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*\Z")
@@ -29,6 +30,7 @@ class Session:
         self.current: str | None = None
         self._adopted: set[str] = set()  # aliases of Connections the user opened (not ours to close)
         self.saved = SavedQueries()  # %%sql --save NAME (for every connection of the session)
+        _functions.track(self)  # the notebook's registered SQL functions reach every connection
 
     def _default_alias(self, target: str) -> str:
         _, path, _ = parse_url(target)
@@ -50,6 +52,7 @@ class Session:
                             statement_timeout=statement_timeout or None, isolation_level=None,
                             strict_quotes=strict_quotes)
         alias = alias or self._default_alias(target)
+        _functions.apply_all(con, f"connection {alias!r}")
         self.connections[alias] = con
         self.current = alias
         return alias, con
@@ -59,6 +62,7 @@ class Session:
         if con.closed:
             raise _errors.ConnectionClosedError("Cannot use a closed connection.")
         alias = self._check_alias(alias) or self._default_alias(con.database)
+        _functions.apply_all(con, f"connection {alias!r}")
         self.connections[alias] = con
         self._adopted.add(alias)
         self.current = alias
