@@ -21,6 +21,8 @@ The package, by concern (docs/types.md describes what each does):
 ``workers``     the parallel fetch's worker connections and threads
 ``parallel``    the parallel fetch: plan, claim, worker, join
 ``batches``     the stream: :func:`query_batches` (Arrow batches), :func:`iter_frames` (chunks)
+``source``      a DataFrame / Arrow table described for the ``sqlnb_frame`` virtual table
+``pages``       the page browser's SQL: keyset pages, OFFSET pages, the filter
 ==============  ==========================================================
 """
 from __future__ import annotations
