@@ -125,6 +125,66 @@ def window_sql(src: Source, names, top: int, multirow: bool, materialized: bool)
         ]))
 
 
+def _agg_terms(col: str) -> list[str]:
+    """The cheap statistics of one column, as aggregates over the source (order of :data:`_AGG`)."""
+    num = f"typeof({col}) IN ('integer', 'real')"
+    return ([f"sum(typeof({col}) = '{c}')" for c in CLASSES[:4]] + [f"sum({col} IS NULL)",
+            f"min({col})", f"max({col})", f"sum(CASE WHEN {num} THEN CAST({col} AS REAL) END)",
+            f"min(CASE WHEN typeof({col}) = 'text' THEN length({col}) END)",
+            f"max(CASE WHEN typeof({col}) = 'text' THEN length({col}) END)"])
+
+
+_AGG = ("integer", "real", "text", "blob", "null", "min", "max", "total", "min_length", "max_length")
+
+
+def aggregates_sql(src: Source, names) -> str:
+    """One read of the source: counts per storage class, min, max, the numeric sum and the text
+    lengths of every column of a batch (one result row)."""
+    terms = [t for n in names for t in _agg_terms(src.column(n))]
+    return f"SELECT {', '.join(terms)} FROM ({src.select(names)}) AS s"
+
+
+def deviations_sql(src: Source, names) -> str:
+    """One read of the source: each column's sum of squared deviations from its mean, the mean of
+    column ``k`` bound as parameter ``?k+1`` (the second pass of the two-pass variance)."""
+    terms = []
+    for k, n in enumerate(names, 1):
+        col = src.column(n)
+        d = f"(CAST({col} AS REAL) - ?{k})"
+        terms.append(f"sum(CASE WHEN typeof({col}) IN ('integer', 'real') THEN {d} * {d} END)")
+    return f"SELECT {', '.join(terms)} FROM ({src.select(names)}) AS s"
+
+
+def column_sql(src: Source, name: str, st: dict, top: int, materialized: bool = True) -> str:
+    """One read of the source for one column: its ``(storage class, value, count)`` groups ``g``
+    (one sort of that column) and, from ``g`` only, the distinct count, the most common values and
+    the values next to the quartiles' ranks (a running count over the numeric groups)."""
+    col = src.column(name)
+    arms = ["SELECT 'd', count(*), NULL, NULL, NULL, NULL, NULL FROM g"]
+    if st["integer"] and st["real"]:  # 1 and 1.0 are one distinct value (as in pandas' nunique)
+        arms.append("SELECT 'o', count(*), NULL, NULL, NULL, NULL, NULL FROM g AS a WHERE a.t = 'real' AND "
+                    "EXISTS (SELECT 1 FROM g AS b WHERE b.t = 'integer' AND b.v = a.v)")
+    arms.append(f"SELECT 't', v, n, row_number() OVER (ORDER BY n DESC, v), NULL, NULL, NULL FROM "
+                f"(SELECT v, n FROM g WHERE t <> 'null' ORDER BY n DESC, v LIMIT {int(top)})")
+    n_num = st["integer"] + st["real"]
+    if n_num:
+        ranks = [quantile_ranks(n_num, q)[0] for q in QUANTILES]
+        picks, near = [], []
+        for r in ranks:
+            picks.append(f"max(CASE WHEN cum - n <= {r} AND {r} < cum THEN x END)")
+            picks.append(f"max(CASE WHEN cum - n <= {r + 1} AND {r + 1} < cum THEN x END)")
+            near.append(f"(cum - n <= {r + 1} AND {r} < cum)")
+        arms.append(f"SELECT 'q', {', '.join(picks)} FROM (SELECT x, n, sum(n) OVER (ORDER BY x ROWS BETWEEN "
+                    "UNBOUNDED PRECEDING AND CURRENT ROW) AS cum FROM (SELECT CAST(v AS REAL) AS x, n FROM g "
+                    f"WHERE {_NUM})) WHERE {' OR '.join(near)}")
+    mat = "MATERIALIZED " if materialized else ""
+    return (f"WITH g(t, v, n) AS {mat}(SELECT typeof(x), x, count(*) FROM "
+            f"(SELECT {col} AS x FROM ({src.select([name])}) AS s) WHERE x IS NOT NULL GROUP BY typeof(x), x) "
+            + " UNION ALL ".join(arms))
+
+
+
+
 class _Runner:
     """Runs the profile's statements, counting those that read the source."""
 
@@ -158,20 +218,36 @@ def _take_stats(stat, row):
 
 
 def _window_batch(run: _Runner, src, names, top, multirow, materialized):
+    """Aggregates of the batch (one read), squared deviations (one read), then one read per column
+    with values for its distinct count, common values and quartiles."""
     out = [_empty_stat() for _ in names]
-    for row in run.rows(window_sql(src, names, top, multirow, materialized)):
-        kind, i, rest = row[0], row[1], row[2:]
-        st = out[i]
-        if kind == "c":
-            _take_stats(st, rest)
-        elif kind == "s":
-            st["ss"] = rest[0]
-        elif kind == "q":
-            st["q"] = rest[:6]
-        else:
-            st["top"].append((rest[0], rest[1]))
-    for st in out:
-        st["top"].sort(key=lambda vn: -vn[1])  # (row order of a UNION ALL arm is not promised)
+    row = run.rows(aggregates_sql(src, names))[0]
+    w = len(_AGG)
+    for i, st in enumerate(out):
+        st.update(zip(_AGG, row[i * w:(i + 1) * w]))
+        for c in CLASSES:
+            st[c] = st[c] or 0  # sum() over no rows is NULL
+        st["n_num"] = st["integer"] + st["real"]
+    numeric = [i for i, st in enumerate(out) if st["n_num"]]
+    if numeric:
+        row = run.rows(deviations_sql(src, [names[i] for i in numeric]),
+                       [out[i]["total"] / out[i]["n_num"] for i in numeric])[0]
+        for i, ss in zip(numeric, row):
+            out[i]["ss"] = ss
+    for name, st in zip(names, out):
+        if st["null"] == sum(st[c] for c in CLASSES):
+            continue  # no values: nothing to group
+        top_rows = []
+        for kind, *rest in run.rows(column_sql(src, name, st, top, materialized)):
+            if kind == "d":
+                st["distinct"] += rest[0]
+            elif kind == "o":
+                st["distinct"] -= rest[0]
+            elif kind == "t":
+                top_rows.append((rest[2], rest[0], rest[1]))
+            else:
+                st["q"] = tuple(rest[:6])
+        st["top"] = [(v, n) for _, v, n in sorted(top_rows, key=lambda r: r[0])]
     return out
 
 
@@ -274,4 +350,5 @@ def _version(con) -> tuple:
         return (0, 0)
 
 
-__all__ = ["profile", "COLUMNS", "QUANTILES", "BATCH", "lerp", "quantile_ranks", "grouped_sql", "window_sql"]
+__all__ = ["profile", "COLUMNS", "QUANTILES", "BATCH", "lerp", "quantile_ranks", "grouped_sql", "window_sql", "aggregates_sql", "deviations_sql",
+           "column_sql"]
