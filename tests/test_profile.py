@@ -228,7 +228,7 @@ def test_many_columns_are_batched(engine, tmp_path):
     for i in (0, 1, 99, 100, 101, 1998, 1999):
         check(df.iloc[i], [r[i] for r in rows], f"column {i}")
     if con.backend.has("window"):
-        # one read (and one sort) per column, whatever the width
+        # one read per column, whatever the width
         assert df.attrs["scans"] == ncols == df.attrs["statements"]
     con.close()
 

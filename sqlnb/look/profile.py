@@ -2,18 +2,18 @@
 
 How it is computed (docs/look.md says the same for users):
 
-* Engines with window functions (``sqlite``, ``system``): **one statement, one read of the
-  source and one sort per column** (:func:`column_sql`). The column's values are grouped
-  (``GROUP BY x, typeof(x) ORDER BY x, typeof(x)``: SQLite's one temp B-tree); a running count of
-  the numeric values and a "differs from the previous group" flag are computed over the groups in
-  that order (no second sort); the grouped table ``g`` (a materialized CTE, as small as the
-  column's distinct values) is then the only input of every statistic: storage-class counts,
-  distinct count, min, max, the mean, the sum of squared deviations from that mean (two passes
-  over ``g``, not over the rows: robust where ``sum(x*x) - n*mean**2`` is not), text lengths, the
-  values at the two ranks around each quartile, and the most common values (a sort bounded to
-  ``top`` rows). A sort per column is the price of exact distinct counts, quartiles and top
-  values; one CROSS JOIN of all columns per batch (the first design) sorted 7x the rows with
-  windows over them and was ~15x slower.
+* Engines with window functions (``sqlite``, ``system``): **one statement and one read of the
+  source per column** (:func:`column_sql`). The column's values are grouped by (value, storage
+  class) into a materialized CTE ``g`` (SQLite's grouping is a sort of the rows: the one sort of
+  the rows per column); ``g`` is as small as the column's distinct values and is the only input of
+  every statistic: storage-class counts, distinct count, min, max, the mean, the sum of squared
+  deviations from that mean (two passes over ``g``, not over the rows: robust where
+  ``sum(x*x) - n*mean**2`` is not), text lengths, the quartiles (a running
+  ``sum(n) OVER (ORDER BY value)`` over the numeric groups finds the values at the two ranks
+  around each quartile: a sort of the groups) and the most common values (a sort bounded to
+  ``top`` rows). The first design crossed every row with a batch's column numbers and grouped
+  all (column, value) pairs in one statement: one read, but a sort of rows x columns pairs and
+  windows over them, several times slower than a sort per column.
 * Quartiles follow pandas' default ``Series.quantile(q, interpolation="linear")``
   (numpy's "linear", Hyndman & Fan type 7): position ``h = (n-1)*q`` over the sorted
   numeric values, ``x[floor(h)] + (h - floor(h)) * (x[floor(h)+1] - x[floor(h)])``,
@@ -93,42 +93,42 @@ def _row(kind: str, exprs: list[str]) -> str:
 
 
 def column_sql(src: Source, name: str, top: int, materialized: bool = True) -> str:
-    """Every statistic of one column from one read of the source and one sort of that column.
+    """Every statistic of one column from one read of the source.
 
-    ``g``: the column's groups ``(value, storage class, count)`` in the GROUP BY's own order
-    (NULL, then numbers by value, an integer before an equal real, then text, then blobs), with
-    a running count of the numeric values ``cum`` and ``new`` (the value differs from the previous
-    group's: 1 and 1.0 are one distinct value, as in pandas' ``nunique``). The windows read ``g``
-    in that order, so SQLite sorts nothing more (EXPLAIN QUERY PLAN: one temp B-tree, the GROUP
-    BY's). Then, from ``g`` only (plain passes, no sort): the counts per class, distinct count,
-    min, max, numeric sum, text lengths, the sum of squared deviations from the mean (two-pass
-    variance over the groups), the values next to the quartiles' ranks, and the most common values
-    (a sort bounded to ``top`` rows)."""
+    ``g``: the column's groups ``(value, storage class, count)`` (NULL is a group; the GROUP BY is
+    the one sort of the rows). Then, from ``g`` only: the counts per class, distinct count, min,
+    max, numeric count and sum, text lengths (one pass); ``o``: the REAL groups equal to an INTEGER
+    group (1 and 1.0 are two groups but one distinct value, as in pandas' ``nunique``); the sum of
+    squared deviations from the mean (two-pass variance over the groups, not the rows); the values
+    at the two ranks around each quartile (a running count over the numeric groups: a sort of the
+    groups, not of the rows); the most common values (a sort bounded to ``top`` rows)."""
     col = src.column(name)
     num = f"g.{_NUM}"
     x = "CAST(g.v AS REAL)"
     stats = [f"sum(CASE WHEN g.t = '{c}' THEN g.n ELSE 0 END)" for c in CLASSES]
-    stats += ["sum(CASE WHEN g.t <> 'null' AND g.new THEN 1 ELSE 0 END)", "min(g.v)", "max(g.v)",
+    stats += ["sum(g.t <> 'null')", "min(g.v)", "max(g.v)",
               f"sum(CASE WHEN {num} THEN g.n ELSE 0 END)", f"sum(CASE WHEN {num} THEN g.n * {x} END)",
               "min(CASE WHEN g.t = 'text' THEN length(g.v) END)", "max(CASE WHEN g.t = 'text' THEN length(g.v) END)"]
     ranks = ", ".join(f"CAST((n_num - 1) * {q!r} AS INTEGER) AS r{j}" for j, q in enumerate(QUANTILES))
     picks, near = [], []
     for j in range(len(QUANTILES)):
-        picks.append(f"max(CASE WHEN g.cum - g.n <= r.r{j} AND r.r{j} < g.cum THEN {x} END)")
-        picks.append(f"max(CASE WHEN g.cum - g.n <= r.r{j} + 1 AND r.r{j} + 1 < g.cum THEN {x} END)")
-        near.append(f"(g.cum - g.n <= r.r{j} + 1 AND r.r{j} < g.cum)")
+        picks.append(f"max(CASE WHEN q.cum - q.n <= r.r{j} AND r.r{j} < q.cum THEN q.x END)")
+        picks.append(f"max(CASE WHEN q.cum - q.n <= r.r{j} + 1 AND r.r{j} + 1 < q.cum THEN q.x END)")
+        near.append(f"(q.cum - q.n <= r.r{j} + 1 AND r.r{j} < q.cum)")
     mat = "MATERIALIZED " if materialized else ""
     return (
-        f"WITH g(v, t, n, cum, new) AS {mat}(SELECT v, t, n, sum(CASE WHEN {_NUM} THEN n ELSE 0 END) OVER w, "
-        "v IS NOT lag(v) OVER w FROM (SELECT x AS v, typeof(x) AS t, count(*) AS n FROM "
-        f"(SELECT {col} AS x FROM ({src.select([name])}) AS s) GROUP BY x, typeof(x) ORDER BY x, typeof(x)) "
-        "WINDOW w AS (ORDER BY v, t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)), "
+        f"WITH g(v, t, n) AS {mat}(SELECT x, typeof(x), count(*) FROM "
+        f"(SELECT {col} AS x FROM ({src.select([name])}) AS s) GROUP BY x, typeof(x)), "
         f"m AS (SELECT sum(g.n) AS n_num, sum(g.n * {x}) / sum(g.n) AS mean FROM g WHERE {num}), "
-        f"r AS (SELECT {ranks} FROM m WHERE n_num > 0) "
+        f"r AS (SELECT {ranks} FROM m WHERE n_num > 0), "
+        "q AS (SELECT CAST(v AS REAL) AS x, n, sum(n) OVER (ORDER BY CAST(v AS REAL) "
+        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum FROM g WHERE {_NUM}) "
         + " UNION ALL ".join([
             _row("c", stats) + " FROM g",
+            _row("o", ["count(*)"]) + " FROM g AS a WHERE a.t = 'real' AND EXISTS "
+            "(SELECT 1 FROM g AS b WHERE b.t = 'integer' AND b.v = a.v)",
             _row("s", [f"sum(g.n * ({x} - m.mean) * ({x} - m.mean))"]) + f" FROM g, m WHERE {num}",
-            _row("q", picks) + f" FROM g, r WHERE {num} AND ({' OR '.join(near)})",
+            _row("q", picks) + f" FROM q, r WHERE {' OR '.join(near)}",
             _row("t", ["v", "n", "rn"]) + " FROM (SELECT v, n, row_number() OVER (ORDER BY n DESC, v) AS rn "
             f"FROM (SELECT v, n FROM g WHERE t <> 'null' ORDER BY n DESC, v LIMIT {int(top)}))",
         ]))
@@ -167,7 +167,7 @@ def _take_stats(stat, row):
 
 
 def _window_batch(run: _Runner, src, names, top, multirow, materialized):
-    """One read of the source per column (:func:`column_sql`)."""
+    """Per column: one read of the source (:func:`column_sql`)."""
     out = []
     for name in names:
         st = _empty_stat()
@@ -175,6 +175,8 @@ def _window_batch(run: _Runner, src, names, top, multirow, materialized):
         for kind, *rest in run.rows(column_sql(src, name, top, materialized)):
             if kind == "c":
                 _take_stats(st, rest)
+            elif kind == "o":
+                st["distinct"] = (st["distinct"] or 0) - rest[0]
             elif kind == "s":
                 st["ss"] = rest[0]
             elif kind == "q":
