@@ -2,26 +2,28 @@
 
 How it is computed (docs/look.md says the same for users):
 
-* The source is read **once per batch of** :data:`BATCH` **columns**: each row is
-  crossed with a small list of column numbers (``CROSS JOIN k``, so SQLite reads the
-  source in the outer loop) and the ``(column, storage class, value)`` triples are
-  grouped with their counts. That grouped table ``g`` (a materialized CTE) is the only
-  thing built from the rows; every statistic is an aggregate over it:
-  storage-class counts, ``count(DISTINCT)``, min, max, the mean, the sum of squared
+* Engines with window functions (``sqlite``, ``system``): **one statement and one read of the
+  source per column** (:func:`column_sql`). The column's values are grouped by (value, storage
+  class) into a materialized CTE ``g`` (SQLite's grouping is a sort of the rows: the one sort of
+  the rows per column); ``g`` is as small as the column's distinct values and is the only input of
+  every statistic: storage-class counts, distinct count, min, max, the mean, the sum of squared
   deviations from that mean (two passes over ``g``, not over the rows: robust where
   ``sum(x*x) - n*mean**2`` is not), text lengths, the quartiles (a running
-  ``sum(n) OVER (PARTITION BY column ORDER BY value)`` finds the values at the two
-  ranks around each quartile) and the most common values (``row_number()``).
+  ``sum(n) OVER (ORDER BY value)`` over the numeric groups finds the values at the two ranks
+  around each quartile: a sort of the groups) and the most common values (a sort bounded to
+  ``top`` rows). The first design crossed every row with a batch's column numbers and grouped
+  all (column, value) pairs in one statement: one read, but a sort of rows x columns pairs and
+  windows over them, several times slower than a sort per column.
 * Quartiles follow pandas' default ``Series.quantile(q, interpolation="linear")``
   (numpy's "linear", Hyndman & Fan type 7): position ``h = (n-1)*q`` over the sorted
   numeric values, ``x[floor(h)] + (h - floor(h)) * (x[floor(h)+1] - x[floor(h)])``,
   evaluated the way numpy evaluates it.
 * Engines without window functions (bdb's SQLite 3.7.6 core) cannot name ``g`` twice
-  (no CTE) nor rank in SQL: the aggregates are one scan per batch, the squared
-  deviations a second one (with the means bound as parameters), each quartile an
-  ``ORDER BY value LIMIT 2 OFFSET floor(h)`` over the column (a scan with a bounded
-  sort) and the common values a ``GROUP BY ... ORDER BY count DESC LIMIT k`` per column.
-  The numbers are the same; the scans are more.
+  (no CTE) nor rank in SQL: per batch of :data:`BATCH` columns the aggregates are one scan
+  (the rows crossed with the column numbers and grouped), the squared deviations a second one
+  (with the means bound as parameters), each quartile an ``ORDER BY value LIMIT 2 OFFSET floor(h)``
+  over the column (a scan with a bounded sort) and the common values a
+  ``GROUP BY ... ORDER BY count DESC LIMIT k`` per column. The numbers are the same.
 
 Numeric statistics (mean, std, quartiles) are over the column's INTEGER and REAL
 values only, as float64; TEXT and BLOB values are counted, not converted.
@@ -33,8 +35,8 @@ import math
 from sqlnb import _sql
 from sqlnb.look.source import Source, resolve
 
-#: columns per statement: keeps the CASE, the column list and the bound means far
-#: inside SQLite's limits (result columns, compound terms, variables) on every engine
+#: columns per statement of the path without window functions: keeps the CASE, the column list
+#: and the bound means far inside SQLite's limits (result columns, compound terms, variables)
 BATCH = 100
 QUANTILES = (0.25, 0.5, 0.75)
 CLASSES = ("integer", "real", "text", "blob", "null")
@@ -83,45 +85,52 @@ _STATS = ("SELECT i, "
           f"sum(CASE WHEN {_NUM} THEN n * CAST(v AS REAL) END), "
           "min(CASE WHEN t = 'text' THEN length(v) END), max(CASE WHEN t = 'text' THEN length(v) END) "
           "FROM {g} GROUP BY i")
-_PAD = 13  # columns of the combined rows after (kind, i)
-_PICKS = ["a0", "b0", "a1", "b1", "a2", "b2"]  # the values at the two ranks around each quartile
+_W = 12  # values per row of :func:`column_sql` after the kind
 
 
-def _arm(kind: str, exprs: list[str], frm: str) -> str:
-    cols = exprs + ["NULL"] * (_PAD - len(exprs))
-    return f"SELECT '{kind}', i, {', '.join(cols)} FROM {frm}"
+def _row(kind: str, exprs: list[str]) -> str:
+    return f"SELECT '{kind}', " + ", ".join(exprs + ["NULL"] * (_W - len(exprs)))
 
 
-def window_sql(src: Source, names, top: int, multirow: bool, materialized: bool) -> str:
-    """One statement: every statistic of a batch of columns, from one read of the source."""
-    mat = "MATERIALIZED " if materialized else ""
+def column_sql(src: Source, name: str, top: int, materialized: bool = True) -> str:
+    """Every statistic of one column from one read of the source.
+
+    ``g``: the column's groups ``(value, storage class, count)`` (NULL is a group; the GROUP BY is
+    the one sort of the rows). Then, from ``g`` only: the counts per class, distinct count, min,
+    max, numeric count and sum, text lengths (one pass); ``o``: the REAL groups equal to an INTEGER
+    group (1 and 1.0 are two groups but one distinct value, as in pandas' ``nunique``); the sum of
+    squared deviations from the mean (two-pass variance over the groups, not the rows); the values
+    at the two ranks around each quartile (a running count over the numeric groups: a sort of the
+    groups, not of the rows); the most common values (a sort bounded to ``top`` rows)."""
+    col = src.column(name)
+    num = f"g.{_NUM}"
+    x = "CAST(g.v AS REAL)"
+    stats = [f"sum(CASE WHEN g.t = '{c}' THEN g.n ELSE 0 END)" for c in CLASSES]
+    stats += ["sum(g.t <> 'null')", "min(g.v)", "max(g.v)",
+              f"sum(CASE WHEN {num} THEN g.n ELSE 0 END)", f"sum(CASE WHEN {num} THEN g.n * {x} END)",
+              "min(CASE WHEN g.t = 'text' THEN length(g.v) END)", "max(CASE WHEN g.t = 'text' THEN length(g.v) END)"]
     ranks = ", ".join(f"CAST((n_num - 1) * {q!r} AS INTEGER) AS r{j}" for j, q in enumerate(QUANTILES))
-    picks = []
+    picks, near = [], []
     for j in range(len(QUANTILES)):
         picks.append(f"max(CASE WHEN q.cum - q.n <= r.r{j} AND r.r{j} < q.cum THEN q.x END)")
         picks.append(f"max(CASE WHEN q.cum - q.n <= r.r{j} + 1 AND r.r{j} + 1 < q.cum THEN q.x END)")
-    # only the rows holding a rank next to a quartile reach the GROUP BY (at most 6 per column)
-    near = " OR ".join(f"(q.cum - q.n <= r.r{j} + 1 AND r.r{j} < q.cum)" for j in range(len(QUANTILES)))
-    stats_cols = ["n_integer", "n_real", "n_text", "n_blob", "n_null", "n_distinct", "lo", "hi",
-                  "n_num", "total", "len_lo", "len_hi"]
+        near.append(f"(q.cum - q.n <= r.r{j} + 1 AND r.r{j} < q.cum)")
+    mat = "MATERIALIZED " if materialized else ""
     return (
-        f"WITH g(i, t, v, n) AS {mat}({grouped_sql(src, names, multirow)}), "
-        f"c(i, {', '.join(stats_cols)}) AS ({_STATS.format(g='g')}), "
-        "m AS (SELECT i, total / n_num AS mean FROM c WHERE n_num > 0), "
-        "var AS (SELECT g.i AS i, sum(g.n * (CAST(g.v AS REAL) - m.mean) * (CAST(g.v AS REAL) - m.mean)) AS ss "
-        f"FROM g JOIN m ON g.i = m.i WHERE g.{_NUM} GROUP BY g.i), "
-        "q AS (SELECT i, CAST(v AS REAL) AS x, n, sum(n) OVER (PARTITION BY i ORDER BY CAST(v AS REAL) "
-        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum FROM g WHERE {_NUM}), "
-        f"r AS (SELECT i, {ranks} FROM c WHERE n_num > 0), "
-        f"qs AS (SELECT q.i AS i, {', '.join(f'{p} AS {a}' for p, a in zip(picks, _PICKS))} "
-        f"FROM q JOIN r ON q.i = r.i WHERE {near} GROUP BY q.i), "
-        "tp AS (SELECT i, v, n FROM (SELECT i, v, n, row_number() OVER (PARTITION BY i ORDER BY n DESC, v) "
-        f"AS rn FROM g WHERE t <> 'null') WHERE rn <= {int(top)}) "
+        f"WITH g(v, t, n) AS {mat}(SELECT x, typeof(x), count(*) FROM "
+        f"(SELECT {col} AS x FROM ({src.select([name])}) AS s) GROUP BY x, typeof(x)), "
+        f"m AS (SELECT sum(g.n) AS n_num, sum(g.n * {x}) / sum(g.n) AS mean FROM g WHERE {num}), "
+        f"r AS (SELECT {ranks} FROM m WHERE n_num > 0), "
+        "q AS (SELECT CAST(v AS REAL) AS x, n, sum(n) OVER (ORDER BY CAST(v AS REAL) "
+        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum FROM g WHERE {_NUM}) "
         + " UNION ALL ".join([
-            _arm("c", stats_cols, "c"),
-            _arm("s", ["ss"], "var"),
-            _arm("q", _PICKS, "qs"),
-            _arm("t", ["v", "n"], "tp"),
+            _row("c", stats) + " FROM g",
+            _row("o", ["count(*)"]) + " FROM g AS a WHERE a.t = 'real' AND EXISTS "
+            "(SELECT 1 FROM g AS b WHERE b.t = 'integer' AND b.v = a.v)",
+            _row("s", [f"sum(g.n * ({x} - m.mean) * ({x} - m.mean))"]) + f" FROM g, m WHERE {num}",
+            _row("q", picks) + f" FROM q, r WHERE {' OR '.join(near)}",
+            _row("t", ["v", "n", "rn"]) + " FROM (SELECT v, n, row_number() OVER (ORDER BY n DESC, v) AS rn "
+            f"FROM (SELECT v, n FROM g WHERE t <> 'null' ORDER BY n DESC, v LIMIT {int(top)}))",
         ]))
 
 
@@ -158,20 +167,24 @@ def _take_stats(stat, row):
 
 
 def _window_batch(run: _Runner, src, names, top, multirow, materialized):
-    out = [_empty_stat() for _ in names]
-    for row in run.rows(window_sql(src, names, top, multirow, materialized)):
-        kind, i, rest = row[0], row[1], row[2:]
-        st = out[i]
-        if kind == "c":
-            _take_stats(st, rest)
-        elif kind == "s":
-            st["ss"] = rest[0]
-        elif kind == "q":
-            st["q"] = rest[:6]
-        else:
-            st["top"].append((rest[0], rest[1]))
-    for st in out:
-        st["top"].sort(key=lambda vn: -vn[1])  # (row order of a UNION ALL arm is not promised)
+    """Per column: one read of the source (:func:`column_sql`)."""
+    out = []
+    for name in names:
+        st = _empty_stat()
+        top_rows = []
+        for kind, *rest in run.rows(column_sql(src, name, top, materialized)):
+            if kind == "c":
+                _take_stats(st, rest)
+            elif kind == "o":
+                st["distinct"] = (st["distinct"] or 0) - rest[0]
+            elif kind == "s":
+                st["ss"] = rest[0]
+            elif kind == "q":
+                st["q"] = tuple(rest[:6])
+            else:
+                top_rows.append(tuple(rest[:3]))
+        st["top"] = [(v, n) for v, n, _ in sorted(top_rows, key=lambda r: r[2])]
+        out.append(st)
     return out
 
 
@@ -274,4 +287,4 @@ def _version(con) -> tuple:
         return (0, 0)
 
 
-__all__ = ["profile", "COLUMNS", "QUANTILES", "BATCH", "lerp", "quantile_ranks", "grouped_sql", "window_sql"]
+__all__ = ["profile", "COLUMNS", "QUANTILES", "BATCH", "lerp", "quantile_ranks", "grouped_sql", "column_sql"]
