@@ -182,12 +182,15 @@ def build_env(**extra) -> dict:
     return env
 
 
-def build_sdist(out: Path, *, isolated: bool = True, builder: str = sys.executable) -> Path:
+def build_sdist(out: Path, *, isolated: bool = True, offline: bool = False, builder: str = sys.executable) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="sqlnb-sdist-") as tmp:
         tree = export_tree(Path(tmp) / "src")
-        run([builder, "-m", "build", "--sdist", *([] if isolated else ["--no-isolation"]), "-o", out, tree],
-            env=build_env())
+        env = build_env()
+        cmd = [builder, "-m", "build", "--sdist", *([] if isolated else ["--no-isolation"]), "-o", out, tree]
+        if offline:
+            env, cmd = offline_env(env), OFFLINE_PREFIX + cmd
+        run(cmd, env=env)
     return out / f"sqlnb-{version()}.tar.gz"
 
 
@@ -211,8 +214,8 @@ def builder_for(py: str) -> str:
     return str(exe)
 
 
-def build_wheel(sdist: Path, py: str, out: Path, *, isolated: bool = True, offline: bool = False) -> Path:
-    """A wheel for ``py`` built from the sdist (unpacked: what a user's pip does)."""
+def build_wheel(sdist: Path, py: str, out: Path, *, isolated: bool = True, offline: bool = False) -> tuple[Path, str]:
+    """A wheel for ``py`` built from the sdist (unpacked: what a user's pip does); (wheel, build log)."""
     out.mkdir(parents=True, exist_ok=True)
     builder = builder_for(py)
     with tempfile.TemporaryDirectory(prefix="sqlnb-wheel-") as tmp:
@@ -225,7 +228,7 @@ def build_wheel(sdist: Path, py: str, out: Path, *, isolated: bool = True, offli
     name = [line for line in r.stdout.splitlines() if line.startswith("Successfully built ")]
     if not name:
         raise RuntimeError("build printed no wheel name:\n" + r.stdout[-2000:])
-    return out / name[-1].split()[-1]
+    return out / name[-1].split()[-1], r.stdout
 
 
 def tool(name: str) -> str:
@@ -290,7 +293,7 @@ def smoke(py: str, wheel: Path, workdir: Path, db: Path) -> dict:
     if r.returncode != 0 or not result:
         raise RuntimeError(f"smoke check of {wheel.name} failed (exit {r.returncode}):\n{r.stdout[-4000:]}")
     out = json.loads(result[-1].split(" ", 1)[1])
-    out["install"] = round(installed, 1)
+    out["seconds"]["install"] = round(installed, 1)
     out["offline"] = OFFLINE_HOW
     return out
 
@@ -321,16 +324,16 @@ def dist_all(wants: list[str], out: Path) -> int:
         try:
             py = find_python(want)
             with tempfile.TemporaryDirectory(prefix=f"sqlnb-dist-{want}-") as tmp:
-                raw = build_wheel(sdist, py, Path(tmp) / "raw")
+                raw, _ = build_wheel(sdist, py, Path(tmp) / "raw")
                 wheel = repair(raw, out)
                 built = time.perf_counter() - t0
                 problems = check(wheel)
                 s = smoke(py, wheel, Path(tmp), db)
-            steps = ", ".join(f"{k} {s[k]}s" for k in ("engines", "query_df", "magic", "tour"))
+            steps = ", ".join(f"{k} {v}s" for k, v in s["seconds"].items())
             rows.append((want, wheel.name, f"{wheel.stat().st_size / 1e6:.1f} MB", f"{built:.0f} s",
                          "ok" if not problems else "; ".join(problems),
-                         f"ok: sqlite {s['engines']['sqlite']}, bdb {s['engines']['bdb']}; {steps}; "
-                         f"install {s['install']}s"))
+                         f"ok: sqlite {s['engines']['sqlite']}, bdb {s['engines']['bdb']}, "
+                         f"{s['tour_cells']} tour cells; {steps}"))
             failed += bool(problems)
         except Exception as exc:  # noqa: BLE001 - one Python failing does not hide the others' results
             failed += 1

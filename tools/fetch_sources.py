@@ -81,8 +81,8 @@ def _download_direct(project: str, filename: str) -> bytes:
 def _download_pip(project: str, version: str, filename: str) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-             "-d", tmp, f"{project}=={version}"],
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--retries", "1",
+             "--timeout", "30", "-d", tmp, f"{project}=={version}"],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         return (Path(tmp) / filename).read_bytes()

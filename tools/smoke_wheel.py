@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-RESULT: dict = {"python": sys.version.split()[0]}
+RESULT: dict = {"python": sys.version.split()[0], "seconds": {}}
 
 
 def step(name: str):
@@ -27,8 +27,8 @@ def step(name: str):
         except BaseException as exc:  # noqa: BLE001 - the step's name and the error, then fail
             print(f"SMOKE {name} FAILED: {type(exc).__name__}: {exc}", flush=True)
             raise
-        RESULT[name] = round(time.perf_counter() - t0, 2)
-        print(f"SMOKE {name} ok ({RESULT[name]} s)", flush=True)
+        RESULT["seconds"][name] = round(time.perf_counter() - t0, 2)
+        print(f"SMOKE {name} ok ({RESULT['seconds'][name]} s)", flush=True)
         return fn
     return wrap
 
@@ -70,6 +70,12 @@ def main(tour: Path, db: Path, version: str) -> None:
         bdb = infos["bdb"]
         # a portable wheel leaves the BerkeleyDB flavour out: engines() must say how to get it
         assert bdb.available or "libdb5.3-sql-dev" in (bdb.why or ""), bdb
+        if not bdb.available:  # and so does the error of asking for it
+            try:
+                sqlnb.connect(":memory:", engine="bdb")
+                raise AssertionError("connect(engine='bdb') worked although engines() says unavailable")
+            except sqlnb.errors.EngineUnavailableError as exc:
+                assert "--no-binary sqlnb" in str(exc) and "libdb5.3-sql-dev" in str(exc), exc
         RESULT["engines"] = {n: (i.version if i.available else "unavailable") for n, i in infos.items()}
         con = sqlnb.connect(":memory:")
         assert con.engine == "sqlite", con.engine
