@@ -61,11 +61,16 @@ def test_sqlite_objects_do_not_depend_on_the_python():
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """The sdist (built offline, no isolation) and, from it, a wheel for this Python built with the
-    network cut: the pinned sources and SQLite objects come from $SQLNB_CACHE."""
+def sdist(tmp_path_factory):
+    """The sdist, built offline without build isolation."""
+    return dist.build_sdist(tmp_path_factory.mktemp("sdist"), isolated=False, offline=True)
+
+
+@pytest.fixture(scope="module")
+def built(sdist, tmp_path_factory):
+    """The sdist and, from it, a wheel for this Python built with the network cut: the pinned
+    sources and SQLite objects come from $SQLNB_CACHE."""
     out = tmp_path_factory.mktemp("dist")
-    sdist = dist.build_sdist(out, isolated=False, offline=True)
     wheel, log = dist.build_wheel(sdist, sys.executable, out / "raw", isolated=False, offline=True)
     repaired = dist.repair(wheel, out)
     return sdist, wheel, repaired, log
@@ -124,9 +129,8 @@ def test_wheel_works_without_compiler_or_network(built, tmp_path):
 
 
 @pytest.mark.timeout(300)
-def test_sdist_without_sources_offline_fails_in_one_line(built, tmp_path):
+def test_sdist_without_sources_offline_fails_in_one_line(sdist, tmp_path):
     """No cached sources, no network: the build stops with one line naming what to fetch and where."""
-    sdist = built[0]
     src = dist.unpack(sdist, tmp_path)
     empty = tmp_path / "cache"
     env = dist.offline_env(dist.build_env(SQLNB_CACHE=str(empty)))
@@ -154,3 +158,24 @@ def test_bdb_is_left_out_of_wheels_and_says_how_to_get_it():
 
     why = BdbEngine()._not_built()
     assert "libdb5.3-sql-dev" in why and "--no-binary" in why
+
+
+@pytest.mark.timeout(300)
+def test_sdist_offline_without_compiler_is_system_only_not_a_sources_error(sdist, tmp_path):
+    """No compiler is known before any source is looked for: offline, with an empty cache and
+    CC=false, the build still succeeds, warns, and the wheel carries no compiled engine."""
+    src = dist.unpack(sdist, tmp_path)
+    empty = tmp_path / "cache"
+    env = dist.offline_env(dist.build_env(SQLNB_CACHE=str(empty), CC="false", LDSHARED="false"))
+    env.pop("SQLNB_REQUIRE_EXT")
+    r = subprocess.run(dist.OFFLINE_PREFIX + [sys.executable, "-m", "build", "--wheel", "--no-isolation",
+                                              "-o", str(tmp_path / "out"), str(src)],
+                       env=env, capture_output=True, text=True, timeout=280)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    assert "no working C compiler" in out and "will use the pure-Python 'system' engine" in out
+    assert "[sqlnb] error:" not in out
+    (wheel,) = (tmp_path / "out").glob("*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        assert not [n for n in z.namelist() if n.endswith(".so")]
+    assert not (empty / "sources").exists() and not (empty / "obj").exists()

@@ -97,6 +97,18 @@ def _compiler_identity(exe: list[str]) -> str:
     return f"{' '.join(exe)} {os.path.realpath(path)} {out}"
 
 
+def check_compiler(compiler) -> None:
+    """RuntimeError when the C compiler does not run (``CC=false``, none installed): "no compiler"
+    is known before the pinned sources are looked for, so it never needs them or the network."""
+    exe = _compiler_words(compiler)
+    try:
+        ok = subprocess.run(exe + ["--version"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    if not ok:
+        raise RuntimeError(f"no working C compiler ({' '.join(exe)} --version failed)")
+
+
 def own_objects(compiler) -> tuple[Path, list[str]]:
     """Return (source dir, object files) for our SQLite + lsm1, compiling only what the cache lacks.
 
@@ -160,12 +172,14 @@ def find_bdb() -> tuple[str | None, str]:
 
 
 class OptionalBuildExt(build_ext):
-    """build_ext that compiles our SQLite objects first and never fails the install."""
+    """build_ext that compiles our SQLite objects first; no working compiler is a warning (the
+    install goes on with the `system` engine), missing pinned sources offline an error of one line."""
 
     def build_extension(self, ext):
         required = os.environ.get("SQLNB_REQUIRE_EXT") == "1"
         try:
             if ext.name == "sqlnb._fast":
+                check_compiler(self.compiler)
                 try:
                     src, objects = own_objects(self.compiler)
                 except fetch_sources.SourcesUnavailable as exc:  # not a compiler problem: say what to fetch

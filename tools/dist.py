@@ -190,7 +190,7 @@ def build_sdist(out: Path, *, isolated: bool = True, offline: bool = False, buil
         cmd = [builder, "-m", "build", "--sdist", *([] if isolated else ["--no-isolation"]), "-o", out, tree]
         if offline:
             env, cmd = offline_env(env), OFFLINE_PREFIX + cmd
-        run(cmd, env=env)
+        run(cmd, env=env, cwd=tmp)
     return out / f"sqlnb-{version()}.tar.gz"
 
 
@@ -203,11 +203,13 @@ def unpack(sdist: Path, dest: Path) -> Path:
 def builder_for(py: str) -> str:
     """An interpreter of ``py``'s version with the `build` frontend: ``py`` itself when it has it,
     else a venv kept in $SQLNB_CACHE/dist/builders/ (created once, `build` from the index)."""
-    if subprocess.run([py, "-c", "import build"], capture_output=True).returncode == 0:
+    # -I: not the current directory (a checkout's build/ directory would pass for the package)
+    if subprocess.run([py, "-I", "-c", "import build.__main__"], capture_output=True).returncode == 0:
         return py
     venv = cache_root() / "dist" / "builders" / tag(py)
     exe = venv / "bin" / "python"
-    if not (exe.exists() and subprocess.run([exe, "-c", "import build"], capture_output=True).returncode == 0):
+    if not (exe.exists() and subprocess.run([exe, "-I", "-c", "import build.__main__"],
+                                            capture_output=True).returncode == 0):
         log(f"creating the {tag(py)} builder venv {venv}")
         run([py, "-m", "venv", "--clear", venv])
         run([exe, "-m", "pip", "install", "-q", "--disable-pip-version-check", "build>=1.2"])
@@ -224,7 +226,7 @@ def build_wheel(sdist: Path, py: str, out: Path, *, isolated: bool = True, offli
         cmd = [builder, "-m", "build", "--wheel", *([] if isolated else ["--no-isolation"]), "-o", out, src]
         if offline:
             env, cmd = offline_env(env), OFFLINE_PREFIX + cmd
-        r = run(cmd, env=env)
+        r = run(cmd, env=env, cwd=tmp)
     name = [line for line in r.stdout.splitlines() if line.startswith("Successfully built ")]
     if not name:
         raise RuntimeError("build printed no wheel name:\n" + r.stdout[-2000:])
