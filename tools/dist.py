@@ -326,13 +326,14 @@ def dist_all(wants: list[str], out: Path) -> int:
         try:
             py = find_python(want)
             with tempfile.TemporaryDirectory(prefix=f"sqlnb-dist-{want}-") as tmp:
-                raw, _ = build_wheel(sdist, py, Path(tmp) / "raw")
+                raw, build_log = build_wheel(sdist, py, Path(tmp) / "raw")
                 wheel = repair(raw, out)
                 built = time.perf_counter() - t0
                 problems = check(wheel)
                 s = smoke(py, wheel, Path(tmp), db)
             steps = ", ".join(f"{k} {v}s" for k, v in s["seconds"].items())
-            rows.append((want, wheel.name, f"{wheel.stat().st_size / 1e6:.1f} MB", f"{built:.0f} s",
+            compiled = "compiled SQLite" if "compiling SQLite" in build_log else "cached SQLite objects"
+            rows.append((want, wheel.name, f"{wheel.stat().st_size / 1e6:.1f} MB", f"{built:.0f} s, {compiled}",
                          "ok" if not problems else "; ".join(problems),
                          f"ok: sqlite {s['engines']['sqlite']}, bdb {s['engines']['bdb']}, "
                          f"{s['tour_cells']} tour cells; {steps}"))
