@@ -35,6 +35,8 @@ ROOT = HERE.parent
 PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 #: installed beside the wheel's own dependencies and its `notebook` extra, to run the tour
 SMOKE_EXTRA = ("ipykernel>=6", "nbclient>=0.10", "nbformat>=5")
+#: what building the sdist without network and without build isolation needs (pyproject [build-system])
+BUILD_EXTRA = ("setuptools>=77", "Cython>=3.0")
 
 
 def log(msg: str) -> None:
@@ -55,11 +57,11 @@ def version() -> str:
 
 
 def requirements() -> list[str]:
-    """The wheel's dependencies and its `notebook` extra (from pyproject.toml), plus SMOKE_EXTRA."""
+    """The wheel's dependencies and its `notebook` extra (from pyproject.toml), SMOKE_EXTRA, BUILD_EXTRA."""
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return list(project["dependencies"]) + list(project["optional-dependencies"]["notebook"]) + list(SMOKE_EXTRA)
+    return list(project["dependencies"]) + list(project["optional-dependencies"]["notebook"]) + list(SMOKE_EXTRA) + list(BUILD_EXTRA)
 
 
 def run(cmd, *, env=None, cwd=None, check=True, quiet=True) -> subprocess.CompletedProcess:
