@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
-EXTRAS ?= arrow,notebook,test,browser,interactive
+EXTRAS ?= arrow,notebook,test,browser,interactive,dist
 export SQLNB_CACHE ?= $(CURDIR)/build
 
-.PHONY: setup system-deps venv build demo test test-fast contracts bench lab memcheck clean help
+.PHONY: setup system-deps venv build wheelhouse demo test test-fast contracts bench lab memcheck dist clean help
 
 help:
 	@echo "make demo      set up everything, build the demo database, run the tour notebook -> build/01-tour.html"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench     run the benchmarks side by side with the peers (benchmarks/README.md)"
 	@echo "make lab       start JupyterLab on notebooks/ with the demo database ready"
 	@echo "make memcheck  run the memory-safety checks (valgrind + RSS)"
+	@echo "make dist      sdist + manylinux wheels for CPython 3.10-3.13 in dist/, each checked and smoke-tested without compiler or network (docs/build.md)"
 
 setup: system-deps build
 
@@ -24,7 +25,7 @@ system-deps:
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade "pip>=24" "setuptools>=69" "Cython>=3.0" wheel
+	$(BIN)/pip install -q --upgrade "pip>=24" "setuptools>=77" "Cython>=3.0" wheel
 
 # Python dependencies: installed once, again only when pyproject.toml changes.
 $(VENV)/.sqlnb-deps: pyproject.toml | $(BIN)/python
@@ -38,12 +39,21 @@ build: venv
 	SQLNB_REQUIRE_EXT=1 $(PY) setup.py -q build_ext --inplace
 	@$(PY) -c "import sqlnb; [print('[sqlnb] engine', e.name, e.version if e.available else 'UNAVAILABLE: ' + str(e.why)) for e in sqlnb.engines()]"
 
+# The dependency wheels the wheel test installs from without network ($(SQLNB_CACHE)/wheelhouse/cp3XX):
+# downloaded once, nothing fetched again while pyproject.toml's requirements stay the same.
+wheelhouse: venv
+	$(PY) tools/dist.py wheelhouse
+
 demo: setup
 	$(PY) -m sqlnb.demo
 
 # The import contracts (pyproject.toml [tool.importlinter], docs/architecture.md) are checked first;
 # under CI=true a short valgrind subset runs next (about 2 min); the full set is `make memcheck`.
-test: setup
+# tests/test_dist.py (marker `dist`) builds a wheel and smoke-tests it offline: `-m 'not dist'` leaves it
+# out locally, never under CI=true.
+test: setup wheelhouse
+	@if [ "$$CI" = "true" ] && case "$(PYTEST_ARGS)" in *"not dist"*) true;; *) false;; esac; then \
+	  echo "CI=true: the dist tests may not be deselected (PYTEST_ARGS=$(PYTEST_ARGS))"; exit 1; fi
 	$(BIN)/lint-imports --no-cache
 	@if [ "$$CI" = "true" ]; then $(PY) tools/memcheck.py --quick --skip-rss; fi
 	$(PY) -m pytest -q $(PYTEST_ARGS)
@@ -68,5 +78,13 @@ lab: setup
 memcheck: setup
 	$(PY) tools/memcheck.py
 
+# sdist + one manylinux wheel per CPython (DIST_PYTHONS: versions or interpreter paths), built with
+# the standard `build` frontend from the sdist, repaired by auditwheel, checked by twine and
+# check-wheel-contents, each smoke-tested in a fresh venv without compiler or network; a summary
+# at the end. Needs network for the isolated builds and the first wheelhouse of each Python.
+DIST_PYTHONS ?= 3.10 3.11 3.12 3.13
+dist: build
+	$(PY) tools/dist.py all $(DIST_PYTHONS)
+
 clean:
-	rm -rf build/lib* build/temp* sqlnb/*.so sqlnb/_fast.c sqlnb/_fast_bdb.c
+	rm -rf build/lib* build/temp* sqlnb/*.so sqlnb/_fast.c sqlnb/_fast_bdb.c dist/

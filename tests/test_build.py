@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 import sqlnb
 
 ROOT = Path(__file__).resolve().parent.parent
+WHEELHOUSE = (Path(os.environ.get("SQLNB_CACHE") or ROOT / "build") / "wheelhouse"
+              / f"cp{sys.version_info[0]}{sys.version_info[1]}")  # tools/dist.py wheelhouse (make wheelhouse)
 REQUIRED_OPTIONS = ["ENABLE_FTS5", "ENABLE_FTS4", "ENABLE_RTREE", "ENABLE_MATH_FUNCTIONS", "ENABLE_DBSTAT_VTAB",
                     "ENABLE_COLUMN_METADATA", "DQS=0", "DEFAULT_MEMSTATUS=0", "THREADSAFE=1", "USE_URI"]
 
@@ -124,6 +127,9 @@ def test_install_without_compiler_gives_system_engine(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     py = venv / "bin" / "python"
+    # the SPDX `license` needs setuptools>=77 (the venv's own is older): from the wheelhouse, offline
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(WHEELHOUSE), "setuptools>=77"],
+                   check=True)
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "CC": "false", "LDSHARED": "false", "HOME": str(tmp_path),
            "SQLNB_CACHE": str(tmp_path / "cache"), "PIP_NO_INDEX": "1"}
     src = tmp_path / "src"

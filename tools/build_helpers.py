@@ -6,13 +6,17 @@ find BerkeleyDB SQL, and keep the C extension optional.
   sources, flags and compiler, so a rebuild (or a second build in the same run)
   links in seconds instead of recompiling SQLite for ~90 s.
 * ``OptionalBuildExt`` turns a failed compile (e.g. no C compiler, ``CC=false``)
-  into a one-line warning: the package then runs on the ``system`` engine.
+  into a one-line warning: the package then runs on the ``system`` engine. Missing
+  pinned sources without network are an error of one line instead (what to fetch,
+  where to put it): a build that could not even try to compile is not "no compiler".
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import shlex
+import shutil
+import subprocess
 import sys
 import sysconfig
 from concurrent.futures import ThreadPoolExecutor
@@ -64,14 +68,60 @@ def log(msg: str) -> None:
     print(f"[sqlnb] {msg}", file=sys.stderr, flush=True)
 
 
+#: flags every object of our SQLite gets besides opt_flags(), whatever Python runs the build: the
+#: objects then do not depend on the interpreter (its CFLAGS differ between 3.10 and 3.11), so one
+#: cache serves the wheels of every Python (`make dist`) and the wheel test of `make test`
+OBJ_FLAGS = ["-fwrapv", "-DNDEBUG", "-pthread"]
+
+
+def _compiler_words(compiler) -> list[str]:
+    """The compiler command without Python's flags: ``gcc`` of ``gcc -O3 -Wall ... -fPIC``
+    (``$CC`` when set: setuptools put it first), ``ccache gcc`` stays two words."""
+    words = list(getattr(compiler, "compiler_so", None) or ["cc"])
+    exe = []
+    for w in words:
+        if w.startswith("-"):
+            break
+        exe.append(w)
+    return exe or ["cc"]
+
+
+def _compiler_identity(exe: list[str]) -> str:
+    """What the cache key knows of the compiler: its resolved path and version."""
+    path = shutil.which(exe[-1]) or exe[-1]
+    try:
+        out = subprocess.run(exe + ["-dumpfullversion", "-dumpversion"], capture_output=True, text=True,
+                             timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        out = "?"
+    return f"{' '.join(exe)} {os.path.realpath(path)} {out}"
+
+
+def check_compiler(compiler) -> None:
+    """RuntimeError when the C compiler does not run (``CC=false``, none installed): "no compiler"
+    is known before the pinned sources are looked for, so it never needs them or the network."""
+    exe = _compiler_words(compiler)
+    try:
+        ok = subprocess.run(exe + ["--version"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    if not ok:
+        raise RuntimeError(f"no working C compiler ({' '.join(exe)} --version failed)")
+
+
 def own_objects(compiler) -> tuple[Path, list[str]]:
-    """Return (source dir, object files) for our SQLite + lsm1, compiling only what the cache lacks."""
+    """Return (source dir, object files) for our SQLite + lsm1, compiling only what the cache lacks.
+
+    The objects are compiled with the compiler's command alone (``$CC`` or Python's ``CC``) and our
+    own flags, never Python's CFLAGS: the cache key (sources, defines, flags, compiler identity) is
+    the same for every Python version."""
     src = fetch_sources.prepare()
-    cc = " ".join(compiler.compiler_so) if hasattr(compiler, "compiler_so") else "cc"
+    exe = _compiler_words(compiler)
+    flags = OBJ_FLAGS + opt_flags()
     key = hashlib.sha256(
         ((src / ".stamp").read_text() + repr(SQLITE_DEFINES) + repr(LSM_DEFINES)
-         + repr(opt_flags()) + cc).encode()).hexdigest()[:16]
-    out = Path(os.environ.get("SQLNB_CACHE", ROOT / "build")) / "obj" / key
+         + repr(flags) + _compiler_identity(exe)).encode()).hexdigest()[:16]
+    out = cache_root() / "obj" / key
     out.mkdir(parents=True, exist_ok=True)
     jobs = [("sqlite3.c", SQLITE_DEFINES)] + [(f, LSM_DEFINES) for f in LSM_FILES]
 
@@ -80,10 +130,15 @@ def own_objects(compiler) -> tuple[Path, list[str]]:
         obj = out / (name[:-2] + ".o")
         if obj.is_file():
             return str(obj)
-        tmpdir = out / f".tmp-{name[:-2]}-{os.getpid()}"
-        objs = compiler.compile([str(src / name)], output_dir=str(tmpdir), macros=defines,
-                                include_dirs=[str(src)], extra_postargs=opt_flags())
-        os.replace(objs[0], obj)
+        tmp = out / f".tmp-{name[:-2]}-{os.getpid()}.o"
+        cmd = (exe + ["-c", str(src / name), "-o", str(tmp), f"-I{src}"]
+               + [f"-D{k}={v}" for k, v in defines] + flags)
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            first = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[0]
+            raise RuntimeError(f"{' '.join(exe)} failed on {name}: {first}")
+        os.replace(tmp, obj)
         return str(obj)
 
     missing = [j for j in jobs if not (out / (j[0][:-2] + ".o")).is_file()]
@@ -94,6 +149,11 @@ def own_objects(compiler) -> tuple[Path, list[str]]:
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         objects = list(pool.map(one, jobs))
     return src, objects
+
+
+def cache_root() -> Path:
+    """``$SQLNB_CACHE``, else ``build/`` of the source tree (docs/build.md)."""
+    return Path(os.environ.get("SQLNB_CACHE") or ROOT / "build")
 
 
 def find_bdb() -> tuple[str | None, str]:
@@ -112,13 +172,18 @@ def find_bdb() -> tuple[str | None, str]:
 
 
 class OptionalBuildExt(build_ext):
-    """build_ext that compiles our SQLite objects first and never fails the install."""
+    """build_ext that compiles our SQLite objects first; no working compiler is a warning (the
+    install goes on with the `system` engine), missing pinned sources offline an error of one line."""
 
     def build_extension(self, ext):
         required = os.environ.get("SQLNB_REQUIRE_EXT") == "1"
         try:
             if ext.name == "sqlnb._fast":
-                src, objects = own_objects(self.compiler)
+                check_compiler(self.compiler)
+                try:
+                    src, objects = own_objects(self.compiler)
+                except fetch_sources.SourcesUnavailable as exc:  # not a compiler problem: say what to fetch
+                    raise SystemExit(f"[sqlnb] error: {exc}") from None
                 ext.include_dirs = [str(src)] + list(ext.include_dirs)
                 ext.extra_objects = objects
                 # relink when the objects change (other flags or sources: a new cache directory)

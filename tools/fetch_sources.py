@@ -37,6 +37,11 @@ PINS = ROOT / "sources.json"
 DEFAULT_INDEX = "https://pypi.org/simple"
 
 
+class SourcesUnavailable(RuntimeError):
+    """A pinned sdist is in no cache and could not be downloaded (no network): the message is
+    one line saying what to fetch and where to put it."""
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -76,9 +81,9 @@ def _download_direct(project: str, filename: str) -> bytes:
 def _download_pip(project: str, version: str, filename: str) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-             "-d", tmp, f"{project}=={version}"],
-            check=True, stdout=subprocess.DEVNULL,
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--retries", "1",
+             "--timeout", "30", "-d", tmp, f"{project}=={version}"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         return (Path(tmp) / filename).read_bytes()
 
@@ -104,11 +109,24 @@ def get_sdist(pin: dict, sdists: Path) -> bytes:
         except Exception as exc:  # noqa: BLE001 - report every route that failed
             errors.append(f"{'direct' if how else 'pip download'}: {exc}")
     else:
-        raise RuntimeError(f"could not fetch {filename}: " + "; ".join(errors))
+        pins = json.loads(PINS.read_text())
+        wanted = ", ".join(f"{p['filename']} (sha256 {p['sha256'][:12]}...)" for p in pins.values()
+                           if isinstance(p, dict) and "filename" in p)
+        raise SourcesUnavailable(
+            f"the pinned sources are not cached and {filename} could not be downloaded "
+            f"({errors[0].split(':', 1)[0]}: {_short(errors[0])}): put {wanted} from PyPI "
+            f"(pins in sources.json) in {sdists} or in a directory named by $SQLNB_SOURCES_DIR, "
+            f"or run `python tools/fetch_sources.py` with network first")
     check(filename, data, want)
     sdists.mkdir(parents=True, exist_ok=True)
     (sdists / filename).write_bytes(data)
     return data
+
+
+def _short(error: str) -> str:
+    """The first line of a download error, without its route prefix, at most 100 characters."""
+    text = error.split(":", 1)[-1].strip().splitlines()[0] if error.strip() else "?"
+    return text[:100]
 
 
 def check(name: str, data: bytes, want: str) -> None:
@@ -203,4 +221,7 @@ def prepare(dest: Path | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    print(prepare(Path(sys.argv[1]) if len(sys.argv) > 1 else None))
+    try:
+        print(prepare(Path(sys.argv[1]) if len(sys.argv) > 1 else None))
+    except SourcesUnavailable as exc:
+        sys.exit(f"[sqlnb] error: {exc}")

@@ -179,7 +179,8 @@ class BdbEngine(Engine):
 
     def _not_built(self) -> str:
         return ("it was not built (the build found no dbsql.h or db.h: apt-get install libdb5.3-sql-dev "
-                "libdb5.3-dev, then reinstall)")
+                "libdb5.3-dev, then reinstall from source: pip install --no-binary sqlnb sqlnb; "
+                "the portable wheels leave it out)")
 
     def _loaded(self, module) -> None:
         """Process-wide safety settings, once: the library's own version check and the fork guard."""
