@@ -261,13 +261,20 @@ def _labels(values):
     return ["NULL" if v is None else str(v) for v in values]
 
 
-def bar(con, table_or_sql, column, *, top=10, sample=None, ax=None):
-    """Bars of the ``top`` most common values of ``column`` and one for all others."""
+def _top_with_other(con, table_or_sql, column, top, sample):
+    """The top values of ``column`` (bar and pie): ``(data, labels, counts)``, with "other" last when
+    other values exist."""
     d = top_values(con, table_or_sql, column, top=top, sample=sample)
     labels, counts = _labels(d.values["labels"]), list(d.values["counts"])
     if d.values["other"]:
         labels.append("other")
         counts.append(d.values["other"])
+    return d, labels, counts
+
+
+def bar(con, table_or_sql, column, *, top=10, sample=None, ax=None):
+    """Bars of the ``top`` most common values of ``column`` and one for all others."""
+    d, labels, counts = _top_with_other(con, table_or_sql, column, top, sample)
     ax = _axes(ax)
     ax.bar(range(len(counts)), counts, tick_label=labels)
     ax.tick_params(axis="x", labelrotation=45)
@@ -279,11 +286,7 @@ def bar(con, table_or_sql, column, *, top=10, sample=None, ax=None):
 
 def pie(con, table_or_sql, column, *, top=10, sample=None, ax=None):
     """A pie of the ``top`` most common values of ``column`` and one slice for all others."""
-    d = top_values(con, table_or_sql, column, top=top, sample=sample)
-    labels, counts = _labels(d.values["labels"]), list(d.values["counts"])
-    if d.values["other"]:
-        labels.append("other")
-        counts.append(d.values["other"])
+    d, labels, counts = _top_with_other(con, table_or_sql, column, top, sample)
     ax = _axes(ax)
     ax.pie(counts, labels=labels, autopct="%1.0f%%")
     ax.set_title(column)
