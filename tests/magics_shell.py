@@ -1,6 +1,8 @@
 """A fresh IPython shell for the magics tests: ``run_cell`` raises what the cell raised."""
 from __future__ import annotations
 
+import atexit
+
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
@@ -33,4 +35,8 @@ def close_shell(shell):
 
     magics.unload_ipython_extension(shell)
     shell.cleanup()
+    # Every InteractiveShell registers its atexit_operations (a full gc.collect() among them): left
+    # registered, each closed shell stays alive and costs a full collection at exit, which made the
+    # test process take minutes to exit after a full run
+    atexit.unregister(shell.atexit_operations)
     RaisingShell.clear_instance()
