@@ -138,6 +138,8 @@ def real_text(f: float) -> str:
         return ""
     if f in (float("inf"), float("-inf")):
         return "Inf" if f > 0 else "-Inf"
+    if f == 0:
+        return "0.0"   # (-0.0 too)
     s = "%.15g" % f
     mantissa, e, exponent = s.partition("e")
     if "." not in mantissa:

@@ -308,3 +308,13 @@ def test_system_engine_refuses_declared_types(tmp_path):
         sqlnb.connect(str(tmp_path / "s.db"), engine="system", detect_types=sqlnb.PARSE_DECLTYPES)
     assert not (tmp_path / "s.db").exists()   # refused before anything was opened
     sqlnb.connect(":memory:", engine="system", detect_types=sqlnb.PARSE_COLNAMES).close()
+
+
+def test_converter_gets_sqlites_text_of_numbers(engine, tmp_path):
+    con, ref = pair(engine, tmp_path, sqlnb.PARSE_COLNAMES)
+    for reg in (sqlnb.register_converter, sqlite3.register_converter):
+        reg("raw", bytes)
+    values = [0.1 + 0.2, 1 / 3, 100.0, -0.0, 1e20, 1e-7, 2.5e-300, float("inf"), float("-inf"), 2**63 - 1, -5, 123456.789]
+    for v in values:
+        sql = 'SELECT ? AS "v [raw]"'
+        assert con.execute(sql, (v,)).fetchone() == ref.execute(sql, (v,)).fetchone(), v
