@@ -112,3 +112,15 @@ __all__ += [  # the stdlib sqlite3 surface (docs/dbapi.md)
     "SQLITE_LIMIT_TRIGGER_DEPTH",
     "SQLITE_LIMIT_WORKER_THREADS",
 ]
+from sqlnb.stdlib_types import (  # noqa: E402 - detect_types, adapters and converters (docs/dbapi.md)
+    PARSE_COLNAMES,
+    PARSE_DECLTYPES,
+    PrepareProtocol,
+    adapters,
+    converters,
+    register_adapter,
+    register_converter,
+)
+
+__all__ += ["PARSE_DECLTYPES", "PARSE_COLNAMES", "PrepareProtocol", "adapters", "converters",
+            "register_adapter", "register_converter"]

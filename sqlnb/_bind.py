@@ -15,8 +15,15 @@ bytes, bytearray, memoryview              BLOB
 date, time, datetime                      TEXT, ISO-8601 (``YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM]``)
 numpy datetime64 (NaT: NULL)              TEXT, ISO-8601 at the value's own unit (as DataFrames export)
 numpy timedelta64 (NaT: NULL)             INTEGER nanoseconds (as DataFrame timedelta columns export)
+an object with ``__conform__``            what ``v.__conform__(PrepareProtocol)`` returns, bound
+a registered adapter's type               what the adapter returns, bound (``sqlnb.register_adapter``)
 anything else (lists, arrays, dicts, …)   :class:`sqlnb.errors.BindError`
 ========================================  =====================================
+
+Adapters (``sqlnb.register_adapter``, keyed by exact type, as in the stdlib) run before this rule
+on the cursor path (:func:`with_adapters`, so they can replace how an int or a datetime binds);
+anywhere else (DataFrame fetchers' parameters, UDF results) they and ``__conform__`` are the rule's
+last resort, for values it would otherwise refuse.
 """
 from __future__ import annotations
 
@@ -83,7 +90,47 @@ _NS_PER = {"W": (7 * 86_400 * 10**9, 1), "D": (86_400 * 10**9, 1), "h": (3_600 *
            "ps": (1, 10**3), "fs": (1, 10**6), "as": (1, 10**9)}
 
 
-def adapt(v, where: str):
+class PrepareProtocol:
+    """The protocol an object's ``__conform__(protocol)`` is asked for (the stdlib's ``sqlite3.PrepareProtocol``)."""
+
+
+#: {(type, PrepareProtocol): adapter}: the stdlib's ``sqlite3.adapters`` map, for sqlnb (sqlnb.stdlib_types)
+ADAPTERS: dict = {}
+
+
+def _adapted(v):
+    return ADAPTERS[(type(v), PrepareProtocol)](v) if (type(v), PrepareProtocol) in ADAPTERS else v
+
+
+def with_adapters(params):
+    """``params`` with each value whose exact type has a registered adapter replaced by the
+    adapter's result (the stdlib's rule: adapters come first). Unchanged when none is registered."""
+    if not ADAPTERS or params is None:
+        return params
+    if is_mapping(params):
+        return {k: _adapted(params[k]) for k in params.keys()}
+    if isinstance(params, (list, tuple)):
+        return tuple(_adapted(v) for v in params)
+    return params
+
+
+def _last_resort(v, where: str):
+    """A registered adapter's or ``__conform__``'s value for ``v`` (a TypeError in ``__conform__``
+    means "no", as in the stdlib), bound by the rule; BindError when there is none."""
+    if (type(v), PrepareProtocol) in ADAPTERS:
+        return adapt(ADAPTERS[(type(v), PrepareProtocol)](v), where, conform=False)
+    conform = getattr(v, "__conform__", None)
+    if conform is not None:
+        try:
+            r = conform(PrepareProtocol)
+        except TypeError:
+            r = None
+        if r is not None:
+            return adapt(r, where, conform=False)
+    raise _errors.BindError(f"{where}: a value of type '{type(v).__name__}' is not supported (bind {STORABLE})")
+
+
+def adapt(v, where: str, conform: bool = True):
     """The value SQLite stores for ``v``: None, int, float, str or a bytes-like object.
 
     ``where`` names the value in errors (``"parameter :x"``, ``"column 'a', row 3"``).
@@ -115,4 +162,6 @@ def adapt(v, where: str):
         return _int64(i, v, where)
     if isinstance(v, numbers.Real) and not isinstance(v, decimal.Decimal):
         return float(v)
+    if conform:
+        return _last_resort(v, where)
     raise _errors.BindError(f"{where}: a value of type '{type(v).__name__}' is not supported (bind {STORABLE})")

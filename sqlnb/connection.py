@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from sqlnb import _files, engines, export, frames
-from sqlnb import _sql
+from sqlnb import _bind, _sql, stdlib_types
 from sqlnb import errors as _errors
 from sqlnb._consts import ENGINES, MODES
 from sqlnb._url import (
@@ -80,7 +80,7 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
             isolation_level: str | None = "", check_same_thread: bool = True,
             uri: bool = False, allow_load_extension: bool = False,
             deny_tables=(), mask_columns=(), allow_tables=None, authorizer=None,
-            strict_quotes: bool = False, **lsm_options) -> Connection:
+            strict_quotes: bool = False, detect_types: int = 0, **lsm_options) -> Connection:
     """Open a database and return a PEP 249 :class:`Connection`.
 
     :param database: a path, ``":memory:"``, a ``file:`` URI (with ``uri=True``)
@@ -101,7 +101,11 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
         (SQLite's recommendation; the sqlite3 shell's default since 3.41). The bdb engine's older
         core, and the system engine before Python 3.12, cannot be strict: FeatureNotSupportedError.
         See docs/dbapi.md.
+    :param detect_types: as in the stdlib: ``PARSE_DECLTYPES`` and/or ``PARSE_COLNAMES`` pass
+        values to the converters of ``register_converter`` (sqlnb.stdlib_types).
     """
+    if not isinstance(detect_types, int):
+        stdlib_types.check_detect_types(detect_types, None)   # (its TypeError, before anything is opened)
     if isinstance(database, (Path, os.PathLike)):
         database = os.fspath(database)
     isolation_level = check_isolation_level(isolation_level)  # (before anything is opened)
@@ -124,16 +128,20 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
                      url=database, **{**opts, **lsm_options})
         if strict_quotes:
             con.raw.set_double_quoted_strings(False)
+        con.detect_types = detect_types
         return con
     if lsm_options:
         raise TypeError(f"connect() got unexpected keyword arguments: {', '.join(lsm_options)}")
     backend = engines.engine(engine or url_engine) if (engine or url_engine) else engines.default()
+    detect_types = stdlib_types.check_detect_types(detect_types, backend)
     raw = _open.open_connection(backend, path, mode=mode, uri=uri, timeout=timeout,
                                 statement_timeout=statement_timeout, strict_quotes=strict_quotes,
                                 allow_load_extension=allow_load_extension, deny_tables=deny_tables,
                                 mask_columns=mask_columns, allow_tables=allow_tables, authorizer=authorizer)
-    return Connection(raw, engine=backend.name, mode=mode, database=database, path=path,
-                      isolation_level=isolation_level, check_same_thread=check_same_thread, timeout=timeout)
+    con = Connection(raw, engine=backend.name, mode=mode, database=database, path=path,
+                     isolation_level=isolation_level, check_same_thread=check_same_thread, timeout=timeout)
+    con.detect_types = detect_types
+    return con
 
 
 class Connection(StdlibSurface):
@@ -448,6 +456,7 @@ class Cursor:
         self.lastrowid = None
         self.row_factory = connection.row_factory
         self.arraysize = 1
+        self._casts = None   # [(column, converter)] under detect_types (sqlnb.stdlib_types)
 
     def _check(self):
         if self._closed:
@@ -490,13 +499,14 @@ class Cursor:
         self._finish()
         self.description = None
         self.rowcount = -1
+        self._casts = None
         con = self.connection
         st = self._prepare_one(sql)
         if st is None:
             return self
         fresh = con._raw.autocommit
         try:
-            st.bind(parameters)  # before the implicit BEGIN, as in the stdlib: a bad value opens nothing
+            st.bind(_bind.with_adapters(parameters))  # before the implicit BEGIN, as in the stdlib: a bad value opens nothing
             con._maybe_begin(st)
             has_row = con._waiting(st.step, statement=st)
             names = st.column_names()
@@ -511,6 +521,7 @@ class Cursor:
         dml = is_dml(st.sql)
         if names:
             types = st.decltypes() or [None] * len(names)
+            names, self._casts = stdlib_types.row_casts(con.detect_types, names, types)
             self.description = tuple((n, t, None, None, None, None, None) for n, t in zip(names, types))
         if has_row:
             self._pending_row = st.row()
@@ -533,6 +544,8 @@ class Cursor:
             self.rowcount = -1
             return self
         try:
+            if _bind.ADAPTERS:   # (registered adapters come before the bind rule)
+                seq_of_parameters = map(_bind.with_adapters, seq_of_parameters)
             self.rowcount = con.backend.run_many(con, st, seq_of_parameters, con._maybe_begin, is_dml(st.sql))
         finally:
             st.finalize()
@@ -582,14 +595,16 @@ class Cursor:
         return None
 
     def _wrap(self, row):
-        tf = self.connection._text_rows()
+        tf, raw = self.connection._text_rows(), row
         if tf is not None:
             row = text_row(row, tf)
+        if self._casts is not None:
+            row = stdlib_types.convert_row(raw, row, self._casts)
         rf = self.row_factory
         return rf(self, row) if rf is not None else row
 
     def _wraps(self):
-        return self.row_factory is not None or self.connection._text_rows() is not None
+        return self.row_factory is not None or self.connection._text_rows() is not None or self._casts is not None
 
     def _check_result(self):
         self._check()

@@ -109,6 +109,9 @@ LIMITS = tuple(name for name in list(globals()) if name.startswith("SQLITE_LIMIT
 class StdlibSurface(FunctionsMixin, MoreMixin):
     """The stdlib ``sqlite3.Connection`` methods beyond PEP 249 (``Connection`` inherits this)."""
 
+    #: the stdlib's ``detect_types`` (``connect(detect_types=)``; sqlnb.stdlib_types): 0, none
+    detect_types = 0
+
     def _limit(self, what: str, category, value: int) -> int:
         self._check()
         if isinstance(category, bool) or not isinstance(category, int):

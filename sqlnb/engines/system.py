@@ -562,6 +562,7 @@ class SystemEngine(Engine):
     file_format = "sqlite"
     module_name = __name__
     capabilities = frozenset(("window", "json", "fts5", "rtree", "wal", "uri", "busy_handler"))
+    declared_types = False   # statements cannot tell columns' declared types (detect_types refuses PARSE_DECLTYPES)
     missing = {
         "parallel_fetch": "the stdlib holds the GIL",
         "columnar_fetch": "the stdlib engine has no columnar fetcher (rows are converted in Python)",
