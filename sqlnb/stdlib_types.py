@@ -77,7 +77,7 @@ def check_detect_types(detect_types, backend) -> int:
     engine whose statements cannot tell declared types (``system``): FeatureNotSupportedError."""
     if not isinstance(detect_types, int):
         raise TypeError(f"'{type(detect_types).__name__}' object cannot be interpreted as an integer")
-    if detect_types & PARSE_DECLTYPES and not getattr(backend, "declared_types", True):
+    if detect_types & PARSE_DECLTYPES and not backend.declared_types:
         raise _errors.FeatureNotSupportedError(
             f"detect_types=PARSE_DECLTYPES: the {backend.name!r} engine cannot tell a column's declared "
             f"type (the stdlib does not expose it); use PARSE_COLNAMES (\"x [type]\") or another engine")

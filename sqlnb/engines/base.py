@@ -227,6 +227,8 @@ class Engine:
     # --- frames as tables (the sqlnb_frame virtual table; docs/frames-in-sql.md) ---------------
     #: how a registered frame is served: "in place" (the compiled cores' virtual table) or "copy"
     frames_served = "in place"
+    #: whether statements can tell their columns' declared types (detect_types=PARSE_DECLTYPES needs it)
+    declared_types = True
 
     def register_frame(self, con, name: str, plan, *, replace: bool = False):
         """Serve ``plan`` (a ``sqlnb.frames.source.FramePlan``) as the table ``temp.<name>``,
