@@ -414,7 +414,14 @@ def test_a_move_from_another_thread_runs_on_the_views_thread(tmp_path):
             await asyncio.sleep(0.01)
         return view
 
-    view = asyncio.run(scenario())
+    # Playwright's sync API (the browser tests' session fixture, alive for the rest of a full run)
+    # marks an event loop as running in this thread; a cell's own loop stands in for it here
+    outer = asyncio.events._get_running_loop()
+    asyncio.events._set_running_loop(None)
+    try:
+        view = asyncio.run(scenario())
+    finally:
+        asyncio.events._set_running_loop(outer)
     assert ran_in == [main]
     assert view.error == "" and [r[0] for r in view.browser.shown.rows] == list(range(10, 20))
     con.close()
