@@ -38,7 +38,7 @@ from sqlnb.errors import (
     Warning,
 )
 from sqlnb.row import Row
-from sqlnb.stdlib_api import (  # the stdlib's run-time limit categories (getlimit/setlimit)
+from sqlnb.stdlib.surface import (  # the stdlib's run-time limit categories (getlimit/setlimit)
     SQLITE_LIMIT_ATTACHED,
     SQLITE_LIMIT_COLUMN,
     SQLITE_LIMIT_COMPOUND_SELECT,
@@ -112,7 +112,7 @@ __all__ += [  # the stdlib sqlite3 surface (docs/dbapi.md)
     "SQLITE_LIMIT_TRIGGER_DEPTH",
     "SQLITE_LIMIT_WORKER_THREADS",
 ]
-from sqlnb.stdlib_types import (  # noqa: E402 - detect_types, adapters and converters (docs/dbapi.md)
+from sqlnb.stdlib.convert import (  # noqa: E402 - detect_types, adapters and converters (docs/dbapi.md)
     PARSE_COLNAMES,
     PARSE_DECLTYPES,
     PrepareProtocol,

@@ -94,7 +94,7 @@ class PrepareProtocol:
     """The protocol an object's ``__conform__(protocol)`` is asked for (the stdlib's ``sqlite3.PrepareProtocol``)."""
 
 
-#: {(type, PrepareProtocol): adapter}: the stdlib's ``sqlite3.adapters`` map, for sqlnb (sqlnb.stdlib_types)
+#: {(type, PrepareProtocol): adapter}: the stdlib's ``sqlite3.adapters`` map, for sqlnb (sqlnb.stdlib.convert)
 ADAPTERS: dict = {}
 
 

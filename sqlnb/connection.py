@@ -16,7 +16,8 @@ import threading
 from pathlib import Path
 
 from sqlnb import _files, engines, export, frames
-from sqlnb import _bind, _sql, stdlib_types
+from sqlnb import _bind, _sql
+from sqlnb.stdlib import convert as _convert
 from sqlnb import errors as _errors
 from sqlnb._consts import ENGINES, MODES
 from sqlnb._url import (
@@ -30,7 +31,7 @@ from sqlnb._url import (
 from sqlnb.engines import lsm_url as _lsm_url
 from sqlnb.engines import open as _open
 from sqlnb.frames import source as _frame_source
-from sqlnb.stdlib_api import StdlibSurface, check_isolation_level, text_row
+from sqlnb.stdlib.surface import StdlibSurface, check_isolation_level, text_row
 
 __all__ = ["connect", "Connection", "Cursor", "parse_url", "redact", "strictest_mode", "ENGINES", "MODES"]
 
@@ -102,10 +103,10 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
         core, and the system engine before Python 3.12, cannot be strict: FeatureNotSupportedError.
         See docs/dbapi.md.
     :param detect_types: as in the stdlib: ``PARSE_DECLTYPES`` and/or ``PARSE_COLNAMES`` pass
-        values to the converters of ``register_converter`` (sqlnb.stdlib_types).
+        values to the converters of ``register_converter`` (sqlnb.stdlib.convert).
     """
     if not isinstance(detect_types, int):
-        stdlib_types.check_detect_types(detect_types, None)   # (its TypeError, before anything is opened)
+        _convert.check_detect_types(detect_types, None)   # (its TypeError, before anything is opened)
     if isinstance(database, (Path, os.PathLike)):
         database = os.fspath(database)
     isolation_level = check_isolation_level(isolation_level)  # (before anything is opened)
@@ -133,7 +134,7 @@ def connect(database=":memory:", *, engine: str | None = None, mode: str | None 
     if lsm_options:
         raise TypeError(f"connect() got unexpected keyword arguments: {', '.join(lsm_options)}")
     backend = engines.engine(engine or url_engine) if (engine or url_engine) else engines.default()
-    detect_types = stdlib_types.check_detect_types(detect_types, backend)
+    detect_types = _convert.check_detect_types(detect_types, backend)
     raw = _open.open_connection(backend, path, mode=mode, uri=uri, timeout=timeout,
                                 statement_timeout=statement_timeout, strict_quotes=strict_quotes,
                                 allow_load_extension=allow_load_extension, deny_tables=deny_tables,
@@ -456,7 +457,7 @@ class Cursor:
         self.lastrowid = None
         self.row_factory = connection.row_factory
         self.arraysize = 1
-        self._casts = None   # [(column, converter)] under detect_types (sqlnb.stdlib_types)
+        self._casts = None   # [(column, converter)] under detect_types (sqlnb.stdlib.convert)
 
     def _check(self):
         if self._closed:
@@ -521,7 +522,7 @@ class Cursor:
         dml = is_dml(st.sql)
         if names:
             types = st.decltypes() or [None] * len(names)
-            names, self._casts = stdlib_types.row_casts(con.detect_types, names, types)
+            names, self._casts = _convert.row_casts(con.detect_types, names, types)
             self.description = tuple((n, t, None, None, None, None, None) for n, t in zip(names, types))
         if has_row:
             self._pending_row = st.row()
@@ -599,7 +600,7 @@ class Cursor:
         if tf is not None:
             row = text_row(row, tf)
         if self._casts is not None:
-            row = stdlib_types.convert_row(raw, row, self._casts)
+            row = _convert.convert_row(raw, row, self._casts)
         rf = self.row_factory
         return rf(self, row) if rf is not None else row
 

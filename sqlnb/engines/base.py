@@ -244,7 +244,7 @@ class Engine:
         """``{name: source}`` of the frames registered on ``con`` (``source.frame``, ``.rows_read``)."""
         return self.load().frame_sources(con.raw)
 
-    # --- user-defined functions and collations (sqlnb.stdlib_api) ---------------------------------
+    # --- user-defined functions and collations (sqlnb.stdlib.surface) ---------------------------------
     def register_function(self, raw, kind: str, name, narg: int, func, deterministic: bool = False) -> None:
         """Register (``func`` None: remove) a user function on ``raw``: ``kind`` is ``"function"``,
         ``"aggregate"`` or ``"window function"`` (an engine without "window" refuses the last)."""
@@ -257,7 +257,7 @@ class Engine:
         """Register (``func`` None: remove) collation ``name`` on ``raw``."""
         self.load().register_collation(raw, name, func)
 
-    # --- the rest of the stdlib surface (sqlnb.stdlib_more) ---------------------------------------
+    # --- the rest of the stdlib surface (sqlnb.stdlib.more) ---------------------------------------
     def set_progress_handler(self, raw, handler, n: int) -> None:
         """The user's progress handler, layered under sqlnb's own (None: remove it)."""
         self.load().set_progress_handler(raw, handler, n)

@@ -56,7 +56,7 @@ def share_settings(raw, mod, w):
             mod.db_config_flag(w, op, v)
     for cat in _LIMITS:
         w.limit(cat, raw.limit(cat))
-    mod.copy_functions(raw, w)  # the user's functions and collations (sqlnb.stdlib_api)
+    mod.copy_functions(raw, w)  # the user's functions and collations (sqlnb.stdlib.surface)
 
 
 def install_policy(raw, w):

@@ -1,6 +1,6 @@
 """More of the stdlib ``sqlite3.Connection`` surface: ``set_progress_handler`` (layered under
 sqlnb's own), ``set_trace_callback``, ``backup``, ``serialize``/``deserialize`` and ``iterdump``
-(a mixin of :class:`sqlnb.stdlib_api.StdlibSurface`; docs/dbapi.md).
+(a mixin of :class:`sqlnb.stdlib.surface.StdlibSurface`; docs/dbapi.md).
 
 The work is the engine's (``Engine.set_progress_handler``, ``set_trace_callback``, ``backup``,
 ``serialize``, ``deserialize``): the compiled core's ``_core/hooks.pxi`` and
@@ -13,7 +13,7 @@ import sqlite3 as _stdlib
 
 from sqlnb import _sql
 from sqlnb import errors as _errors
-from sqlnb.stdlib_blob import Blob
+from sqlnb.stdlib.blob import Blob
 
 
 def _refuse_read_only(con, what: str) -> None:

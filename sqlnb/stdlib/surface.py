@@ -13,7 +13,7 @@ bind rule (``sqlnb._bind``). The bdb engine's core has no window functions:
 from __future__ import annotations
 
 from sqlnb import errors as _errors
-from sqlnb.stdlib_more import MoreMixin
+from sqlnb.stdlib.more import MoreMixin
 
 #: SQLite's bounds for a function's number of arguments (-1: any number)
 MIN_ARGS, MAX_ARGS = -1, 127
@@ -109,7 +109,7 @@ LIMITS = tuple(name for name in list(globals()) if name.startswith("SQLITE_LIMIT
 class StdlibSurface(FunctionsMixin, MoreMixin):
     """The stdlib ``sqlite3.Connection`` methods beyond PEP 249 (``Connection`` inherits this)."""
 
-    #: the stdlib's ``detect_types`` (``connect(detect_types=)``; sqlnb.stdlib_types): 0, none
+    #: the stdlib's ``detect_types`` (``connect(detect_types=)``; sqlnb.stdlib.convert): 0, none
     detect_types = 0
 
     def _limit(self, what: str, category, value: int) -> int:
