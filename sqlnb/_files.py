@@ -151,9 +151,23 @@ class _Entry:
         return real == self.real
 
 
+_dead: list[int] = []                 # keys of connections the collector has freed, not yet removed
+
+
 def _drop(key):
-    with _lock:
-        _entries.pop(key, None)
+    """A connection was freed. Called by the collector at any allocation, which can be in the middle
+    of a loop over ``_entries`` in this very thread (the lock is re-entrant): only note the key;
+    :func:`_purge` removes it at the next registry call."""
+    _dead.append(key)
+
+
+def _purge():
+    """Remove the entries of freed connections (called with the lock held, before any loop)."""
+    while _dead:
+        key = _dead.pop()
+        held_by = _entries.get(key)
+        if held_by is not None and all(e.ref() is None for e in held_by):  # (not a new one with its id)
+            del _entries[key]
 
 
 def _inode(path):
@@ -165,6 +179,7 @@ def _inode(path):
 
 
 def _add(raw, entry) -> None:
+    _purge()
     held_by = _entries.get(id(raw))
     if not held_by or held_by[0].ref() is not raw:  # (a new object that reuses a dead one's id)
         held_by = _entries[id(raw)] = []
@@ -195,6 +210,7 @@ def file_path(database, *, uri: bool = False) -> str | None:
 def _holders(real):
     ino = _inode(real)
     out = []
+    _purge()
     for key, held_by in list(_entries.items()):
         live = [e for e in held_by if e.live()]
         if not live:
