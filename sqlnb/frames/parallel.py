@@ -356,7 +356,7 @@ def _join(plan, fetches, n):
 # --- the stream: pieces of the rowid span, read ahead by the workers, handed out in order -----
 _STREAM_MAX_PIECES = 1 << 16  # a sparse rowid span is cut into at most this many pieces
 _PIECE_BATCHES = 2  # batches a piece holds read but not handed out before its worker waits
-_stream_watch = None  # a test's hook: called (event, pieces held) under the stream's lock
+_stream_watch = None  # a test's hook: called (event, pieces held, batches held) under the stream's lock
 
 
 def stream_batches(con, sql, params, n, rows):
@@ -459,7 +459,7 @@ class _Pieces:
 
     def _watch(self, event):
         if _stream_watch is not None:
-            _stream_watch(event, len(self.pieces))
+            _stream_watch(event, len(self.pieces), sum(len(p.batches) for p in self.pieces.values()))
 
     def _left(self):
         if self.deadline is None:
@@ -503,6 +503,7 @@ class _Pieces:
                         if nrows:
                             piece.batches.append((cols, nrows))
                         piece.done = status == "done"
+                        self._watch("batch")
                         cond.notify_all()
                         while (not piece.done and len(piece.batches) >= _PIECE_BATCHES
                                and not self._stopping()):
