@@ -280,3 +280,56 @@ def test_system_and_bdb_are_refused_as_query_df(tmp_path):
             assert con.query_batches("SELECT * FROM t").read_all().num_rows == 100  # and usable
         finally:
             con.close()
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_while_the_stream_waits_for_a_piece(db, monkeypatch):
+    """Every worker stalls binding its piece after the first ones; a real SIGINT arrives while the
+    reader waits for the next piece: KeyboardInterrupt, every worker joined (the stalled ones are
+    released by the stop request), and the connection works."""
+    import signal
+
+    orig = frames.parallel._bind_with_range
+    stalled = threading.Event()
+    stopped = threading.Event()
+    main = threading.main_thread().ident
+    count = {"n": 0}
+    lock = threading.Lock()
+
+    def bind(st, params, lo, hi):
+        with lock:
+            count["n"] += 1
+            late = count["n"] > 4
+        if late:
+            stalled.set()
+            assert stopped.wait(60)
+        orig(st, params, lo, hi)
+
+    orig_request = frames.workers.Stop.request
+
+    def request(self):
+        orig_request(self)
+        stopped.set()
+
+    def other():
+        assert stalled.wait(60)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    monkeypatch.setattr(frames.parallel, "_bind_with_range", bind)
+    monkeypatch.setattr(frames.workers.Stop, "request", request)
+    helper = threading.Thread(target=other)
+    reader = db.query_batches("SELECT n FROM d", rows=100, parallel=2)
+    with pytest.raises(KeyboardInterrupt):
+        # pieces 0-3 (100 rows each) were bound, piece 4 never will be; the reader holds one
+        # batch ahead (whether a batch is the last), so three can be read without waiting
+        for k in range(3):
+            assert reader.read_next_batch().column("n")[0].as_py() == 100 * k
+        helper.start()  # the SIGINT comes once a worker stalls: the reader waits for piece 4 by then
+        for _b in reader:  # (read_all would install pyarrow's own SIGINT handling around the read)
+            pass
+    helper.join()
+    del reader
+    gc.collect()
+    assert not _worker_threads()
+    monkeypatch.setattr(frames.parallel, "_bind_with_range", orig)
+    assert db.query_batches("SELECT n FROM d", rows=100, parallel=2).read_all().num_rows == 5000

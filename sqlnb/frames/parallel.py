@@ -519,7 +519,7 @@ class _Pieces:
                 cond.notify_all()
 
     def _check(self):
-        """Raise what stopped the workers (interrupt(), the time limit, a worker's error)."""
+        """Raise what stops the stream at once: interrupt(), the time limit."""
         stop = self.stop
         if stop.interrupted():
             stop.request()
@@ -528,6 +528,9 @@ class _Pieces:
             stop.timed_out = True
         if stop.timed_out:
             raise _errors.timeout_error(self.raw.timeout, self.sql)
+
+    def _check_failed(self):
+        """Raise a worker's error: the first that is not the interruption of the others."""
         failed = [e for e in self.errors if e is not None]
         if failed:
             if any(isinstance(e, _errors.QueryTimeoutError) for e in failed):
@@ -555,6 +558,8 @@ class _Pieces:
                         self.head += 1
                         cond.notify_all()
                         continue
+                    # a worker failed: every batch before the first piece left unread was handed out
+                    self._check_failed()
                     cond.wait(0.05)
                     self.raw.rows_seen = self.handed
         return None  # not reached: HoldCtrlC raised KeyboardInterrupt
