@@ -309,10 +309,10 @@ class Connection(StdlibSurface):
         options.pop("chunksize", None)
         return frames.query_df(self, sql, params, **options)
 
-    def query_batches(self, sql, params=None, *, rows=frames.batches.DEFAULT_ROWS, **options):
+    def query_batches(self, sql, params=None, *, rows=frames.batches.DEFAULT_ROWS, parallel=None, **options):
         """Run ``sql`` and stream its result as a ``pyarrow.RecordBatchReader`` of ``rows``-row
         batches, in constant memory (see :func:`sqlnb.frames.query_batches`: one schema, its rule)."""
-        return frames.query_batches(self, sql, params, rows=rows, **options)
+        return frames.query_batches(self, sql, params, rows=rows, parallel=parallel, **options)
 
     def query_arrow(self, sql, params=None, **options):
         """Run ``sql`` and return its result as a ``pyarrow.Table``."""

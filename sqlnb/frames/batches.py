@@ -42,6 +42,7 @@ import time
 from sqlnb import errors as _errors
 from sqlnb._consts import BLOB, INTEGER, NULL, REAL, TEXT
 from sqlnb.dbapi import affinity
+from sqlnb.frames import parallel as _parallel
 from sqlnb.frames import pycolumns
 from sqlnb.frames.fetch import _columnar_fetcher, _run_for_effect
 from sqlnb.frames.pycolumns import BIT, NULL_BIT
@@ -270,7 +271,7 @@ def _check_rows(rows, name="rows"):
 
 
 def query_batches(con, sql, params=None, *, rows=DEFAULT_ROWS, types=None, lookahead=DEFAULT_LOOKAHEAD,
-                  null_lookahead=NULL_LOOKAHEAD):
+                  null_lookahead=NULL_LOOKAHEAD, parallel=None):
     """Run ``sql`` and stream the last statement's rows as a ``pyarrow.RecordBatchReader``.
 
     :param rows: rows per batch (each batch at most this many; memory is about one batch,
@@ -278,6 +279,11 @@ def query_batches(con, sql, params=None, *, rows=DEFAULT_ROWS, types=None, looka
     :param types: ``{column: "int"|"float"|"text"|"blob"|"mixed"}`` fixes column types.
     :param lookahead: batches read ahead to decide the schema (memory: that many batches).
     :param null_lookahead: while a column has shown only NULL, read ahead up to this many.
+    :param parallel: N > 1 reads a plain table scan over N read connections, a piece of
+        the rowid span at a time, and hands the batches out in rowid order (memory: about
+        ``6 * N`` batches; :func:`sqlnb.frames.parallel.stream_batches`); refused
+        (:class:`~sqlnb.frames.scan.ParallelRefused`) for what ``query_df(parallel=N)``
+        refuses. The schema rule is the same: the first batches read ahead decide it.
 
     The schema rule and what happens to a column that changes storage class later
     (:class:`StreamSchemaError`, nothing lost) are in this module's docstring and
@@ -291,12 +297,22 @@ def query_batches(con, sql, params=None, *, rows=DEFAULT_ROWS, types=None, looka
     _check_rows(null_lookahead, "null_lookahead")
     if types is not None and not isinstance(types, dict):
         raise TypeError(f"types must be a dict of column name to one of {', '.join(TYPE_NAMES)}")
-    st = _prepare_last(con, sql, params)
-    if st is None:
-        return pa.RecordBatchReader.from_batches(pa.schema([]), iter(()))
+    par = None
+    if parallel not in (None, 0, 1, False):
+        con._check()
+        par = _parallel.stream_batches(con, sql, params, parallel, rows)
+    st = None
+    if par is None:  # serial, or the table was empty when the parallel stream read it
+        st = _prepare_last(con, sql, params)
+        if st is None:
+            return pa.RecordBatchReader.from_batches(pa.schema([]), iter(()))
+    source = None
     try:
-        names = list(st.column_names())
-        decl = list(st.decltypes()) if names else []
+        if par is not None:
+            names, decl, source = list(par[0]), list(par[1]), par[2]
+        else:
+            names = list(st.column_names())
+            decl = list(st.decltypes()) if names else []
         unknown = [k for k in (types or {}) if k not in names]
         if unknown:
             raise ValueError(f"types names column(s) {', '.join(map(repr, unknown))} not in the result "
@@ -306,7 +322,8 @@ def query_batches(con, sql, params=None, *, rows=DEFAULT_ROWS, types=None, looka
             con._run_statement(st)
             st.finalize()
             return pa.RecordBatchReader.from_batches(pa.schema([]), iter(()))
-        source = _raw_batches(con, st, rows)
+        if source is None:
+            source = _raw_batches(con, st, rows)
         ahead = []
         complete = False
         while len(ahead) < max(lookahead, null_lookahead):
@@ -333,7 +350,10 @@ def query_batches(con, sql, params=None, *, rows=DEFAULT_ROWS, types=None, looka
         meta = {b"sqlnb.decltypes": json.dumps(decl).encode()}
         schema = pa.schema(fields, metadata=meta)
     except BaseException:
-        st.finalize()
+        if source is not None:
+            source.close()
+        if st is not None:
+            st.finalize()
         raise
     return pa.RecordBatchReader.from_batches(schema, _stream(st, source, ahead, specs, schema))
 
@@ -377,7 +397,8 @@ def _stream(st, source, ahead, specs, schema):
             row += n
     finally:
         source.close()
-        st.finalize()
+        if st is not None:
+            st.finalize()
 
 
 def iter_frames(con, sql, params=None, *, chunksize, parse_dates=None, dtype=None, dtype_backend=None):

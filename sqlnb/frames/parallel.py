@@ -351,3 +351,276 @@ def _join(plan, fetches, n):
     for f in fetches[1:]:
         first.append(f, threads=n)
     return first.columns()
+
+
+# --- the stream: pieces of the rowid span, read ahead by the workers, handed out in order -----
+_STREAM_MAX_PIECES = 1 << 16  # a sparse rowid span is cut into at most this many pieces
+_PIECE_BATCHES = 2  # batches a piece holds read but not handed out before its worker waits
+_stream_watch = None  # a test's hook: called (event, pieces held, batches held) under the stream's lock
+
+
+def stream_batches(con, sql, params, n, rows):
+    """``(names, decltypes, source)`` for :func:`sqlnb.frames.batches.query_batches`'s
+    ``parallel=n``: ``source`` yields ``(columns, nrows, last)`` in rowid order, as the serial
+    stream's batches; None when the table was empty at the moment read (the caller streams
+    serially, as :func:`fetch` falls back). Refused (:class:`ParallelRefused`) for what
+    :func:`fetch` refuses.
+
+    The table's rowid span is cut into pieces of ``rows`` rowids (more where the span is too
+    sparse for :data:`_STREAM_MAX_PIECES`); ``n`` workers claim the pieces in order, at
+    most ``2 * n`` pieces claimed and not yet handed out, each read ``rows`` rows at a time
+    and holding at most :data:`_PIECE_BATCHES` batches before its worker waits: memory is
+    bounded by about ``2 * n * 3`` batches whatever the table's size. Closing ``source`` (the
+    reader freed, an error, the end) stops and joins every worker, then finalizes their
+    statements and closes their connections.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"parallel must be an int >= 1, not {n!r}")
+    mod = con.backend.load()
+    scan = _scan.check(con, mod, sql, params, None)
+    raw = con._raw
+    stop = _workers.Stop(raw, mod)
+    deadline = _clock() + raw.timeout if raw.timeout > 0 else None
+    tries = 0
+    opened = None
+    with _workers.HoldCtrlC(stop):
+        while True:
+            stop.requested = False
+            try:
+                opened = _open_stream(raw, mod, scan, n, rows, stop)
+                break
+            except _workers.Moved as exc:
+                tries += 1
+                if tries >= _MOMENT_TRIES:
+                    _scan.refuse(exc.why)
+    if opened is _STOPPED:
+        raise _errors.interrupted(sql)  # interrupt() (or a Ctrl-C not raised) while the workers were opened
+    if opened is None:
+        return None
+    ranges, stmts = opened
+    pieces = _Pieces(raw, mod, ranges, list(stop.conns), stmts, params, stop, deadline, scan.sql, rows, n)
+    return scan.names, scan.decltypes, _Ordered(pieces)
+
+
+def _open_stream(raw, mod, scan, n, rows, stop):
+    """The pieces and the workers' statements, every worker reading the main connection's
+    moment (as :func:`_attempt`); None when the table is empty, _STOPPED when asked to stop."""
+    stmts = []
+    ok = False
+    try:
+        query_rows(raw, "BEGIN")
+        lo, hi = query_rows(raw, scan.bounds_sql)[0]
+        if lo is None:
+            return None
+        span = hi - lo + 1
+        step = max(rows, -(-span // _STREAM_MAX_PIECES))
+        ranges = [(a, min(hi, a + step - 1)) for a in range(lo, hi + 1, step)]
+        snap = _workers.snapshot_of(raw, mod)
+        for _ in range(min(n, len(ranges))):
+            if stop.asked():
+                return _STOPPED
+            stmts.append(_workers.open_reader(raw, mod, snap, scan.part_sql, stop.conns))
+        snap = None
+        ok = True
+        return ranges, stmts
+    finally:
+        if not raw.closed and not raw.autocommit:
+            query_rows(raw, "ROLLBACK")
+        if not ok:
+            for st in stmts:
+                st.finalize()
+            for w in stop.conns:
+                w.close()
+            stop.conns.clear()
+
+
+class _Piece:
+    __slots__ = ("batches", "done")
+
+    def __init__(self):
+        self.batches = []  # (columns, nrows) read, not handed out
+        self.done = False
+
+
+class _Pieces:
+    """The workers of one parallel stream and the pieces they read, handed out in order."""
+
+    def __init__(self, raw, mod, ranges, conns, stmts, params, stop, deadline, sql, rows, n):
+        self.raw, self.mod, self.ranges, self.conns, self.stmts = raw, mod, ranges, conns, stmts
+        self.params, self.stop, self.deadline, self.sql, self.rows = params, stop, deadline, sql, rows
+        self.window = 2 * n  # pieces claimed and not yet handed out, at most
+        self.cond = threading.Condition()
+        self.pieces = {}  # index -> _Piece, for the pieces claimed and not yet handed out
+        self.next = 0  # the next piece to claim
+        self.head = 0  # the piece being handed out
+        self.errors = [None] * len(stmts)
+        self.handed = 0
+        self.crew = None  # the workers' threads, once the first batch is asked for
+
+    def _watch(self, event):
+        if _stream_watch is not None:
+            _stream_watch(event, len(self.pieces), sum(len(p.batches) for p in self.pieces.values()))
+
+    def _left(self):
+        if self.deadline is None:
+            return None
+        rest = self.deadline - _clock()
+        if rest <= 0:
+            self.stop.timed_out = True
+            raise _errors.timeout_error(self.raw.timeout, self.sql)
+        return rest
+
+    def _stopping(self):
+        return self.stop.asked() or any(e is not None for e in self.errors)
+
+    def work(self, i):
+        """Worker i: claim the next piece when the window has room, read it a batch at a time."""
+        w, st, cond = self.conns[i], self.stmts[i], self.cond
+        try:
+            while True:
+                with cond:
+                    while (not self._stopping() and self.next < len(self.ranges)
+                           and self.next >= self.head + self.window):
+                        self._watch("full")
+                        cond.wait(0.5)
+                    if self._stopping() or self.next >= len(self.ranges):
+                        return
+                    k = self.next
+                    self.next += 1
+                    piece = self.pieces[k] = _Piece()
+                    self._watch("claim")
+                lo_k, hi_k = self.ranges[k]
+                _bind_with_range(st, self.params, lo_k, hi_k)
+                more = False
+                while True:
+                    rest = self._left()
+                    if rest is not None:
+                        w.timeout = rest
+                    _names, cols, status = self.mod.fetch_columns(st, self.rows, more, more)
+                    more = True
+                    nrows = cols[0].nrows if cols else 0
+                    with cond:
+                        if nrows:
+                            piece.batches.append((cols, nrows))
+                        piece.done = status == "done"
+                        self._watch("batch")
+                        cond.notify_all()
+                        while (not piece.done and len(piece.batches) >= _PIECE_BATCHES
+                               and not self._stopping()):
+                            cond.wait(0.5)
+                        if self._stopping():
+                            return
+                    if piece.done:
+                        break
+        except BaseException as exc:  # noqa: BLE001 - raised by the reading thread
+            self.errors[i] = exc
+            self.stop.request()
+            with cond:
+                cond.notify_all()
+
+    def _check(self):
+        """Raise what stops the stream at once: interrupt(), the time limit."""
+        stop = self.stop
+        if stop.interrupted():
+            stop.request()
+            raise _errors.interrupted(self.sql)
+        if self.deadline is not None and _clock() >= self.deadline:
+            stop.timed_out = True
+        if stop.timed_out:
+            raise _errors.timeout_error(self.raw.timeout, self.sql)
+
+    def _check_failed(self):
+        """Raise a worker's error: the first that is not the interruption of the others."""
+        failed = [e for e in self.errors if e is not None]
+        if failed:
+            if any(isinstance(e, _errors.QueryTimeoutError) for e in failed):
+                raise _errors.timeout_error(self.raw.timeout, self.sql)
+            raise next((e for e in failed if not isinstance(e, _errors.InterruptError)), failed[0])
+
+    def _next_batch(self):
+        """The next batch in rowid order, or None at the end; waits for the workers."""
+        cond = self.cond
+        with _workers.HoldCtrlC(self.stop):
+            with cond:
+                while True:
+                    if self.stop.signal is not None:
+                        break  # the held Ctrl-C raises as the block ends
+                    self._check()
+                    if self.head >= len(self.ranges):
+                        return None
+                    piece = self.pieces.get(self.head)
+                    if piece is not None and piece.batches:
+                        got = piece.batches.pop(0)
+                        cond.notify_all()
+                        return got
+                    if piece is not None and piece.done:
+                        del self.pieces[self.head]
+                        self.head += 1
+                        cond.notify_all()
+                        continue
+                    # a worker failed: every batch before the first piece left unread was handed out
+                    self._check_failed()
+                    cond.wait(0.05)
+                    self.raw.rows_seen = self.handed
+        return None  # not reached: HoldCtrlC raised KeyboardInterrupt
+
+    def in_order(self):
+        """The generator of ``(columns, nrows, last)``: starts the workers, closes them at its end."""
+        crew = self.crew = _workers.Crew(self.work, len(self.stmts))
+        try:
+            crew.start()
+            got = self._next_batch()
+            while got is not None:
+                after = self._next_batch()  # one batch ahead: whether this one is the last
+                self.handed += got[1]
+                self.raw.rows_seen = self.handed
+                yield got[0], got[1], after is None
+                got = after
+        finally:
+            self._close(crew)
+
+    def _close(self, crew):
+        """Stop and join every worker, then finalize their statements and close their connections."""
+        stop = self.stop
+        stop.request()
+        with self.cond:
+            self.cond.notify_all()
+        try:
+            if crew is not None:
+                crew.close(stop)
+        finally:
+            # (not _end: the main connection's transaction, if any, is the user's own by now)
+            if crew is None or not crew.running():
+                for st in self.stmts:
+                    st.finalize()
+                self.stmts = []
+                for w in stop.conns:
+                    w.close()
+            stop.conns.clear()
+            self.pieces.clear()
+
+
+class _Ordered:
+    """The stream's source: an iterator of ``(columns, nrows, last)`` whose ``close()`` (also
+    when it was never iterated, or when it is freed) releases the workers."""
+
+    def __init__(self, pieces):
+        self._pieces = pieces
+        self._gen = pieces.in_order()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._gen)
+
+    def close(self):
+        self._gen.close()  # a started generator closes its workers in its finally
+        if self._pieces.crew is None:  # never started: no thread, only the connections
+            self._pieces._close(None)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - nothing to report to at collection time
+            pass
