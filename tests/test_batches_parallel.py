@@ -333,3 +333,16 @@ def test_ctrl_c_while_the_stream_waits_for_a_piece(db, monkeypatch):
     assert not _worker_threads()
     monkeypatch.setattr(frames.parallel, "_bind_with_range", orig)
     assert db.query_batches("SELECT n FROM d", rows=100, parallel=2).read_all().num_rows == 5000
+
+
+def test_write_query_streams_a_parallel_read_into_a_file(db, tmp_path):
+    """``export.write_query(..., parallel=N)``: the file holds the serial result, in rowid order."""
+    import pyarrow.parquet as pq
+
+    from sqlnb import export
+
+    sql = "SELECT * FROM d"  # (t has a mixed column, which Parquet refuses)
+    written = export.write_query(db, sql, tmp_path / "out.parquet", parallel=2, rows=1000)
+    assert written.rows == db.query_arrow(sql).num_rows
+    assert pq.read_table(written.path).equals(db.query_arrow(sql))
+    assert _worker_threads() == []

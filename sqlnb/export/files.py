@@ -109,11 +109,11 @@ def write_result(df_or_arrow, path, *, format: str | None = None, progress=None,
 
 
 def write_query(con, sql, path, params=None, *, format: str | None = None, rows: int | None = None,
-                types=None, progress=None, **options):
+                types=None, parallel: int | None = None, progress=None, **options):
     """Run ``sql`` on ``con`` and stream its result into ``path`` in constant memory.
 
     The target is checked first (:func:`check_target`: nothing runs when it is bad); the
-    rows come from ``con.query_batches(sql, params, rows=rows, types=types)`` and are
+    rows come from ``con.query_batches(sql, params, rows=rows, types=types, parallel=parallel)`` and are
     written batch by batch under a temporary name, renamed into place at the end. An
     error, the time limit or an interrupt (KeyboardInterrupt, ``con.interrupt()``) removes
     the temporary file and finalizes the statement: nothing at the target, the connection
@@ -124,6 +124,8 @@ def write_query(con, sql, path, params=None, *, format: str | None = None, rows:
     t0 = time.perf_counter()
     replaced = path.exists()
     kw = {"types": types}
+    if parallel is not None:
+        kw["parallel"] = parallel
     if rows is not None:
         kw["rows"] = rows
     source = None
