@@ -138,6 +138,19 @@ def _end(raw, stop, crew, stmts):
 
 
 # --- plan -------------------------------------------------------------------------------------
+
+def _seconds_left(run):
+    """Seconds left of ``run``'s time limit (its ``deadline``; None: no limit); past it, marks
+    ``run.stop`` timed out and raises the time-limit error (a parallel fetch and a parallel stream)."""
+    if run.deadline is None:
+        return None
+    rest = run.deadline - _clock()
+    if rest <= 0:
+        run.stop.timed_out = True
+        raise _errors.timeout_error(run.raw.timeout, run.sql)
+    return rest
+
+
 @dataclass
 class _Plan:
     ranges: list  # inclusive (lo, hi) rowid ranges, ascending, covering the table's span
@@ -233,13 +246,7 @@ class _Reading:
 
     def left(self):
         """Seconds left of the connection's time limit (None: no limit); raises past it."""
-        if self.deadline is None:
-            return None
-        rest = self.deadline - _clock()
-        if rest <= 0:
-            self.stop.timed_out = True
-            raise _errors.timeout_error(self.raw.timeout, self.sql)
-        return rest
+        return _seconds_left(self)
 
     def work(self, i):
         """Worker i's thread: claim a range, bind it, read its rows, until none is left or
@@ -462,13 +469,7 @@ class _Pieces:
             _stream_watch(event, len(self.pieces), sum(len(p.batches) for p in self.pieces.values()))
 
     def _left(self):
-        if self.deadline is None:
-            return None
-        rest = self.deadline - _clock()
-        if rest <= 0:
-            self.stop.timed_out = True
-            raise _errors.timeout_error(self.raw.timeout, self.sql)
-        return rest
+        return _seconds_left(self)
 
     def _stopping(self):
         return self.stop.asked() or any(e is not None for e in self.errors)
