@@ -50,13 +50,7 @@ def fetch(con, sql, params, cap, n):
     connection's time limit stop every worker, and the workers are always joined before
     their statements are finalized and their connections closed.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"parallel must be an int >= 1, not {n!r}")
-    mod = con.backend.load()
-    scan = _scan.check(con, mod, sql, params, cap)
-    raw = con._raw
-    stop = _workers.Stop(raw, mod)
-    deadline = _clock() + raw.timeout if raw.timeout > 0 else None
+    mod, scan, raw, stop, deadline = _begin(con, sql, params, n, cap)
     result = _STOPPED
     with _workers.HoldCtrlC(stop):
         in_place = None
@@ -138,6 +132,18 @@ def _end(raw, stop, crew, stmts):
 
 
 # --- plan -------------------------------------------------------------------------------------
+
+def _begin(con, sql, params, n, cap):
+    """What a parallel fetch and a parallel stream start from: ``n`` checked, the engine's module,
+    the scan it may split (or ParallelRefused), the raw connection, the workers' Stop, the deadline."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"parallel must be an int >= 1, not {n!r}")
+    mod = con.backend.load()
+    scan = _scan.check(con, mod, sql, params, cap)
+    raw = con._raw
+    deadline = _clock() + raw.timeout if raw.timeout > 0 else None
+    return mod, scan, raw, _workers.Stop(raw, mod), deadline
+
 
 def _seconds_left(run):
     """Seconds left of ``run``'s time limit (its ``deadline``; None: no limit); past it, marks
@@ -381,13 +387,7 @@ def stream_batches(con, sql, params, n, rows):
     reader freed, an error, the end) stops and joins every worker, then finalizes their
     statements and closes their connections.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"parallel must be an int >= 1, not {n!r}")
-    mod = con.backend.load()
-    scan = _scan.check(con, mod, sql, params, None)
-    raw = con._raw
-    stop = _workers.Stop(raw, mod)
-    deadline = _clock() + raw.timeout if raw.timeout > 0 else None
+    mod, scan, raw, stop, deadline = _begin(con, sql, params, n, None)
     tries = 0
     opened = None
     with _workers.HoldCtrlC(stop):
