@@ -70,8 +70,8 @@ bench: setup
 LAB_PORT ?= 8888
 lab: setup
 	$(PY) -m sqlnb.demo --data-only
-	@# %%sql cells are highlighted as SQL by jupysql-plugin (the notebook extra; docs/notebook.md)
-	@$(BIN)/jupyter labextension list 2>&1 | grep -q "jupysql-plugin.*enabled" || { echo "[sqlnb] jupysql-plugin (SQL highlighting of %%sql cells) is not installed or not enabled: $(BIN)/pip install -e '.[notebook]'"; exit 1; }
+	@# %sql / %%sql cells are highlighted as SQL by jupyterlabs-sql-codemirror (the notebook extra; docs/notebook.md)
+	@$(BIN)/jupyter labextension list 2>&1 | grep -q "jupyterlabs-sql-codemirror.*enabled" || { echo "[sqlnb] jupyterlabs-sql-codemirror (SQL highlighting of %sql and %%sql cells) is not installed or not enabled: $(BIN)/pip install -e '.[notebook]'"; exit 1; }
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) \
 	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 

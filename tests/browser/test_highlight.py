@@ -1,6 +1,7 @@
-"""SQL highlighting of ``%%sql`` cells in a real JupyterLab (the notebook extra's jupysql-plugin).
+"""SQL highlighting of ``%%sql`` and ``%sql`` cells in a real JupyterLab (the notebook extra's
+jupyterlabs-sql-codemirror).
 
-The extension keys on the cell's text (it starts with ``%%sql``), not on JupySQL: the kernel
+The extension keys on the cell's text (it starts with ``%sql`` or ``%%sql``), not on a kernel: the kernel
 here loads only sqlnb. In the editor's DOM, the SQL keywords of a ``%%sql`` cell carry the same
 styling (class and colour) as a Python keyword (``import``) of a Python cell, a string literal
 that spells a keyword does not, and the same words in a Python cell are not keywords. The
@@ -146,3 +147,50 @@ def test_sql_keywords_in_a_sql_cell_carry_the_keyword_styling(lab, page):
     shot(page, "highlight-notebook")
     assert count_colour(sql_png, rgb) > 40, f"no text in the keyword colour {rgb} in the %%sql cell's screenshot"
     assert count_colour(py_png, rgb) == 0, "keyword-coloured text in the Python line with the same words"
+
+
+LINE_CELL = "%sql SELECT 2 AS two FROM (SELECT 1) WHERE 1 = 1 ORDER BY two"
+INDENTED_CELL = "\n\n%%sql\nSELECT 3 AS three WHERE 1 = 1"
+
+
+@pytest.mark.timeout(300)
+def test_sql_after_a_line_sql_magic_is_highlighted_as_sql(lab, page):
+    """A cell that starts with the line magic (``%sql SELECT ...``), or with ``%%sql`` after blank
+    lines, is highlighted as SQL too, and runs through sqlnb."""
+    write_notebook(lab.root / "highlight-line.ipynb", [
+        "%load_ext sqlnb\n%sql :memory:",
+        LINE_CELL,
+        INDENTED_CELL,
+        PY_CELL,
+    ])
+    open_notebook(page, lab, "highlight-line.ipynb")
+    cells = code_cells(page)
+    _wait_for_spans(page, cells.nth(3), {"import"})
+    kw_class, kw_color = keyword_style(page, 3)
+    for index, words in ((1, {"SELECT", "AS", "FROM", "WHERE", "ORDER", "BY"}), (2, {"SELECT", "AS", "WHERE"})):
+        _wait_for_spans(page, cells.nth(index), words)
+        got = spans(cells.nth(index))
+        styled = {s["text"] for s in got if s["cls"] == kw_class and s["color"] == kw_color}
+        assert words <= styled, f"cell {index}: SQL keywords not keyword-styled: {words - styled}; spans: {got}"
+    py = spans(cells.nth(3))
+    assert not {s["text"] for s in py if s["color"] == kw_color} & {"SELECT", "FROM", "WHERE"}, py
+
+    # typed by hand, a line magic cell is highlighted as soon as it reads %sql
+    i = add_cell_at_end(page, "%sql SELECT 6 * 7 AS answer FROM (SELECT 1) WHERE 1")
+    typed = code_cells(page).nth(i)
+    _wait_for_spans(page, typed, {"SELECT", "FROM", "WHERE"})
+    assert {"SELECT", "FROM", "WHERE", "AS"} <= {s["text"] for s in spans(typed)
+                                                   if s["cls"] == kw_class and s["color"] == kw_color}
+    for index in (0, 1, 2, i):
+        run_cell(page, index)
+        wait_executed(page, index)
+    assert "two" in outputs_text(code_cells(page).nth(1))
+    assert "three" in outputs_text(code_cells(page).nth(2))
+    assert "42" in outputs_text(code_cells(page).nth(i))
+    assert error_outputs(page).count() == 0, [error_outputs(page).nth(k).text_content()
+                                              for k in range(error_outputs(page).count())]
+
+    rgb = _rgb(kw_color)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    line_png = cells.nth(1).locator(".cm-content").screenshot(path=str(SHOTS / "highlight-line-magic.png"))
+    assert count_colour(line_png, rgb) > 40, f"no text in the keyword colour {rgb} in the %sql line's screenshot"
