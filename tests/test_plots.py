@@ -54,7 +54,8 @@ def test_histogram_counts_match_numpy(con, data, bins):
     assert np.array_equal(edges, np.histogram_bin_edges(xs, bins=bins))  # numpy's own edges
     assert d.values["counts"] == want.tolist()
     assert d.values["left_out"] == data["x"].map(lambda v: isinstance(v, str)).sum()
-    assert d.rows_fetched <= bins + 1  # the one min/max row and at most one row per bin
+    # the min/max row, a dates row when the column holds text (C path), and at most one row per bin
+    assert d.rows_fetched <= bins + 2
 
 
 def test_histogram_given_range_and_dates(con, data):
@@ -66,6 +67,40 @@ def test_histogram_given_range_and_dates(con, data):
     jd = pd.to_datetime(data["d"]).map(lambda t: t.to_julian_date()).to_numpy()
     want, _ = np.histogram(jd, bins=d.values["edges"])
     assert d.values["counts"] == want.tolist()
+
+
+def test_histogram_of_a_numeric_column_is_two_reads_without_a_sort(con):
+    """Where the engine has sqlnb's C aggregates (sqlite, bdb): one read for the range, one for the
+    counts, one row each, no sorter; values on the edges, big integers and -0.0 as numpy bins them."""
+    vals = [0, -0.0, 1, 2.5, 2**53, -(2**53), 10.0, 10, 1e-300, None, b"\x00", "7"]
+    con.execute("CREATE TABLE h (x)")
+    con.executemany("INSERT INTO h VALUES (?)", [(v,) for v in vals])
+    con.commit()
+    nums = np.array([float(v) for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)])
+    for bins in (1, 3, 64):
+        d = plots.histogram_data(con, "h", "x", bins=bins)
+        want, edges = np.histogram(nums, bins=bins)
+        assert np.array_equal(d.values["edges"], edges)
+        assert d.values["counts"] == want.tolist()
+        assert d.values["left_out"] == 2  # the BLOB and the TEXT that is no date
+        if con.backend.has("c_aggregates"):
+            assert (d.statements, d.rows_fetched) == (3, 3)  # + the dates read: the column holds text
+    con.execute("DELETE FROM h WHERE typeof(x) IN ('text', 'blob')")
+    con.commit()
+    d = plots.histogram_data(con, "h", "x", bins=5, range=(0, 10))
+    assert d.values["counts"] == np.histogram(nums, bins=5, range=(0, 10))[0].tolist()
+    if con.backend.has("c_aggregates"):
+        assert (d.statements, d.rows_fetched) == (2, 2)
+        plan = " ".join(str(r) for r in con.execute(
+            "EXPLAIN QUERY PLAN SELECT sqlnb_histogram(x, ?) FROM h", [np.zeros(3).tobytes()]).fetchall())
+        assert "TEMP B-TREE" not in plan, plan
+        with pytest.raises(sqlnb.OperationalError, match="sqlnb_histogram: the edges must be a BLOB"):
+            con.execute("SELECT sqlnb_histogram(x, 'not edges') FROM h").fetchall()
+        with pytest.raises(sqlnb.OperationalError, match="sqlnb_histogram: the edges must increase"):
+            con.execute("SELECT sqlnb_histogram(x, ?) FROM h", [np.array([0.0, 2.0, 1.0]).tobytes()]).fetchall()
+        assert con.execute("SELECT sqlnb_histogram(x, ?) FROM h WHERE 0", [np.zeros(3).tobytes()]).fetchall() == [(None,)]
+    else:
+        assert con.backend.lacks("c_aggregates")
 
 
 def test_boxplot_stats_match_pandas_and_matplotlib(con, data):

@@ -39,6 +39,8 @@ CORE_GLOBS = ["tests/test_dbapi*.py", "tests/test_connection*.py", "tests/test_e
               "tests/test_modes*.py", "tests/test_auth*.py", "tests/test_errors*.py", "tests/test_bdb*.py",
               "tests/test_bind*.py", "tests/test_statements*.py"]
 CORE_GLOBS += ["tests/test_frame_vtab.py"]   # the frame virtual table (frame_vtab.h, vtab.pxi)
+# single tests of files otherwise left out (matplotlib drawing is too slow under valgrind)
+CORE_NODES = ["tests/test_plots.py::test_histogram_of_a_numeric_column_is_two_reads_without_a_sort"]  # look.pxi
 # too slow under valgrind (they allocate hundreds of MB or step 10^7 rows natively in seconds);
 # their code paths are covered by the smaller cases of the same files
 DESELECT = ["large_blob", "ten_million", "shared_connection_four_threads", "wal_reader_sees_consistent",
@@ -66,6 +68,7 @@ def test_targets(quick: bool) -> list[str]:
     files = [f for f in CORE if (ROOT / f).exists()]
     for pattern in CORE_GLOBS:
         files += sorted(os.path.relpath(p, ROOT) for p in glob.glob(str(ROOT / pattern)))
+    files += [n for n in CORE_NODES if (ROOT / n.split("::")[0]).exists()]
     return list(dict.fromkeys(files))
 
 

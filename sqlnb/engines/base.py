@@ -45,6 +45,7 @@ CAPABILITIES = frozenset((
     "window", "json", "fts5", "rtree", "math", "dbstat", "lsm1", "wal", "snapshot", "defensive",
     "bind_names", "uri", "strict_quotes", "busy_handler",
     "window_udf",   # create_window_function (user-defined aggregate window functions)
+    "c_aggregates",  # sqlnb's own C aggregates in the core (_core/look.pxi: the histogram's)
 ))
 
 
@@ -252,6 +253,13 @@ class Engine:
             raise _errors.FeatureNotSupportedError(
                 f"create_window_function: the {self.name!r} engine cannot ({self.lacks('window_udf')})")
         self.load().register_function(raw, kind, name, narg, func, deterministic)
+
+    def register_look_aggregates(self, raw) -> None:
+        """Register sqlnb's C aggregates (``sqlnb_histogram``, ``sqlnb_numeric_range``) on ``raw``;
+        only where the engine has "c_aggregates"."""
+        if not self.has("c_aggregates"):
+            raise _errors.FeatureNotSupportedError(f"the {self.name!r} engine has no C aggregates of sqlnb's")
+        self.load().register_look_aggregates(raw)
 
     def register_collation(self, raw, name, func) -> None:
         """Register (``func`` None: remove) collation ``name`` on ``raw``."""

@@ -148,7 +148,7 @@ class BdbEngine(Engine):
     description = "BerkeleyDB SQL (libdb_sql), same Cython driver"
     file_format = "bdb"
     module_name = "sqlnb._fast_bdb"
-    capabilities = frozenset(("columnar_fetch", "columnar_export"))
+    capabilities = frozenset(("columnar_fetch", "columnar_export", "c_aggregates"))
     missing = {
         "parallel_fetch": "BerkeleyDB locks the table for a reader",
         "multirow_values": "BerkeleyDB's 3.7.6 core predates multi-row VALUES (3.7.11)",

@@ -14,7 +14,7 @@ class SqliteEngine(Engine):
         "columnar_fetch", "columnar_export", "parallel_fetch", "multirow_values", "export_cache",
         "window", "json", "fts5", "rtree", "math", "dbstat", "lsm1", "wal", "snapshot", "defensive",
         "bind_names", "uri", "strict_quotes", "busy_handler",
-        "window_udf",
+        "window_udf", "c_aggregates",
     ))
     # Our SQLite opens with SQLITE_OPEN_NOMUTEX: the per-connection lock in _fast.pyx
     # already lets one caller in at a time, so SQLite's own mutex (taken and let go on

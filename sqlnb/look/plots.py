@@ -93,12 +93,24 @@ def histogram_data(con, table_or_sql, column, *, bins=20, range=None, sample=Non
         raise ValueError(f"bins must be a whole number from 1 to {MAX_BINS}, got {bins!r}")
     src, col = _src_col(con, table_or_sql, column, sample)
     run = _Run(con)
-    (n_num, n_text, n_date, n_other, lo_n, hi_n, lo_d, hi_d), = run.rows(
-        f"SELECT sum({NUMERIC}), sum(typeof(v) = 'text'), sum(typeof(v) = 'text' AND julianday(v) IS NOT NULL), "
-        f"sum(typeof(v) = 'blob'), min(CASE WHEN {NUMERIC} THEN CAST(v AS REAL) END), "
-        f"max(CASE WHEN {NUMERIC} THEN CAST(v AS REAL) END), "
-        "min(CASE WHEN typeof(v) = 'text' THEN julianday(v) END), max(CASE WHEN typeof(v) = 'text' THEN julianday(v) END) "
-        f"FROM (SELECT {col} AS v FROM ({src.select([column])}) AS s)")
+    source = f"(SELECT {col} AS v FROM ({src.select([column])}) AS s)"
+    c_agg = _c_aggregates(con)
+    if c_agg:   # one C call per row (_core/look.pxi); the dates, if any text, in a second read
+        (packed,), = run.rows(f"SELECT sqlnb_numeric_range(v) FROM {source}")
+        n_num, n_text, n_other = (int(n) for n in np.frombuffer(packed, dtype=np.int64, count=3))
+        lo_n, hi_n = (float(x) for x in np.frombuffer(packed, dtype=np.float64, count=2, offset=24))
+        n_date, lo_d, hi_d = 0, None, None
+        if n_text:
+            (n_date, lo_d, hi_d), = run.rows(
+                f"SELECT count(j), min(j), max(j) FROM (SELECT julianday(v) AS j FROM {source} "
+                "WHERE typeof(v) = 'text')")
+    else:
+        (n_num, n_text, n_date, n_other, lo_n, hi_n, lo_d, hi_d), = run.rows(
+            f"SELECT sum({NUMERIC}), sum(typeof(v) = 'text'), sum(typeof(v) = 'text' AND julianday(v) IS NOT NULL), "
+            f"sum(typeof(v) = 'blob'), min(CASE WHEN {NUMERIC} THEN CAST(v AS REAL) END), "
+            f"max(CASE WHEN {NUMERIC} THEN CAST(v AS REAL) END), "
+            "min(CASE WHEN typeof(v) = 'text' THEN julianday(v) END), max(CASE WHEN typeof(v) = 'text' THEN julianday(v) END) "
+            f"FROM {source}")
     n_num, n_text, n_date = n_num or 0, n_text or 0, n_date or 0
     if n_num == 0 and n_date == 0:
         what = f"{n_text:,} TEXT values that are not dates" if n_text else (
@@ -113,18 +125,32 @@ def histogram_data(con, table_or_sql, column, *, bins=20, range=None, sample=Non
     if range is not None:
         lo, hi = float(range[0]), float(range[1])
     edges = np.histogram_bin_edges(np.array([lo, hi], dtype=float), bins=bins, range=(lo, hi))
-    inner = [float(e) for e in edges[1:-1]]
-    params = inner + [float(edges[0]), float(edges[-1])]
-    n_in = len(inner)
-    rows = run.rows(
-        f"SELECT b, count(*) FROM (SELECT {_bin_case(n_in)} AS b FROM (SELECT {x} AS x FROM "
-        f"(SELECT {col} AS v FROM ({src.select([column])}) AS s) WHERE {keep}) "
-        f"WHERE x >= ?{n_in + 1} AND x <= ?{n_in + 2}) GROUP BY b", params)
-    counts = [0] * bins
-    for b, n in rows:
-        counts[int(b)] = int(n)
+    if c_agg:
+        arg = "CASE WHEN typeof(v) = 'text' THEN julianday(v) END" if dates else "v"
+        (packed,), = run.rows(f"SELECT sqlnb_histogram({arg}, ?) FROM {source}",
+                              [np.ascontiguousarray(edges, dtype=np.float64).tobytes()])
+        counts = [0] * bins if packed is None else [int(n) for n in np.frombuffer(packed, dtype=np.int64)]
+    else:
+        inner = [float(e) for e in edges[1:-1]]
+        params = inner + [float(edges[0]), float(edges[-1])]
+        n_in = len(inner)
+        rows = run.rows(
+            f"SELECT b, count(*) FROM (SELECT {_bin_case(n_in)} AS b FROM (SELECT {x} AS x FROM "
+            f"{source} WHERE {keep}) WHERE x >= ?{n_in + 1} AND x <= ?{n_in + 2}) GROUP BY b", params)
+        counts = [0] * bins
+        for b, n in rows:
+            counts[int(b)] = int(n)
     left_out = (n_num + n_text + (n_other or 0)) - (n_date if dates else n_num)
     return run.data("histogram", column, edges=edges, counts=counts, dates=dates, left_out=left_out)
+
+
+def _c_aggregates(con) -> bool:
+    """Whether ``con``'s engine has sqlnb's C aggregates; registers them on it if so."""
+    backend = getattr(con, "backend", None)
+    if backend is None or not backend.has("c_aggregates"):
+        return False
+    backend.register_look_aggregates(con.raw)
+    return True
 
 
 def _axes(ax):
