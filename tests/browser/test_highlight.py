@@ -53,6 +53,36 @@ def _wait_for_spans(page, cell, words, timeout_ms=30_000):
         ".some(s => s.textContent === w))", arg=[cell.element_handle(), sorted(words)], timeout=timeout_ms)
 
 
+def keyword_styled(cell, kw_class, kw_color) -> set:
+    """The words of ``cell`` that carry the keyword styling."""
+    return {s["text"] for s in spans(cell) if s["cls"] == kw_class and s["color"] == kw_color}
+
+
+def assert_python_words_are_not_keywords(cell, kw_color):
+    py = spans(cell)
+    assert not {s["text"] for s in py if s["color"] == kw_color} & {"SELECT", "FROM", "WHERE"}, py
+
+
+def type_and_check(page, source, kw_class, kw_color) -> int:
+    """Add a cell with ``source`` typed in; its SQL keywords get the keyword styling; its index."""
+    i = add_cell_at_end(page, source)
+    typed = code_cells(page).nth(i)
+    _wait_for_spans(page, typed, {"SELECT", "FROM", "WHERE"})
+    assert {"SELECT", "FROM", "WHERE", "AS"} <= keyword_styled(typed, kw_class, kw_color)
+    return i
+
+
+def open_cells(page, lab, name, sql_cells):
+    """A notebook of a set-up cell, ``sql_cells``, then the Python cell, opened; (cells, keyword class,
+    keyword colour), the styling read from the Python cell's ``import``."""
+    write_notebook(lab.root / name, ["%load_ext sqlnb\n%sql :memory:", *sql_cells, PY_CELL])
+    open_notebook(page, lab, name)
+    cells = code_cells(page)
+    py = len(sql_cells) + 1
+    _wait_for_spans(page, cells.nth(py), {"import"})
+    return (cells, *keyword_style(page, py))
+
+
 def _rgb(css: str) -> tuple[int, int, int]:
     inner = css[css.index("(") + 1:css.index(")")]
     return tuple(int(float(x)) for x in inner.split(",")[:3])
@@ -104,15 +134,7 @@ def count_colour(png: bytes, rgb, tolerance: int = 12) -> int:
 
 @pytest.mark.timeout(300)
 def test_sql_keywords_in_a_sql_cell_carry_the_keyword_styling(lab, page):
-    write_notebook(lab.root / "highlight-check.ipynb", [
-        "%load_ext sqlnb\n%sql :memory:",
-        SQL_CELL,
-        PY_CELL,
-    ])
-    open_notebook(page, lab, "highlight-check.ipynb")
-    cells = code_cells(page)
-    _wait_for_spans(page, cells.nth(2), {"import"})
-    kw_class, kw_color = keyword_style(page, 2)
+    cells, kw_class, kw_color = open_cells(page, lab, "highlight-check.ipynb", [SQL_CELL])
 
     # the cell as saved in the notebook (never typed into) is highlighted as SQL
     _wait_for_spans(page, cells.nth(1), KEYWORDS)
@@ -123,15 +145,10 @@ def test_sql_keywords_in_a_sql_cell_carry_the_keyword_styling(lab, page):
     word = [s for s in got if s["text"] == "'FROM'"]
     assert word and word[0]["color"] != kw_color, word
     # the same words in a Python cell are names, not keywords
-    py = spans(cells.nth(2))
-    assert not {s["text"] for s in py if s["color"] == kw_color} & {"SELECT", "FROM", "WHERE"}, py
+    assert_python_words_are_not_keywords(cells.nth(2), kw_color)
 
     # a %%sql cell typed in by hand is highlighted too, and it is sqlnb's magic that runs it
-    i = add_cell_at_end(page, "%%sql\nSELECT 6 * 7 AS answer FROM (SELECT 1) WHERE 1")
-    typed = code_cells(page).nth(i)
-    _wait_for_spans(page, typed, {"SELECT", "FROM", "WHERE"})
-    assert {"SELECT", "FROM", "WHERE", "AS"} <= {s["text"] for s in spans(typed)
-                                                   if s["cls"] == kw_class and s["color"] == kw_color}
+    i = type_and_check(page, "%%sql\nSELECT 6 * 7 AS answer FROM (SELECT 1) WHERE 1", kw_class, kw_color)
     run_cell(page, 0)
     wait_executed(page, 0)
     run_cell(page, i)
@@ -157,30 +174,15 @@ INDENTED_CELL = "\n\n%%sql\nSELECT 3 AS three WHERE 1 = 1"
 def test_sql_after_a_line_sql_magic_is_highlighted_as_sql(lab, page):
     """A cell that starts with the line magic (``%sql SELECT ...``), or with ``%%sql`` after blank
     lines, is highlighted as SQL too, and runs through sqlnb."""
-    write_notebook(lab.root / "highlight-line.ipynb", [
-        "%load_ext sqlnb\n%sql :memory:",
-        LINE_CELL,
-        INDENTED_CELL,
-        PY_CELL,
-    ])
-    open_notebook(page, lab, "highlight-line.ipynb")
-    cells = code_cells(page)
-    _wait_for_spans(page, cells.nth(3), {"import"})
-    kw_class, kw_color = keyword_style(page, 3)
+    cells, kw_class, kw_color = open_cells(page, lab, "highlight-line.ipynb", [LINE_CELL, INDENTED_CELL])
     for index, words in ((1, {"SELECT", "AS", "FROM", "WHERE", "ORDER", "BY"}), (2, {"SELECT", "AS", "WHERE"})):
         _wait_for_spans(page, cells.nth(index), words)
-        got = spans(cells.nth(index))
-        styled = {s["text"] for s in got if s["cls"] == kw_class and s["color"] == kw_color}
-        assert words <= styled, f"cell {index}: SQL keywords not keyword-styled: {words - styled}; spans: {got}"
-    py = spans(cells.nth(3))
-    assert not {s["text"] for s in py if s["color"] == kw_color} & {"SELECT", "FROM", "WHERE"}, py
+        styled = keyword_styled(cells.nth(index), kw_class, kw_color)
+        assert words <= styled, f"cell {index}: SQL keywords not keyword-styled: {words - styled}"
+    assert_python_words_are_not_keywords(cells.nth(3), kw_color)
 
     # typed by hand, a line magic cell is highlighted as soon as it reads %sql
-    i = add_cell_at_end(page, "%sql SELECT 6 * 7 AS answer FROM (SELECT 1) WHERE 1")
-    typed = code_cells(page).nth(i)
-    _wait_for_spans(page, typed, {"SELECT", "FROM", "WHERE"})
-    assert {"SELECT", "FROM", "WHERE", "AS"} <= {s["text"] for s in spans(typed)
-                                                   if s["cls"] == kw_class and s["color"] == kw_color}
+    i = type_and_check(page, "%sql SELECT 6 * 7 AS answer FROM (SELECT 1) WHERE 1", kw_class, kw_color)
     for index in (0, 1, 2, i):
         run_cell(page, index)
         wait_executed(page, index)
