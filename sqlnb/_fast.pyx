@@ -69,3 +69,4 @@ include "_core/hooks.pxi"        # the stdlib's set_progress_handler (layered), 
 include "_core/backup.pxi"       # RawBackup (online backup), serialize, deserialize
 include "_core/blob.pxi"         # RawBlob: incremental BLOB I/O (blobopen)
 include "_core/extension.pxi"    # load_extension (the C API switched on for one call)
+include "_core/profile.pxi"      # the sqlnb_profile aggregate: an approximate profile in one scan (profile_agg.h)
