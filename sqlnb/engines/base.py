@@ -45,6 +45,7 @@ CAPABILITIES = frozenset((
     "window", "json", "fts5", "rtree", "math", "dbstat", "lsm1", "wal", "snapshot", "defensive",
     "bind_names", "uri", "strict_quotes", "busy_handler",
     "window_udf",   # create_window_function (user-defined aggregate window functions)
+    "profile_sketch",   # the sqlnb_profile C aggregate: sqlnb.profile(approx=True) in one scan
 ))
 
 
@@ -243,6 +244,13 @@ class Engine:
     def registered_frames(self, con) -> dict:
         """``{name: source}`` of the frames registered on ``con`` (``source.frame``, ``.rows_read``)."""
         return self.load().frame_sources(con.raw)
+
+    # --- the approximate profile's aggregate (sqlnb.look.sketch; _core/profile_agg.h) ----------------
+    def install_profile_sketch(self, con) -> str:
+        """Register the ``sqlnb_profile`` C aggregate on ``con``; returns its name in SQL."""
+        module = self.load()
+        module.profile_register(con.raw)
+        return module.PROFILE_AGGREGATE
 
     # --- user-defined functions and collations (sqlnb.stdlib.surface) ---------------------------------
     def register_function(self, raw, kind: str, name, narg: int, func, deterministic: bool = False) -> None:

@@ -149,6 +149,7 @@ class BdbEngine(Engine):
     file_format = "bdb"
     module_name = "sqlnb._fast_bdb"
     capabilities = frozenset(("columnar_fetch", "columnar_export"))
+    capabilities = capabilities | {"profile_sketch"}   # the sqlnb_profile aggregate (pure C, no newer API)
     missing = {
         "parallel_fetch": "BerkeleyDB locks the table for a reader",
         "multirow_values": "BerkeleyDB's 3.7.6 core predates multi-row VALUES (3.7.11)",

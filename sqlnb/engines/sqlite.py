@@ -15,6 +15,7 @@ class SqliteEngine(Engine):
         "window", "json", "fts5", "rtree", "math", "dbstat", "lsm1", "wal", "snapshot", "defensive",
         "bind_names", "uri", "strict_quotes", "busy_handler",
         "window_udf",
+        "profile_sketch",
     ))
     # Our SQLite opens with SQLITE_OPEN_NOMUTEX: the per-connection lock in _fast.pyx
     # already lets one caller in at a time, so SQLite's own mutex (taken and let go on

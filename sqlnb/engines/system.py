@@ -574,6 +574,8 @@ class SystemEngine(Engine):
         # CPython gh-153800 (open): value()/inverse() on an empty frame dereference NULL
         "window_udf": "the stdlib's window functions crash the process on an empty frame (CPython "
                       "gh-153800); use engine='sqlite'",
+        "profile_sketch": "the stdlib's sqlite3 cannot register sqlnb's C aggregate (sqlnb_profile); "
+                          "use engine='sqlite'",
     }
 
     def _import(self):
