@@ -79,6 +79,11 @@ typedef struct sp_ctr {
     int64_t c;
 } sp_ctr;
 
+typedef struct sp_idx {
+    uint64_t h;
+    int64_t slot;
+} sp_idx;
+
 typedef struct sp_state {
     int init;
     int failed;           /* 1: out of memory (reported at the end); 2: an error already set */
@@ -103,7 +108,7 @@ typedef struct sp_state {
     /* Misra-Gries */
     sp_ctr *ctr;          /* k slots (buffers of freed slots are reused) */
     int64_t nctr;
-    int32_t *idx;         /* open addressing: slot + 1, 0 empty */
+    struct sp_idx *idx;   /* open addressing: (hash, slot + 1), slot 0 empty */
     uint64_t idx_mask;
     int64_t decrements;
 } sp_state;
@@ -217,6 +222,12 @@ static int sp_set(sp_value *v, int cls, int64_t i, double d, const unsigned char
 static int64_t sp_text_length(const unsigned char *z, int64_t n) {
     const unsigned char *end = z + n;
     int64_t len = 0;
+    uint64_t w;
+    while (end - z >= 8) {   /* 8 ASCII bytes, none NUL: 8 characters */
+        memcpy(&w, z, 8);
+        if ((w & 0x8080808080808080ULL) || ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL)) break;
+        z += 8; len += 8;
+    }
     while (z < end && *z) {
         len++;
         if (*(z++) >= 0xc0) {
@@ -293,7 +304,8 @@ static int sp_res_add(sp_state *s, double x) {
         }
         s->res[s->res_n++] = x;
     } else {
-        uint64_t j = sp_rand(s) % (uint64_t)s->n_num;   /* n_num counts this value: algorithm R */
+        /* uniform in [0, n_num) by a multiply-shift (Lemire), n_num counting this value: algorithm R */
+        uint64_t j = (uint64_t)(((unsigned __int128)sp_rand(s) * (uint64_t)s->n_num) >> 64);
         if (j < (uint64_t)s->K) s->res[j] = x;
     }
     return 1;
@@ -309,8 +321,9 @@ static int sp_ctr_eq(const sp_ctr *c, uint64_t h, int cls, int64_t i, double d, 
 
 static void sp_idx_put(sp_state *s, int64_t slot) {
     uint64_t j = s->ctr[slot].h & s->idx_mask;
-    while (s->idx[j]) j = (j + 1) & s->idx_mask;
-    s->idx[j] = (int32_t)(slot + 1);
+    while (s->idx[j].slot) j = (j + 1) & s->idx_mask;
+    s->idx[j].h = s->ctr[slot].h;
+    s->idx[j].slot = slot + 1;
 }
 
 static int sp_mg_add(sp_state *s, uint64_t h, int cls, int64_t i, double d, const unsigned char *p, int64_t n) {
@@ -320,22 +333,25 @@ static int sp_mg_add(sp_state *s, uint64_t h, int cls, int64_t i, double d, cons
         uint64_t slots = 4;
         while (slots < (uint64_t)s->k * 2) slots <<= 1;
         s->ctr = (sp_ctr *)calloc((size_t)s->k, sizeof(sp_ctr));
-        s->idx = (int32_t *)calloc((size_t)slots, sizeof(int32_t));
+        s->idx = (sp_idx *)calloc((size_t)slots, sizeof(sp_idx));
         if (s->ctr == NULL || s->idx == NULL) return 0;
         s->idx_mask = slots - 1;
     }
     h = sp_fmix(h + (uint64_t)cls);   /* 1 and 1.0 are two entries here, as in the exact profile */
     j = h & s->idx_mask;
-    while (s->idx[j]) {
-        sp_ctr *c = &s->ctr[s->idx[j] - 1];
-        if (sp_ctr_eq(c, h, cls, i, d, p, n)) { c->c++; return 1; }
+    while (s->idx[j].slot) {
+        if (s->idx[j].h == h) {   /* the index holds the hashes: a counter is read only on a match */
+            sp_ctr *c = &s->ctr[s->idx[j].slot - 1];
+            if (sp_ctr_eq(c, h, cls, i, d, p, n)) { c->c++; return 1; }
+        }
         j = (j + 1) & s->idx_mask;
     }
     if (s->nctr < s->k) {
         sp_ctr *c = &s->ctr[s->nctr];
         if (!sp_set(&c->v, cls, i, d, p, n, s->copy)) return 0;
         c->h = h; c->c = 1;
-        s->idx[j] = (int32_t)(s->nctr + 1);
+        s->idx[j].h = h;
+        s->idx[j].slot = s->nctr + 1;
         s->nctr++;
         return 1;
     }
@@ -351,7 +367,7 @@ static int sp_mg_add(sp_state *s, uint64_t h, int cls, int64_t i, double d, cons
             m++;
         }
     }
-    memset(s->idx, 0, (size_t)(s->idx_mask + 1) * sizeof(int32_t));
+    memset(s->idx, 0, (size_t)(s->idx_mask + 1) * sizeof(sp_idx));
     for (m = 0; m < s->nctr; m++) sp_idx_put(s, m);
     return 1;
 }
@@ -565,7 +581,7 @@ static void sqlnb_profile_final(sqlite3_context *ctx) {
     sp_state *s = (sp_state *)sqlite3_aggregate_context(ctx, 0);
     sp_state empty;
     sp_buf b = {NULL, 0, 0, 0};
-    double m2 = NAN, distinct_est = 0;
+    double m2 = NAN, distinct_est = 0, total;
     int64_t distinct_exact = 0, j, m;
     uint32_t head[2] = {SP_MAGIC, SP_VERSION};
     if (s != NULL && s->failed) {
@@ -580,15 +596,17 @@ static void sqlnb_profile_final(sqlite3_context *ctx) {
         if (s != NULL) { empty.rows = 0; }
         s = &empty;
     }
+    /* the compensation is dropped when it overflowed (an infinite value), as SQLite's sum() does */
+    total = isfinite(s->comp) ? s->sum + s->comp : s->sum;
     if (s->n_num > 0 && s->res_n == s->n_num) {   /* every value kept: two passes, as pandas */
-        double mean = (s->sum + s->comp) / (double)s->n_num, ss = 0, c = 0, t, x;
+        double mean = total / (double)s->n_num, ss = 0, c = 0, t, x;
         for (j = 0; j < s->res_n; j++) {
             x = (s->res[j] - mean) * (s->res[j] - mean);
             t = ss + x;
             if (fabs(ss) >= fabs(x)) c += (ss - t) + x; else c += (x - t) + ss;
             ss = t;
         }
-        m2 = ss + c;
+        m2 = isfinite(c) ? ss + c : ss;
     } else if (s->n_num > 0) {
         m2 = s->m2;
     }
@@ -600,7 +618,7 @@ static void sqlnb_profile_final(sqlite3_context *ctx) {
     sp_put_i64(&b, s->rows);
     for (j = 0; j < 5; j++) sp_put_i64(&b, s->n[j]);   /* null, integer, real, text, blob */
     sp_put_i64(&b, s->n_num);
-    sp_put_f64(&b, s->sum + s->comp);
+    sp_put_f64(&b, total);
     sp_put_f64(&b, m2);
     sp_put_i64(&b, s->min_len);
     sp_put_i64(&b, s->max_len);
