@@ -366,7 +366,7 @@ def test_big_common_values(big, big_data):
     assert [v for v, _ in _row(df, "tops")["top"][:3]] == ["red", "green", "blue"]
 
 
-def test_misra_gries_guarantee_with_few_counters(big, big_data):
+def test_big_misra_gries_with_few_counters(big, big_data):
     """The aggregate called with k = 8: every value above n/9 present (30% and 15% of the rows
     among 110,000 singletons), counts within the undercount."""
     con, _ = big
@@ -432,6 +432,43 @@ def test_bad_arguments_one_line(agg_con):
             con.execute(f"SELECT {agg}(x, {args}) FROM t").fetchall()
         assert word in str(info.value) and "\n" not in str(info.value)
     assert con.execute(f"SELECT length({agg}(x)) > 0 FROM t").fetchone() == (1,)
+
+
+def test_small_sketches_every_path(agg_con):
+    """Tiny sizes (K=64, 2^4 registers, 4 counters, 16 exact, 8 bytes kept) on 3,000 rows: the
+    HyperLogLog, the sample's replacements, the block merges, the counters' decrements and cut
+    copies all run (the path valgrind checks; tools/memcheck.py)."""
+    if agg_con is None:
+        return
+    con = agg_con
+    rng = np.random.default_rng(4)
+    vals = []
+    for i in range(3000):
+        r = i % 10
+        vals.append("heavy" if r < 4 else int(rng.integers(0, 500)) if r < 6 else
+                    float(1e9 + rng.normal()) if r < 8 else "t" * int(rng.integers(0, 40)) + str(i)
+                    if r == 8 else bytes(rng.integers(0, 256, int(rng.integers(0, 30))).astype(np.uint8)))
+    con.execute("CREATE TABLE s (x)")
+    con.executemany("INSERT INTO s VALUES (?)", [(v,) for v in vals])
+    con.commit()
+    agg = con.backend.install_profile_sketch(con)
+    st_ = S.unpack(con.execute(f"SELECT {agg}(x, 64, 4, 4, 16, 8) FROM s").fetchone()[0])
+    kinds = Counter(type(v).__name__ for v in vals)
+    assert (st_["rows"], st_["integer"], st_["real"], st_["text"], st_["blob"]) == \
+        (3000, kinds["int"], kinds["float"], kinds["str"], kinds["bytes"])
+    assert st_["distinct_exact"] is None and st_["p"] == 4 and st_["sample"] == 64 and st_["k"] == 4
+    assert st_["decrements"] > 0 and len(st_["counters"]) <= 4
+    nums = np.array([float(v) for v in vals if isinstance(v, (int, float))])
+    assert close(math.sqrt(st_["m2"] / (len(nums) - 1)), float(nums.std(ddof=1)))
+    assert st_["min"] == min(v for v in vals if isinstance(v, (int, float)))
+    assert st_["max"] == max((v for v in vals if isinstance(v, bytes)), key=bytes)
+    truth = Counter((type(v), v) for v in vals)
+    got = {v: (c, cut) for v, c, cut in st_["counters"]}
+    assert got["heavy"][0] <= truth[(str, "heavy")] and truth[(str, "heavy")] - st_["decrements"] <= got["heavy"][0]
+    for v, (_, cut) in got.items():   # a cut value is its first 8 bytes
+        if cut:
+            assert len(v.encode("utf-8", "surrogateescape") if isinstance(v, str) else v) == 8
+    assert all(nums.min() <= q <= nums.max() for q in st_["q"])
 
 
 def test_huge_values_are_bounded(agg_con):

@@ -8,7 +8,8 @@
  * between an INTEGER and an equal REAL keeps the INTEGER, as the exact profile's grouped min()
  * does); the mean over INTEGER + REAL values as float64 (Kahan-Babuska-Neumaier sum); the sum
  * of squared deviations (two passes over the kept values when every numeric value is kept,
- * else Welford's update over values shifted by the first one); min/max text length in
+ * else blocks of 256 values shifted by the first one, each block's mean and corrected two-pass
+ * sum of squares merged by Chan's formula); min/max text length in
  * characters counted as SQLite's length() counts them (UTF-8 lead bytes up to a NUL).
  *
  * Approximate (exact below a size, see each):
@@ -96,6 +97,9 @@ typedef struct sp_state {
     /* numbers */
     int64_t n_num;
     double sum, comp, shift, wmean, m2;
+    int64_t wn;           /* values merged into wmean, m2 */
+    double block[256];    /* values (minus shift) not merged yet */
+    int nblock;
     /* distinct */
     uint8_t *hll;
     uint64_t *set;
@@ -180,13 +184,15 @@ static int sp_rank(int cls) { return cls == SP_INT || cls == SP_REAL ? 1 : cls =
 
 static int sp_bytes_cmp(const unsigned char *a, int64_t na, const unsigned char *b, int64_t nb) {
     int64_t m = na < nb ? na : nb;
-    int c = m > 0 ? memcmp(a, b, (size_t)m) : 0;
+    int c;
+    if (m > 0 && a[0] != b[0]) return a[0] < b[0] ? -1 : 1;   /* most comparisons end at the first byte */
+    c = m > 0 ? memcmp(a, b, (size_t)m) : 0;
     if (c) return c < 0 ? -1 : 1;
     return (na > nb) - (na < nb);
 }
 
 /* the stored value `a` against the incoming one */
-static int sp_cmp(const sp_value *a, int cls, int64_t i, double d, const unsigned char *p, int64_t n) {
+static inline int sp_cmp(const sp_value *a, int cls, int64_t i, double d, const unsigned char *p, int64_t n) {
     int ra = sp_rank(a->cls), rb = sp_rank(cls);
     if (ra != rb) return ra < rb ? -1 : 1;
     if (ra == 1) {
@@ -372,6 +378,25 @@ static int sp_mg_add(sp_state *s, uint64_t h, int cls, int64_t i, double d, cons
     return 1;
 }
 
+/* the block of shifted values into (wn, wmean, m2): its mean, its sum of squared deviations by the
+ * corrected two-pass formula, merged by Chan et al.'s update (no division per value) */
+static void sp_block_merge(sp_state *s) {
+    int j, nb = s->nblock;
+    double sb = 0, mb, d, sd = 0, sd2 = 0, m2b, delta;
+    int64_t n;
+    if (nb == 0) return;
+    for (j = 0; j < nb; j++) sb += s->block[j];
+    mb = sb / nb;
+    for (j = 0; j < nb; j++) { d = s->block[j] - mb; sd += d; sd2 += d * d; }
+    m2b = sd2 - sd * sd / nb;
+    n = s->wn + nb;
+    delta = mb - s->wmean;
+    s->m2 += m2b + delta * delta * ((double)s->wn * (double)nb / (double)n);
+    s->wmean += delta * ((double)nb / (double)n);
+    s->wn = n;
+    s->nblock = 0;
+}
+
 /* ---- the aggregate ------------------------------------------------------------------------ */
 static int sp_arg(sqlite3_context *ctx, sqlite3_value **argv, int argc, int at, int64_t dflt, int64_t lo,
                   int64_t hi, const char *what, int64_t *out) {
@@ -470,6 +495,12 @@ static void sqlnb_profile_step(sqlite3_context *ctx, int argc, sqlite3_value **a
     if (!s->have_min) {
         if (!sp_set(&s->vmin, cls, i, d, p, n, -1) || !sp_set(&s->vmax, cls, i, d, p, n, -1)) { s->failed = 1; goto oom; }
         s->have_min = 1;
+    } else if (cls == SP_INT && s->vmin.cls == SP_INT && s->vmax.cls == SP_INT) {   /* the common cases inline */
+        if (i < s->vmin.i) s->vmin.i = i;
+        if (i > s->vmax.i) s->vmax.i = i;
+    } else if (cls == SP_REAL && s->vmin.cls == SP_REAL && s->vmax.cls == SP_REAL) {
+        if (d < s->vmin.d) s->vmin.d = d;
+        if (d > s->vmax.d) s->vmax.d = d;
     } else {
         int c = sp_cmp(&s->vmin, cls, i, d, p, n);
         if (c > 0 || (c == 0 && cls == SP_INT && s->vmin.cls == SP_REAL)) {
@@ -481,17 +512,16 @@ static void sqlnb_profile_step(sqlite3_context *ctx, int argc, sqlite3_value **a
         }
     }
     if (cls == SP_INT || cls == SP_REAL) {
-        double y, delta, sum;
+        double y, sum;
         s->n_num++;
         sum = s->sum + d;   /* Kahan-Babuska-Neumaier */
         if (fabs(s->sum) >= fabs(d)) s->comp += (s->sum - sum) + d;
         else s->comp += (d - sum) + s->sum;
         s->sum = sum;
         if (s->n_num == 1) s->shift = d;
-        y = d - s->shift;   /* Welford over values shifted by the first one */
-        delta = y - s->wmean;
-        s->wmean += delta / (double)s->n_num;
-        s->m2 += delta * (y - s->wmean);
+        y = d - s->shift;
+        s->block[s->nblock++] = y;
+        if (s->nblock == 256) sp_block_merge(s);
         if (!sp_res_add(s, d)) { s->failed = 1; goto oom; }
     } else if (cls == SP_TEXT) {
         int64_t len = sp_text_length(p, n);
@@ -608,6 +638,7 @@ static void sqlnb_profile_final(sqlite3_context *ctx) {
         }
         m2 = isfinite(c) ? ss + c : ss;
     } else if (s->n_num > 0) {
+        sp_block_merge(s);
         m2 = s->m2;
     }
     if (!s->set_over) distinct_exact = s->set_n, distinct_est = (double)s->set_n;
