@@ -559,3 +559,42 @@ def test_time_limit_stops_it(con):
         look.run_profile(con, "SELECT a.x AS x, b.x AS y FROM t a, t b, t c", timeout=0.3, approx=True)
     assert con.statement_timeout == before
     assert con.execute("SELECT count(*) FROM t").fetchone() == (1000,)
+
+
+# --------------------------------------------------------------------------------------------
+# %sql --profile --approx
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("engine_name", ["sqlite", "system"])
+def test_profile_magic_approx(tmp_path, engine_name):
+    from IPython.core.error import UsageError
+
+    from tests.conftest import need_engine
+    from tests.magics_shell import close_shell, new_shell
+
+    need_engine(engine_name)
+    ip = new_shell()
+    try:
+        con = sqlnb.connect(str(tmp_path / "m.db"), engine=engine_name)
+        con.execute("CREATE TABLE t (x REAL, c TEXT)")
+        con.executemany("INSERT INTO t VALUES (?, ?)", [(i * 0.5, f"c{i % 300}") for i in range(20_000)])
+        con.commit()
+        con.close()
+        ip.run_cell(f"%sql {engine_name}:///{tmp_path / 'm.db'}")
+        ip.run_cell("p = %sql --profile --approx t")
+        p = ip.user_ns["p"]
+        html = p._repr_html_()
+        if engine_name == "sqlite":
+            assert p.attrs["scans"] == 1 and "1 read of the source" in html
+            # x: 20,000 distinct values (HyperLogLog, more than k counters); c: 300 (exact, but more than k)
+            assert p.attrs["approx"]["distinct"]["columns"] == ["x"]
+            assert "≈ distinct: HyperLogLog, about ±0.8%, exact up to 10,000 (x)" in html
+            assert "top: Misra-Gries, 256 counters, counts are lower bounds (x, c)" in html
+            assert "quartiles: from a sample of 65,536 values (none here)" in html
+        else:
+            assert p.attrs["scans"] == 2 and "exact (approx unavailable: the stdlib" in html
+        ip.run_cell("%%sql --profile --approx -o q\nSELECT c FROM t WHERE x < 10")
+        assert ip.user_ns["q"]["rows"].tolist() == [20] and ip.user_ns["q"]["distinct"].tolist() == [20]
+        with pytest.raises(UsageError, match="--approx goes with --profile"):
+            ip.run_cell("%sql --approx SELECT 1")
+    finally:
+        close_shell(ip)

@@ -81,8 +81,8 @@ typedef struct sp_ctr {
 } sp_ctr;
 
 typedef struct sp_idx {
-    uint64_t h;
-    int64_t slot;
+    uint32_t tag;         /* the hash's high 32 bits */
+    int32_t slot;
 } sp_idx;
 
 typedef struct sp_state {
@@ -142,24 +142,39 @@ static inline uint64_t sp_hash_real(double d) {
     return sp_fmix(b ^ 0x3C6EF372FE94F82AULL);
 }
 
-/* a byte hash in the style of murmur3's body (8 bytes a round), murmur3's finalizer */
+/* 64 x 64 -> 128-bit product, its halves folded: the mixing step of the byte hash */
+static inline uint64_t sp_mum(uint64_t a, uint64_t b) {
+    unsigned __int128 r = (unsigned __int128)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+/* a byte hash: 16 bytes a round folded through sp_mum, the last 1-16 bytes read as two (possibly
+ * overlapping) words, the length mixed in, murmur3's finalizer last */
 static uint64_t sp_hash_bytes(const unsigned char *p, int64_t n, uint64_t seed) {
-    const uint64_t c1 = 0x87c37b91114253d5ULL, c2 = 0x4cf5ad432745937fULL;
-    uint64_t h = seed, w;
+    const uint64_t c1 = 0xa0761d6478bd642fULL, c2 = 0xe7037ed1a0b428dbULL, c3 = 0x8ebc6af09c88c6e3ULL;
+    uint64_t h = seed ^ ((uint64_t)n * c3), a, b;
     int64_t left = n;
-    while (left >= 8) {
-        memcpy(&w, p, 8);
-        w *= c1; w = sp_rotl(w, 31); w *= c2;
-        h ^= w; h = sp_rotl(h, 27) * 5 + 0x52dce729;
-        p += 8; left -= 8;
+    while (left > 16) {
+        memcpy(&a, p, 8);
+        memcpy(&b, p + 8, 8);
+        h = sp_mum(a ^ c1, b ^ h ^ c2);
+        p += 16; left -= 16;
     }
-    if (left > 0) {
-        w = 0;
-        memcpy(&w, p, (size_t)left);
-        w *= c1; w = sp_rotl(w, 31); w *= c2;
-        h ^= w;
+    if (left >= 8) {
+        memcpy(&a, p, 8);
+        memcpy(&b, p + left - 8, 8);
+    } else if (left >= 4) {
+        uint32_t x, y;
+        memcpy(&x, p, 4);
+        memcpy(&y, p + left - 4, 4);
+        a = x; b = y;
+    } else if (left > 0) {
+        a = ((uint64_t)p[0] << 16) | ((uint64_t)p[left >> 1] << 8) | p[left - 1];
+        b = 0;
+    } else {
+        a = b = 0;
     }
-    h ^= (uint64_t)n;
+    h = sp_mum(a ^ c1 ^ (uint64_t)left, b ^ h ^ c2);
     return sp_fmix(h);
 }
 
@@ -258,16 +273,31 @@ static void sp_hll_add(sp_state *s, uint64_t h) {
     if (rho > s->hll[j]) s->hll[j] = (uint8_t)rho;
 }
 
-/* the exact set of hashes while it is small; 0 on out of memory */
+/* the exact set grew past `exact`: HyperLogLog from now on, its registers filled from the set's
+ * hashes (a register keeps a maximum: the order of the values does not matter); 0 on out of memory */
+static int sp_set_overflow(sp_state *s) {
+    int64_t m;
+    s->hll = (uint8_t *)calloc((size_t)1 << s->p, 1);
+    if (s->hll == NULL) return 0;
+    for (m = 0; m < s->set_slots; m++)
+        if (s->set[m]) sp_hll_add(s, s->set[m]);
+    free(s->set);
+    s->set = NULL;
+    s->set_over = 1;
+    return 1;
+}
+
+/* the exact set of hashes while it is small (HyperLogLog after); 0 on out of memory */
 static int sp_set_add(sp_state *s, uint64_t h) {
     uint64_t mask, j;
-    if (s->set_over) return 1;
+    if (s->set_over) { sp_hll_add(s, h); return 1; }
     if (h == 0) h = 1;   /* 0 marks an empty slot */
     if (s->set == NULL || (s->set_n + 1) * 2 > s->set_slots) {
         int64_t slots = s->set_slots ? s->set_slots * 2 : 64, m;
         uint64_t *ns;
         if (s->set_n + 1 > s->exact) {   /* too many to keep: HyperLogLog alone from now on */
-            free(s->set); s->set = NULL; s->set_over = 1;
+            if (!sp_set_overflow(s)) return 0;
+            sp_hll_add(s, h);
             return 1;
         }
         ns = (uint64_t *)calloc((size_t)slots, sizeof(uint64_t));
@@ -290,7 +320,8 @@ static int sp_set_add(sp_state *s, uint64_t h) {
         j = (j + 1) & mask;
     }
     if (s->set_n + 1 > s->exact) {
-        free(s->set); s->set = NULL; s->set_over = 1;
+        if (!sp_set_overflow(s)) return 0;
+        sp_hll_add(s, h);
         return 1;
     }
     s->set[j] = h;
@@ -328,10 +359,11 @@ static int sp_ctr_eq(const sp_ctr *c, uint64_t h, int cls, int64_t i, double d, 
 static void sp_idx_put(sp_state *s, int64_t slot) {
     uint64_t j = s->ctr[slot].h & s->idx_mask;
     while (s->idx[j].slot) j = (j + 1) & s->idx_mask;
-    s->idx[j].h = s->ctr[slot].h;
-    s->idx[j].slot = slot + 1;
+    s->idx[j].tag = (uint32_t)(s->ctr[slot].h >> 32);
+    s->idx[j].slot = (int32_t)(slot + 1);
 }
 
+/* `h`: the value's hash mixed with its class (sp_mg_hash) */
 static int sp_mg_add(sp_state *s, uint64_t h, int cls, int64_t i, double d, const unsigned char *p, int64_t n) {
     uint64_t j;
     int64_t m;
@@ -343,10 +375,9 @@ static int sp_mg_add(sp_state *s, uint64_t h, int cls, int64_t i, double d, cons
         if (s->ctr == NULL || s->idx == NULL) return 0;
         s->idx_mask = slots - 1;
     }
-    h = sp_fmix(h + (uint64_t)cls);   /* 1 and 1.0 are two entries here, as in the exact profile */
     j = h & s->idx_mask;
     while (s->idx[j].slot) {
-        if (s->idx[j].h == h) {   /* the index holds the hashes: a counter is read only on a match */
+        if (s->idx[j].tag == (uint32_t)(h >> 32)) {   /* a counter is read only when the tag matches */
             sp_ctr *c = &s->ctr[s->idx[j].slot - 1];
             if (sp_ctr_eq(c, h, cls, i, d, p, n)) { c->c++; return 1; }
         }
@@ -356,8 +387,8 @@ static int sp_mg_add(sp_state *s, uint64_t h, int cls, int64_t i, double d, cons
         sp_ctr *c = &s->ctr[s->nctr];
         if (!sp_set(&c->v, cls, i, d, p, n, s->copy)) return 0;
         c->h = h; c->c = 1;
-        s->idx[j].h = h;
-        s->idx[j].slot = s->nctr + 1;
+        s->idx[j].tag = (uint32_t)(h >> 32);
+        s->idx[j].slot = (int32_t)(s->nctr + 1);
         s->nctr++;
         return 1;
     }
@@ -433,9 +464,7 @@ static int sp_init(sp_state *s, sqlite3_context *ctx, int argc, sqlite3_value **
     s->p = (int)p;
     s->min_len = s->max_len = -1;
     s->rng = 0x5eed5eed5eed5eedULL;
-    s->hll = (uint8_t *)calloc((size_t)1 << s->p, 1);
-    if (s->hll == NULL) { s->failed = 1; return 0; }
-    if (s->exact == 0) s->set_over = 1;
+    if (s->exact == 0 && !sp_set_overflow(s)) { s->failed = 1; return 0; }
     return 1;
 }
 
@@ -448,6 +477,58 @@ static void sp_free(sp_state *s) {
         free(s->ctr);
     }
     memset(s, 0, sizeof(*s));
+}
+
+/* 1 and 1.0 are two entries of the common values, as in the exact profile */
+static inline uint64_t sp_mg_hash(uint64_t h, int cls) { return sp_fmix(h + (uint64_t)cls); }
+
+/* one non-NULL value of class `cls` (its hash `h`) into every statistic; 0 on out of memory */
+static int sp_add(sp_state *s, int cls, int64_t i, double d, const unsigned char *p, int64_t n, uint64_t h) {
+    uint64_t hm = sp_mg_hash(h, cls);
+    /* the two random reads (a register, the counters' index) start now, the rest runs meanwhile */
+    if (s->set_over) __builtin_prefetch(&s->hll[h >> (64 - s->p)], 1);
+    if (s->idx != NULL) __builtin_prefetch(&s->idx[hm & s->idx_mask], 0);
+    s->n[cls]++;
+    /* min and max (SQLite's order; an INTEGER wins a tie with an equal REAL) */
+    if (!s->have_min) {
+        if (!sp_set(&s->vmin, cls, i, d, p, n, -1) || !sp_set(&s->vmax, cls, i, d, p, n, -1)) return 0;
+        s->have_min = 1;
+    } else if (cls == SP_INT && s->vmin.cls == SP_INT && s->vmax.cls == SP_INT) {   /* the common cases inline */
+        if (i < s->vmin.i) s->vmin.i = i;
+        if (i > s->vmax.i) s->vmax.i = i;
+    } else if (cls == SP_REAL && s->vmin.cls == SP_REAL && s->vmax.cls == SP_REAL) {
+        if (d < s->vmin.d) s->vmin.d = d;
+        if (d > s->vmax.d) s->vmax.d = d;
+    } else {
+        int c = sp_cmp(&s->vmin, cls, i, d, p, n);
+        if (c > 0 || (c == 0 && cls == SP_INT && s->vmin.cls == SP_REAL)) {
+            if (!sp_set(&s->vmin, cls, i, d, p, n, -1)) return 0;
+        }
+        c = sp_cmp(&s->vmax, cls, i, d, p, n);
+        if (c < 0 || (c == 0 && cls == SP_INT && s->vmax.cls == SP_REAL)) {
+            if (!sp_set(&s->vmax, cls, i, d, p, n, -1)) return 0;
+        }
+    }
+    if (cls == SP_INT || cls == SP_REAL) {
+        double y, sum;
+        s->n_num++;
+        sum = s->sum + d;   /* Kahan-Babuska-Neumaier */
+        if (fabs(s->sum) >= fabs(d)) s->comp += (s->sum - sum) + d;
+        else s->comp += (d - sum) + s->sum;
+        s->sum = sum;
+        if (s->n_num == 1) s->shift = d;
+        y = d - s->shift;
+        s->block[s->nblock++] = y;
+        if (s->nblock == 256) sp_block_merge(s);
+        if (!sp_res_add(s, d)) return 0;
+    } else if (cls == SP_TEXT) {
+        int64_t len = sp_text_length(p, n);
+        if (s->min_len < 0 || len < s->min_len) s->min_len = len;
+        if (len > s->max_len) s->max_len = len;
+    }
+    if (!sp_set_add(s, h)) return 0;   /* and HyperLogLog, past `exact` */
+    if (!sp_mg_add(s, hm, cls, i, d, p, n)) return 0;
+    return 1;
 }
 
 static void sqlnb_profile_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -490,47 +571,7 @@ static void sqlnb_profile_step(sqlite3_context *ctx, int argc, sqlite3_value **a
         s->n[SP_NULL]++;
         return;
     }
-    s->n[cls]++;
-    /* min and max (SQLite's order; an INTEGER wins a tie with an equal REAL) */
-    if (!s->have_min) {
-        if (!sp_set(&s->vmin, cls, i, d, p, n, -1) || !sp_set(&s->vmax, cls, i, d, p, n, -1)) { s->failed = 1; goto oom; }
-        s->have_min = 1;
-    } else if (cls == SP_INT && s->vmin.cls == SP_INT && s->vmax.cls == SP_INT) {   /* the common cases inline */
-        if (i < s->vmin.i) s->vmin.i = i;
-        if (i > s->vmax.i) s->vmax.i = i;
-    } else if (cls == SP_REAL && s->vmin.cls == SP_REAL && s->vmax.cls == SP_REAL) {
-        if (d < s->vmin.d) s->vmin.d = d;
-        if (d > s->vmax.d) s->vmax.d = d;
-    } else {
-        int c = sp_cmp(&s->vmin, cls, i, d, p, n);
-        if (c > 0 || (c == 0 && cls == SP_INT && s->vmin.cls == SP_REAL)) {
-            if (!sp_set(&s->vmin, cls, i, d, p, n, -1)) { s->failed = 1; goto oom; }
-        }
-        c = sp_cmp(&s->vmax, cls, i, d, p, n);
-        if (c < 0 || (c == 0 && cls == SP_INT && s->vmax.cls == SP_REAL)) {
-            if (!sp_set(&s->vmax, cls, i, d, p, n, -1)) { s->failed = 1; goto oom; }
-        }
-    }
-    if (cls == SP_INT || cls == SP_REAL) {
-        double y, sum;
-        s->n_num++;
-        sum = s->sum + d;   /* Kahan-Babuska-Neumaier */
-        if (fabs(s->sum) >= fabs(d)) s->comp += (s->sum - sum) + d;
-        else s->comp += (d - sum) + s->sum;
-        s->sum = sum;
-        if (s->n_num == 1) s->shift = d;
-        y = d - s->shift;
-        s->block[s->nblock++] = y;
-        if (s->nblock == 256) sp_block_merge(s);
-        if (!sp_res_add(s, d)) { s->failed = 1; goto oom; }
-    } else if (cls == SP_TEXT) {
-        int64_t len = sp_text_length(p, n);
-        if (s->min_len < 0 || len < s->min_len) s->min_len = len;
-        if (len > s->max_len) s->max_len = len;
-    }
-    sp_hll_add(s, h);
-    if (!sp_set_add(s, h)) { s->failed = 1; goto oom; }
-    if (!sp_mg_add(s, h, cls, i, d, p, n)) { s->failed = 1; goto oom; }
+    if (!sp_add(s, cls, i, d, p, n, h)) { s->failed = 1; goto oom; }
     return;
 oom:
     sqlite3_result_error_nomem(ctx);
