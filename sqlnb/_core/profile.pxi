@@ -1,5 +1,6 @@
-# The sqlnb_profile aggregate (included by sqlnb/_fast.pyx): every statistic of an approximate
-# column profile in one pass, in C (_core/profile_agg.h). sqlnb.look.sketch builds the one
+# The sqlnb_profile aggregate (included by sqlnb/_fast.pyx; C in _core/profile_agg.h and the
+# sketches it uses in _core/profile_sketch.h): every statistic of an approximate
+# column profile in one pass, in C. sqlnb.look.sketch builds the one
 # statement ``SELECT sqlnb_profile(c1, ...), sqlnb_profile(c2, ...), ... FROM (source)`` and
 # unpacks each column's BLOB. The aggregate touches no Python object: it steps with the GIL
 # released like any built-in aggregate, under the connection's progress handler (time limit,
