@@ -190,7 +190,7 @@ static inline int sp_cmp(const sp_value *a, int cls, int64_t i, double d, const 
 }
 
 /* copy a value into `v` (at most `limit` bytes of a TEXT/BLOB; -1: all); 0 on out of memory */
-static int sp_set(sp_value *v, int cls, int64_t i, double d, const unsigned char *p, int64_t n, int64_t limit) {
+static inline int sp_set(sp_value *v, int cls, int64_t i, double d, const unsigned char *p, int64_t n, int64_t limit) {
     int64_t keep = (limit >= 0 && n > limit) ? limit : n;
     v->cls = cls; v->i = i; v->d = d; v->full = n; v->n = 0;
     if (cls == SP_TEXT || cls == SP_BLOB) {
@@ -336,7 +336,7 @@ static void sp_idx_put(sp_state *s, int64_t slot) {
 /* `h`: the value's hash mixed with its class (sp_mg_hash) */
 static int sp_mg_add(sp_state *s, uint64_t h, int cls, int64_t i, double d, const unsigned char *p, int64_t n) {
     uint64_t j;
-    int64_t m;
+    int64_t m, w;
     if (s->ctr == NULL) {
         uint64_t slots = 4;
         while (slots < (uint64_t)s->k * 2) slots <<= 1;
@@ -364,16 +364,17 @@ static int sp_mg_add(sp_state *s, uint64_t h, int cls, int64_t i, double d, cons
     }
     /* full: every counter and the new value lose one (the new value is gone); drop zeros */
     s->decrements++;
-    for (m = 0; m < s->nctr;) {
-        if (--s->ctr[m].c == 0) {
-            sp_ctr t = s->ctr[m];
-            s->ctr[m] = s->ctr[s->nctr - 1];
-            s->ctr[s->nctr - 1] = t;    /* keeps the buffer for reuse */
-            s->nctr--;
-        } else {
-            m++;
+    for (m = 0, w = 0; m < s->nctr; m++) {   /* survivors to the front; a slot keeps its buffer for reuse */
+        if (--s->ctr[m].c > 0) {
+            if (m != w) {
+                sp_ctr t = s->ctr[w];
+                s->ctr[w] = s->ctr[m];
+                s->ctr[m] = t;
+            }
+            w++;
         }
     }
+    s->nctr = w;
     memset(s->idx, 0, (size_t)(s->idx_mask + 1) * sizeof(sp_idx));
     for (m = 0; m < s->nctr; m++) sp_idx_put(s, m);
     return 1;
