@@ -110,13 +110,15 @@ static int sp_add(sp_state *s, int cls, int64_t i, double d, const unsigned char
         if (d < s->vmin.d) s->vmin.d = d;
         if (d > s->vmax.d) s->vmax.d = d;
     } else {
-        int c = sp_cmp(&s->vmin, cls, i, d, p, n);
-        if (c > 0 || (c == 0 && cls == SP_INT && s->vmin.cls == SP_REAL)) {
-            if (!sp_set(&s->vmin, cls, i, d, p, n, -1)) return 0;
-        }
-        c = sp_cmp(&s->vmax, cls, i, d, p, n);
+        int c = sp_cmp(&s->vmax, cls, i, d, p, n);
         if (c < 0 || (c == 0 && cls == SP_INT && s->vmax.cls == SP_REAL)) {
             if (!sp_set(&s->vmax, cls, i, d, p, n, -1)) return 0;
+        }
+        if (c >= 0) {   /* above the max: not below the min (an ascending column compares once) */
+            c = sp_cmp(&s->vmin, cls, i, d, p, n);
+            if (c > 0 || (c == 0 && cls == SP_INT && s->vmin.cls == SP_REAL)) {
+                if (!sp_set(&s->vmin, cls, i, d, p, n, -1)) return 0;
+            }
         }
     }
     if (cls == SP_INT || cls == SP_REAL) {
