@@ -598,3 +598,17 @@ def test_profile_magic_approx(tmp_path, engine_name):
             ip.run_cell("%sql --approx SELECT 1")
     finally:
         close_shell(ip)
+
+
+def test_approx_while_another_cursor_is_open(agg_con):
+    """A cursor still stepping on the same connection: the aggregate is registered once, so the
+    profile runs (SQLite refuses to replace a function while a statement is active)."""
+    if agg_con is None:
+        return
+    con = agg_con
+    _fill(con, "t", {"a": list(range(50))})
+    cur = con.execute("SELECT a FROM t")
+    assert cur.fetchone() == (0,)
+    for _ in range(2):
+        assert sqlnb.profile(con, "t", approx=True)["distinct"].tolist() == [50]
+    assert len(cur.fetchall()) == 49

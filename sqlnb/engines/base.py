@@ -247,9 +247,12 @@ class Engine:
 
     # --- the approximate profile's aggregate (sqlnb.look.sketch; _core/profile_agg.h) ----------------
     def install_profile_sketch(self, con) -> str:
-        """Register the ``sqlnb_profile`` C aggregate on ``con``; returns its name in SQL."""
+        """Register the ``sqlnb_profile`` C aggregate on ``con`` (once: SQLite refuses to replace a
+        function while another statement is active); returns its name in SQL."""
         module = self.load()
-        module.profile_register(con.raw)
+        if con.extras.get("profile_sketch") is not con.raw:
+            module.profile_register(con.raw)
+            con.extras["profile_sketch"] = con.raw
         return module.PROFILE_AGGREGATE
 
     # --- user-defined functions and collations (sqlnb.stdlib.surface) ---------------------------------
