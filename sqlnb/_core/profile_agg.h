@@ -15,7 +15,8 @@
  *
  * Approximate (exact below a size, see each):
  * - distinct values: a set of 64-bit hashes while it holds at most `exact` of them (exact up
- *   to a hash collision, odds about n^2 / 2^65), then HyperLogLog with 2^p one-byte registers,
+ *   to a hash collision, odds about n^2 / 2^65), then HyperLogLog with 2^p one-byte registers
+ *   (filled from the set's hashes when it overflows),
  *   estimated with Ertl's improved estimator (no bias tables; standard error 1.04 / sqrt(2^p)).
  *   Equality is SQLite's: 1 and 1.0 one value, -0.0 = 0.0, TEXT and BLOB by bytes, a TEXT
  *   never equal to a BLOB.
