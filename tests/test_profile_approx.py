@@ -256,6 +256,18 @@ def test_sizes_stay_within_the_budget():
     assert S.settings(7) == S.DEFAULTS and S.settings(7, top=100)["k"] == 400
 
 
+def test_default_sizes_are_the_aggregates_own():
+    """The C defaults and sketch.DEFAULTS agree (the statement leaves default sizes out), and the
+    sizes a wide source needs are passed and used."""
+    from sqlnb.look.source import Source
+
+    src = Source(sql="SELECT a FROM t", label="t", columns=("a",), types=("",), table='"t"')
+    assert S.statement(src, "sqlnb_profile", ["a"], S.DEFAULTS) == 'SELECT sqlnb_profile(s."a") FROM (SELECT "a" FROM "t") AS s'
+    wide = S.settings(2000)
+    assert S.statement(src, "agg", ["a"], wide).startswith(
+        f'SELECT agg(s."a", {wide["K"]}, {wide["p"]}, {wide["k"]}, {wide["exact"]}, {wide["copy"]})')
+
+
 # --------------------------------------------------------------------------------------------
 # the sketches at work: 200,000 rows, against the truth computed in Python
 # --------------------------------------------------------------------------------------------
@@ -398,6 +410,24 @@ def agg_con(engine, tmp_path):
         return
     yield con
     con.close()
+
+
+def test_c_defaults_match_sketch_defaults(agg_con):
+    if agg_con is None:
+        return
+    con = agg_con
+    agg = con.backend.install_profile_sketch(con)
+    con.execute("CREATE TABLE d (x)")
+    con.executemany("INSERT INTO d VALUES (?)", [(i,) for i in range(S.DEFAULTS["exact"] + 5)])
+    con.commit()
+    st_ = S.unpack(con.execute(f"SELECT {agg}(x) FROM d").fetchone()[0])
+    assert st_["p"] == S.DEFAULTS["p"] and st_["k"] == S.DEFAULTS["k"] and st_["sample"] == S.DEFAULTS["exact"] + 5
+    assert st_["distinct_exact"] is None   # one more than `exact` values: HyperLogLog
+    st_ = S.unpack(con.execute(f"SELECT {agg}(x) FROM d WHERE x < {S.DEFAULTS['exact']}").fetchone()[0])
+    assert st_["distinct_exact"] == S.DEFAULTS["exact"]
+    big = con.execute(f"SELECT {agg}(x) FROM (SELECT a.x * 100000 + b.x AS x FROM d a, d b LIMIT "
+                      f"{S.DEFAULTS['K'] + 1})").fetchone()[0]
+    assert S.unpack(big)["sample"] == S.DEFAULTS["K"]
 
 
 def test_sqlite_equality_for_distinct(agg_con):
