@@ -223,3 +223,8 @@ class RawBlob:
 
 # --- extension.pxi --------------------------------------------------------------------------------
 def load_extension(raw: RawConnection, path: Any, entrypoint: str | None = None) -> None: ...
+
+# the sqlnb_profile aggregate (_core/profile.pxi, profile_agg.h): sqlnb.profile(approx=True)
+PROFILE_AGGREGATE: str
+PROFILE_FORMAT: tuple[int, int]
+def profile_register(raw: RawConnection) -> None: ...

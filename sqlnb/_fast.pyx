@@ -70,3 +70,4 @@ include "_core/backup.pxi"       # RawBackup (online backup), serialize, deseria
 include "_core/blob.pxi"         # RawBlob: incremental BLOB I/O (blobopen)
 include "_core/extension.pxi"    # load_extension (the C API switched on for one call)
 include "_core/look.pxi"         # C aggregates of the plots (sqlnb_histogram, sqlnb_numeric_range)
+include "_core/profile.pxi"      # the sqlnb_profile aggregate: an approximate profile in one scan (profile_agg.h)

@@ -86,6 +86,11 @@ OPTIONS = (
                                                     "line, or the cell): storage classes, distinct, min/max, "
                                                     "mean/std, quartiles, text lengths, common values, computed "
                                                     "inside SQLite; with --limit N, of the first N rows.")),
+    (("--approx",), dict(action="store_true", help="With --profile: every column in ONE scan (a C aggregate): "
+                                                   "counts, min/max, mean/std exact; distinct (HyperLogLog), "
+                                                   "quartiles (a sample) and common values approximate on big "
+                                                   "columns, the footer says which (not on the system engine: "
+                                                   "the exact profile).")),
     (("--browse",), dict(action="store_true",
                          help="Browse a table (%sql --browse TABLE) or a query (the rest of the line, or the "
                               "cell body) page by page in an interactive view: page size, next/previous/jump, "

@@ -39,12 +39,14 @@ CORE_GLOBS = ["tests/test_dbapi*.py", "tests/test_connection*.py", "tests/test_e
               "tests/test_modes*.py", "tests/test_auth*.py", "tests/test_errors*.py", "tests/test_bdb*.py",
               "tests/test_bind*.py", "tests/test_statements*.py"]
 CORE_GLOBS += ["tests/test_frame_vtab.py"]   # the frame virtual table (frame_vtab.h, vtab.pxi)
+CORE_GLOBS += ["tests/test_profile_approx.py"]   # the sqlnb_profile aggregate (profile_agg.h, profile.pxi)
 # single tests of files otherwise left out (matplotlib drawing is too slow under valgrind)
 CORE_NODES = ["tests/test_plots.py::test_histogram_of_a_numeric_column_is_two_reads_without_a_sort"]  # look.pxi
 # too slow under valgrind (they allocate hundreds of MB or step 10^7 rows natively in seconds);
 # their code paths are covered by the smaller cases of the same files
 DESELECT = ["large_blob", "ten_million", "shared_connection_four_threads", "wal_reader_sees_consistent",
-            "magic_cell", "magic_line", "locked_database"]
+            "magic_cell", "magic_line", "locked_database",
+            "test_big_"]   # 200,000-row profiles: test_small_sketches_every_path runs the same C paths small
 QUICK = ["tests/test_concurrency.py::test_raw_objects_four_threads_then_close",
          "tests/test_concurrency.py::test_raw_statement_after_raw_close",
          "tests/test_bad_input.py::test_unsupported_parameter_types",

@@ -45,7 +45,7 @@ CAPABILITIES = frozenset((
     "window", "json", "fts5", "rtree", "math", "dbstat", "lsm1", "wal", "snapshot", "defensive",
     "bind_names", "uri", "strict_quotes", "busy_handler",
     "window_udf",   # create_window_function (user-defined aggregate window functions)
-    "c_aggregates",  # sqlnb's own C aggregates in the core (_core/look.pxi: the histogram's)
+    "c_aggregates",  # sqlnb's own C aggregates in the core: sqlnb_profile (profile(approx=True)), the histogram's
 ))
 
 
@@ -245,6 +245,21 @@ class Engine:
         """``{name: source}`` of the frames registered on ``con`` (``source.frame``, ``.rows_read``)."""
         return self.load().frame_sources(con.raw)
 
+    # --- sqlnb's own C aggregates (_core/profile.pxi, _core/look.pxi; sqlnb.look) ---------------------
+    def install_c_aggregates(self, con) -> None:
+        """Register sqlnb's C aggregates on ``con``, once per connection (SQLite refuses to replace a
+        function while another statement is active): ``sqlnb_profile`` (``profile(approx=True)``),
+        ``sqlnb_histogram`` and ``sqlnb_numeric_range`` (histograms). Only where the engine has
+        "c_aggregates"."""
+        if not self.has("c_aggregates"):
+            raise _errors.FeatureNotSupportedError(
+                f"the {self.name!r} engine has no C aggregates of sqlnb's ({self.lacks('c_aggregates')})")
+        if con.extras.get("c_aggregates") is not con.raw:
+            module = self.load()
+            module.profile_register(con.raw)
+            module.register_look_aggregates(con.raw)
+            con.extras["c_aggregates"] = con.raw
+
     # --- user-defined functions and collations (sqlnb.stdlib.surface) ---------------------------------
     def register_function(self, raw, kind: str, name, narg: int, func, deterministic: bool = False) -> None:
         """Register (``func`` None: remove) a user function on ``raw``: ``kind`` is ``"function"``,
@@ -253,13 +268,6 @@ class Engine:
             raise _errors.FeatureNotSupportedError(
                 f"create_window_function: the {self.name!r} engine cannot ({self.lacks('window_udf')})")
         self.load().register_function(raw, kind, name, narg, func, deterministic)
-
-    def register_look_aggregates(self, raw) -> None:
-        """Register sqlnb's C aggregates (``sqlnb_histogram``, ``sqlnb_numeric_range``) on ``raw``;
-        only where the engine has "c_aggregates"."""
-        if not self.has("c_aggregates"):
-            raise _errors.FeatureNotSupportedError(f"the {self.name!r} engine has no C aggregates of sqlnb's")
-        self.load().register_look_aggregates(raw)
 
     def register_collation(self, raw, name, func) -> None:
         """Register (``func`` None: remove) collation ``name`` on ``raw``."""

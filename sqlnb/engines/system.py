@@ -574,7 +574,7 @@ class SystemEngine(Engine):
         # CPython gh-153800 (open): value()/inverse() on an empty frame dereference NULL
         "window_udf": "the stdlib's window functions crash the process on an empty frame (CPython "
                       "gh-153800); use engine='sqlite'",
-        "c_aggregates": "the stdlib engine runs no C code of sqlnb's (its plots use plain SQL)",
+        "c_aggregates": "the stdlib's sqlite3 cannot register sqlnb's C aggregates; use engine='sqlite'",
     }
 
     def _import(self):

@@ -149,7 +149,7 @@ def _c_aggregates(con) -> bool:
     backend = getattr(con, "backend", None)
     if backend is None or not backend.has("c_aggregates"):
         return False
-    backend.register_look_aggregates(con.raw)
+    backend.install_c_aggregates(con)
     return True
 
 

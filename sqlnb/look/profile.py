@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 
 from sqlnb import _sql
+from sqlnb.look import sketch as _sketch
 from sqlnb.look.source import Source, resolve
 
 #: columns per statement of the path without window functions: keeps the CASE, the column list
@@ -238,7 +239,57 @@ def _finish(name, decl, st) -> dict:
             "min_length": st["min_length"], "max_length": st["max_length"], "top": list(st["top"])}
 
 
-def profile(con, table_or_sql: str, *, sample: int | None = None, top: int = 5):
+def _approx_record(name, decl, st, top) -> dict:
+    """A profile row from one column's ``sqlnb_profile`` result (:func:`sqlnb.look.sketch.unpack`)."""
+    n_num = st["n_num"]
+    mean = st["total"] / n_num if n_num else math.nan
+    std = math.sqrt(st["m2"] / (n_num - 1)) if n_num > 1 else math.nan
+    quarts = [math.nan] * len(QUANTILES)
+    if st["sample"]:
+        for j, q in enumerate(QUANTILES):
+            _, frac = quantile_ranks(st["sample"], q)
+            quarts[j] = lerp(st["q"][2 * j], st["q"][2 * j + 1], frac)
+    distinct = st["distinct_exact"]
+    if distinct is None:
+        distinct = int(round(st["distinct_estimate"]))
+    counters = sorted(st["counters"], key=lambda c: (-c[1], _sketch.order_key(c[0])))[:top]
+    tops = [((v + "\u2026" if isinstance(v, str) else v) if cut else v, n) for v, n, cut in counters]
+    return {"column": name, "type": decl, "rows": st["rows"], **{c: int(st[c]) for c in CLASSES},
+            "distinct": distinct, "min": st["min"], "max": st["max"], "mean": mean, "std": std,
+            "25%": quarts[0], "50%": quarts[1], "75%": quarts[2],
+            "min_length": st["min_length"], "max_length": st["max_length"], "top": tops}
+
+
+def _approx_info(cols, stats, cfg) -> dict:
+    """``.attrs["approx"]``: which statistics are approximate, for which columns, with what error."""
+    hll = [n for n, st in zip(cols, stats) if st["distinct_exact"] is None]
+    sampled = [n for n, st in zip(cols, stats) if st["sample"] < st["n_num"]]
+    mg = {n: st["decrements"] for n, st in zip(cols, stats) if st["decrements"]}
+    return {
+        "scans": 1,
+        "exact": ["rows", *CLASSES, "min", "max", "mean", "std", "min_length", "max_length"],
+        "distinct": {"method": "HyperLogLog", "registers": 1 << cfg["p"],
+                     "stderr": _sketch.hll_error(cfg["p"]), "exact_up_to": cfg["exact"], "columns": hll},
+        "quartiles": {"method": "uniform reservoir sample", "sample": cfg["K"],
+                      "rank_error": _sketch.rank_error(cfg["K"]), "columns": sampled},
+        "top": {"method": "Misra-Gries", "counters": cfg["k"], "columns": list(mg),
+                "undercount": mg, "bytes_kept": cfg["copy"]},
+    }
+
+
+def _approx(con, src: Source, top: int, run: _Runner):
+    """Every column from ONE statement of ``sqlnb_profile`` calls (one read of the source)."""
+    con.backend.install_c_aggregates(con)
+    agg = con.backend.load().PROFILE_AGGREGATE
+    cols = list(src.columns)
+    cfg = _sketch.settings(len(cols), top)
+    row = run.rows(_sketch.statement(src, agg, cols, cfg))[0] if cols else ()
+    stats = [_sketch.unpack(b) for b in row]
+    records = [_approx_record(n, t, st, top) for n, t, st in zip(cols, src.types, stats)]
+    return records, _approx_info(cols, stats, cfg)
+
+
+def profile(con, table_or_sql: str, *, sample: int | None = None, top: int = 5, approx: bool = False):
     """A profile of every column of a table, a view or a query, computed inside SQLite.
 
     :param con: an ``sqlnb.Connection`` (any engine, any mode: only SELECTs run).
@@ -247,16 +298,27 @@ def profile(con, table_or_sql: str, *, sample: int | None = None, top: int = 5):
     :param sample: profile only the first ``sample`` rows in the source's order (a
         ``LIMIT``, not a random sample: a random one would have to read every row).
     :param top: how many most common values to keep per column.
+    :param approx: one read of the source for all columns (the ``sqlnb_profile`` C aggregate):
+        counts, min, max, mean, std and text lengths exact; distinct counts (HyperLogLog),
+        quartiles (a sample) and common values (Misra-Gries) approximate beyond a size
+        (docs/look.md). An engine without the aggregate (``system``) computes the exact
+        profile instead and says why in ``.attrs["approx_unavailable"]``.
     :returns: a DataFrame, one row per column (:data:`COLUMNS`); ``.attrs`` holds
         ``source``, ``sample``, ``scans`` (reads of the source), ``statements``,
-        ``rows_fetched`` (rows that left SQLite), ``engine``.
+        ``rows_fetched`` (rows that left SQLite), ``engine``, ``approx`` (``{}`` for an exact
+        profile; else what is approximate, for which columns, with what error).
     """
-    import pandas as pd
-
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"top must be a positive number of values, got {top!r}")
     src = resolve(con, table_or_sql, sample)
     backend = getattr(con, "backend", None)
+    unavailable = ""
+    if approx:
+        unavailable = backend.lacks("c_aggregates") if backend is not None else "not an sqlnb connection"
+    if approx and not unavailable:
+        run = _Runner(con)
+        records, info = _approx(con, src, top, run)
+        return _frame(records, src, sample, run, con, info)
     window = backend is None or backend.has("window")
     multirow = backend is None or backend.has("multirow_values")
     materialized = _version(con) >= (3, 35)
@@ -270,13 +332,22 @@ def profile(con, table_or_sql: str, *, sample: int | None = None, top: int = 5):
         else:
             stats += _plain_batch(run, src, names, top, multirow)
     records = [_finish(n, t, st) for n, t, st in zip(cols, src.types, stats)]
+    df = _frame(records, src, sample, run, con, {})
+    if unavailable:
+        df.attrs["approx_unavailable"] = unavailable
+    return df
+
+
+def _frame(records, src, sample, run: _Runner, con, approx: dict):
+    import pandas as pd
+
     df = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     for key in ("min", "max", "top"):  # values as SQLite stored them (an int stays an int)
         df[key] = pd.Series([r[key] for r in records], index=df.index, dtype=object)
     for key in ("min_length", "max_length"):
         df[key] = pd.array([r[key] for r in records], dtype="Int64")
     df.attrs.update(source=src.label, sample=sample, scans=run.scans, statements=run.statements, rows_fetched=run.fetched,
-                    engine=getattr(con, "engine", ""))
+                    engine=getattr(con, "engine", ""), approx=approx)
     return df
 
 

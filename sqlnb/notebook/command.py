@@ -213,10 +213,13 @@ def execute(cmd: Command, session: Session, settings: Settings, ns, user_ns) -> 
     if args.interactive and not interactive.available():
         raise CommandError("--interactive needs the 'itables' package: pip install 'sqlnb[interactive]'")
     sql = cmd.sql or ""
+    if getattr(args, "approx", False) and not getattr(args, "profile", False):
+        raise CommandError("--approx goes with --profile (%sql --profile --approx flights)")
     if getattr(args, "profile", False):
         if not sql.strip():
             raise CommandError("--profile needs a table, view or SELECT to profile (%sql --profile flights)")
-        result = _look.run_profile(session.get(), sql.strip(), sample=args.limit, timeout=args.timeout)
+        result = _look.run_profile(session.get(), sql.strip(), sample=args.limit, timeout=args.timeout,
+                                   approx=getattr(args, "approx", False))
         if cmd.out:
             user_ns[cmd.out] = result
         return Outcome(None if cmd.quiet_out else result)

@@ -41,6 +41,8 @@ class ProfileInfo:
     policy: str
     sample: int | None
     scans: int
+    approx: dict | None = None         # .attrs["approx"] of an approximate profile
+    approx_unavailable: str = ""       # why approx=True computed the exact profile
 
 
 class ProfileResult(pd.DataFrame):
@@ -79,14 +81,15 @@ def running(con, label: str, timeout=None):
             con.statement_timeout = old
 
 
-def run_profile(con, table_or_sql: str, *, sample=None, timeout=None) -> ProfileResult:
+def run_profile(con, table_or_sql: str, *, sample=None, timeout=None, approx=False) -> ProfileResult:
     """:func:`sqlnb.profile` under the time limit and progress display, as a displayable result."""
     t0 = time.perf_counter()
     with running(con, "profile", timeout):
-        df = _profile.profile(con, table_or_sql, sample=sample)
+        df = _profile.profile(con, table_or_sql, sample=sample, approx=approx)
     info = ProfileInfo(source=df.attrs.get("source", ""), elapsed=time.perf_counter() - t0, engine=con.engine,
                        version=con.sqlite_version, policy=con.policy_summary, sample=sample,
-                       scans=df.attrs.get("scans", 0))
+                       scans=df.attrs.get("scans", 0), approx=df.attrs.get("approx") or None,
+                       approx_unavailable=df.attrs.get("approx_unavailable", ""))
     out = ProfileResult(df)
     out.attrs.update(df.attrs)
     object.__setattr__(out, "sqlnb_profile", info)
@@ -155,7 +158,23 @@ def footer(df, info) -> str:
                   display._fmt_elapsed(info.elapsed), f"{info.engine} {info.version}".strip()]
         if info.policy:
             parts.append(info.policy)
+        if info.approx:
+            parts.append(approx_note(info.approx))
+        elif info.approx_unavailable:
+            parts.append(f"exact (approx unavailable: {info.approx_unavailable})")
     return " · ".join(parts)
+
+
+def approx_note(a: dict) -> str:
+    """What an approximate profile estimated, for the footer (the columns where a sketch was used)."""
+    d, q, t = a["distinct"], a["quartiles"], a["top"]
+
+    def cols(names):
+        return f" ({', '.join(map(str, names[:4]))}{', …' if len(names) > 4 else ''})" if names else " (none here)"
+
+    return (f"≈ distinct: HyperLogLog, about ±{100 * d['stderr']:.1f}%, exact up to {d['exact_up_to']:,}{cols(d['columns'])}; "
+            f"quartiles: from a sample of {q['sample']:,} values{cols(q['columns'])}; "
+            f"top: Misra-Gries, {t['counters']:,} counters, counts are lower bounds{cols(t['columns'])}")
 
 
 def profile_html(df, info=None) -> str:
@@ -209,4 +228,4 @@ def run_plot(con, kind: str, *, table: str, column: str, y=None, by=None, every=
         return _plots.scatter(con, table, column, y, points=points or _plots.SCATTER_POINTS, ax=ax)
 
 
-__all__ = ["ProfileResult", "run_profile", "profile_html", "picture", "run_plot", "KINDS"]
+__all__ = ["ProfileResult", "run_profile", "profile_html", "picture", "run_plot", "KINDS", "approx_note"]
