@@ -48,6 +48,7 @@
 #define FF_DATE 4      /* FK_TIME: a date: text is YYYY-MM-DD */
 #define FF_EPOCH 8     /* FK_TIME: REAL seconds since the epoch instead of text */
 #define FF_TIMEDELTA 16 /* FK_TIME: a duration: INTEGER nanoseconds */
+#define FF_STRINGS 32   /* FK_OBJECT: its values were str / missing when it was described */
 
 typedef struct sqlnb_fchunk {
     int64_t start;          /* the frame row of this chunk's first value */
@@ -80,18 +81,38 @@ typedef struct sqlnb_fsnap {  /* a frame as it was at one xOpen */
     sqlnb_fcol *cols;
 } sqlnb_fsnap;
 
+/* the key of one value, as SQLite compares it (frame_order.h); key types in SQLite's order */
+#define FKT_NULL 0
+#define FKT_NUM 1
+#define FKT_TEXT 2
+#define FKT_BLOB 3
+#define FKT_PY 4        /* an object only Python reads (resolved through the pykey hook) */
+
+typedef struct sqlnb_fkey {
+    int type;
+    int isint;          /* FKT_NUM: i (else d) */
+    int64_t i;
+    double d;
+    const char *p;      /* FKT_TEXT / FKT_BLOB: the bytes; FKT_PY: the PyObject* */
+    int64_t n;
+} sqlnb_fkey;
+
 typedef struct sqlnb_fhooks {
     /* find the frame registered under `key` in the registry `aux`; on success *source is a
      * new reference, *decl a sqlite3_malloc'ed CREATE TABLE, *nrows its row count, *counter
      * where to count the rows read, *label its name for messages (valid while *source lives) */
     int (*connect)(void *aux, const char *key, void **source, char **decl, int64_t *nrows,
                    int64_t **counter, const char **label, char **err);
+    /* per column its FO_* class as of the last xOpen (valid while *source lives), the count */
+    void (*classes)(void *source, const uint8_t **classes, int *ncols);
     void (*release)(void *source);
     /* describe the frame as it is now: *snapobj a new reference owning *snap */
     int (*open)(void *source, void **snapobj, sqlnb_fsnap **snap, char **err);
     void (*close)(void *snapobj);
     /* the value of an object column that the GIL-free path does not read */
     void (*pyvalue)(sqlite3_context *ctx, void *obj);
+    /* the key of an object column's value that the GIL-free path does not read: 0, or -1 */
+    int (*pykey)(void *obj, sqlnb_fkey *k);
 } sqlnb_fhooks;
 
 static sqlnb_fhooks sqlnb_frame_hooks;
@@ -102,6 +123,9 @@ typedef struct {
     int64_t nrows;           /* rows at connect (xBestIndex's estimate) */
     int64_t *counter;        /* rows read (the FrameSource's) */
     const char *label;
+    sqlite3 *db;
+    const uint8_t *classes;  /* per column FO_* (the FrameSource's, updated at each xOpen) */
+    int ncols;
 } sqlnb_fvtab;
 
 typedef struct {
@@ -111,7 +135,12 @@ typedef struct {
     int64_t row, end;
     int *cur;                /* per column: the chunk the last value came from */
     char buf[72];
+    struct sqlnb_forder *ord; /* an ordered scan (frame_order.h), or NULL */
+    int ordered;             /* the current scan is ordered */
+    int64_t left;            /* ordered scan: rows still to emit (LIMIT), -1: no limit */
 } sqlnb_fcursor;
+
+#include "frame_order.h"
 
 /* --- xCreate / xConnect / xDisconnect ------------------------------------------------------ */
 static int sqlnb_fv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
@@ -148,6 +177,8 @@ static int sqlnb_fv_connect(sqlite3 *db, void *aux, int argc, const char *const 
     vt->nrows = nrows;
     vt->counter = counter;
     vt->label = label;
+    vt->db = db;
+    sqlnb_frame_hooks.classes(source, &vt->classes, &vt->ncols);
     *out = &vt->base;
     return SQLITE_OK;
 }
@@ -168,6 +199,10 @@ static int sqlnb_fv_disconnect(sqlite3_vtab *p) {
 #define FB_HIINC 16
 #define FB_LIMIT 32
 #define FB_OFFSET 64
+#define FB_ORDER 128   /* rows in the order of column idxNum >> FB_COLSHIFT (frame_order.h) */
+#define FB_DESC 256
+#define FB_COLSHIFT 12
+#define FB_COLMAX 0x7ffff
 
 static int sqlnb_fv_best_index(sqlite3_vtab *p, sqlite3_index_info *info) {
     sqlnb_fvtab *vt = (sqlnb_fvtab *)p;
@@ -209,6 +244,18 @@ static int sqlnb_fv_best_index(sqlite3_vtab *p, sqlite3_index_info *info) {
     info->idxNum = 0;
     if (info->nOrderBy == 1 && info->aOrderBy[0].iColumn == -1 && !info->aOrderBy[0].desc)
         info->orderByConsumed = 1;   /* rows come in rowid order */
+    else if (info->nOrderBy == 1 && info->aOrderBy[0].iColumn >= 0 && info->aOrderBy[0].iColumn < vt->ncols
+             && info->aOrderBy[0].iColumn <= FB_COLMAX && vt->classes != NULL) {
+        /* rows grouped / ordered by one column (frame_order.h): SQLite skips its sorter */
+        int col = info->aOrderBy[0].iColumn, cls = vt->classes[col], distinct = 0;
+#if SQLNB_NEWER(3038000)
+        distinct = sqlite3_vtab_distinct(info);
+#endif
+        if (cls == FO_ORDERED || (cls == FO_GROUPED && (distinct == 1 || distinct == 2))) {
+            info->orderByConsumed = 1;
+            bits |= FB_ORDER | (info->aOrderBy[0].desc ? FB_DESC : 0) | (col << FB_COLSHIFT);
+        }
+    }
     /* LIMIT / OFFSET only when no other constraint is left for SQLite to test afterwards and
      * no ORDER BY is left to sort the rows (SQLite passes them in both cases) */
     if (!other && lim >= 0 && (info->nOrderBy == 0 || info->orderByConsumed)) {
@@ -261,9 +308,45 @@ static int sqlnb_fv_open(sqlite3_vtab *p, sqlite3_vtab_cursor **out) {
 
 static int sqlnb_fv_close(sqlite3_vtab_cursor *c) {
     sqlnb_fcursor *cur = (sqlnb_fcursor *)c;
+    sqlnb_fo_free(cur->ord);
     sqlnb_frame_hooks.close(cur->snapobj);
     sqlite3_free(cur->cur);
     sqlite3_free(cur);
+    return SQLITE_OK;
+}
+
+/* xFilter of an ordered scan: rows [lo, hi) by the column in idxNum; LIMIT / OFFSET in argv[k..]
+ * count the rows emitted */
+static int sqlnb_fv_filter_ordered(sqlnb_fcursor *cur, int idxNum, int64_t lo, int64_t hi,
+                                   int argc, sqlite3_value **argv, int k) {
+    sqlnb_fvtab *vt = (sqlnb_fvtab *)cur->base.pVtab;
+    int col = (idxNum >> FB_COLSHIFT) & FB_COLMAX, rc;
+    sqlite3_int64 lim = -1, off = 0;
+    char *err = NULL;
+    (void)argc;
+    if (idxNum & FB_LIMIT) {
+        lim = sqlite3_value_int64(argv[k++]);
+        if (idxNum & FB_OFFSET) off = sqlite3_value_int64(argv[k++]);
+    }
+    if (col >= cur->snap->ncols) return SQLITE_ERROR;
+    rc = sqlnb_fo_start(&cur->ord, cur->snap, vt->db, col, (idxNum & FB_DESC) != 0, lo, hi, &cur->row, &err);
+    if (rc != SQLITE_OK) {
+        if (err != NULL) {
+            sqlite3_free(vt->base.zErrMsg);
+            vt->base.zErrMsg = sqlite3_mprintf("%s: %s", vt->label, err);
+            sqlite3_free(err);
+        }
+        return rc;
+    }
+    cur->ordered = 1;
+    cur->left = lim < 0 ? -1 : lim;
+    while (off > 0 && !cur->ord->done) {   /* OFFSET: skip rows in order */
+        rc = sqlnb_fo_next(cur->ord, vt->db, &cur->row);
+        if (rc != SQLITE_OK) return rc;
+        off--;
+    }
+    if (cur->left == 0) cur->ord->done = 1;
+    if (!cur->ord->done) { *vt->counter += 1; if (cur->left > 0) cur->left--; }
     return SQLITE_OK;
 }
 
@@ -301,13 +384,16 @@ static int sqlnb_fv_filter(sqlite3_vtab_cursor *c, int idxNum, const char *idxSt
             if (b < hi) hi = b <= 0 ? 0 : (int64_t)b;
         }
     }
-    if (idxNum & FB_LIMIT) {
+    if ((idxNum & FB_LIMIT) && !(idxNum & FB_ORDER)) {
         sqlite3_int64 lim = sqlite3_value_int64(argv[k++]);
         sqlite3_int64 off = (idxNum & FB_OFFSET) ? sqlite3_value_int64(argv[k++]) : 0;
         if (off > 0) lo = (off >= hi - lo) ? hi : lo + off;
         if (lim >= 0 && lim < hi - lo) hi = lo + lim;
     }
     if (hi < lo) hi = lo;
+    cur->ordered = 0;
+    if (idxNum & FB_ORDER)
+        return sqlnb_fv_filter_ordered(cur, idxNum, lo, hi, argc, argv, k);
     cur->row = lo;
     cur->end = hi;
     if (lo < hi) *((sqlnb_fvtab *)c->pVtab)->counter += 1;
@@ -316,6 +402,15 @@ static int sqlnb_fv_filter(sqlite3_vtab_cursor *c, int idxNum, const char *idxSt
 
 static int sqlnb_fv_next(sqlite3_vtab_cursor *c) {
     sqlnb_fcursor *cur = (sqlnb_fcursor *)c;
+    if (cur->ordered) {
+        sqlnb_fvtab *vt = (sqlnb_fvtab *)c->pVtab;
+        int rc;
+        if (cur->left == 0) { cur->ord->done = 1; return SQLITE_OK; }
+        rc = sqlnb_fo_next(cur->ord, vt->db, &cur->row);
+        if (rc != SQLITE_OK) return rc;
+        if (!cur->ord->done) { *vt->counter += 1; if (cur->left > 0) cur->left--; }
+        return SQLITE_OK;
+    }
     cur->row++;
     if (cur->row < cur->end) *((sqlnb_fvtab *)c->pVtab)->counter += 1;
     return SQLITE_OK;
@@ -323,6 +418,7 @@ static int sqlnb_fv_next(sqlite3_vtab_cursor *c) {
 
 static int sqlnb_fv_eof(sqlite3_vtab_cursor *c) {
     sqlnb_fcursor *cur = (sqlnb_fcursor *)c;
+    if (cur->ordered) return cur->ord->done;
     return cur->row >= cur->end;
 }
 

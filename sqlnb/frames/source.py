@@ -23,8 +23,9 @@ from sqlnb import _sql
 
 # column kinds (frame_vtab.h FK_*)
 NULL, INT, UINT, FLOAT, BOOL8, BITBOOL, TIME, STR, BIN, STRVIEW, BINVIEW, OBJECT, DICT = range(13)
-# flags (frame_vtab.h FF_*)
-NAT, UTC, DATE, EPOCH, TIMEDELTA = 1, 2, 4, 8, 16
+# flags (frame_vtab.h FF_*); STRINGS: an object column whose values are str or missing (the
+# table may then serve it in order, frame_order.h)
+NAT, UTC, DATE, EPOCH, TIMEDELTA, STRINGS = 1, 2, 4, 8, 16, 32
 
 #: how datetime columns read in SQL: ISO-8601 text (the default) or REAL seconds since 1970
 DATETIMES = ("text", "epoch")
@@ -221,8 +222,9 @@ def _numpy_values(a: np.ndarray, cols: _Cols, *, flags: int = 0):
         cols.decls.append("TIMESTAMP")
         return (TIME, 8, _TICKS[unit], NAT | flags | (EPOCH if cols.epoch else 0), chunk, None)
     # object: str / bytes / floats read in C, anything else through convert()
-    cols.decls.append(_object_decl(a))
-    return (OBJECT, a.itemsize, 0, 0, chunk, None)
+    decl = _object_decl(a)
+    cols.decls.append(decl)
+    return (OBJECT, a.itemsize, 0, STRINGS if decl == "TEXT" else 0, chunk, None)
 
 
 def _object_decl(a: np.ndarray) -> str:

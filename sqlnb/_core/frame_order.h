@@ -1,0 +1,540 @@
+/*
+ * frame_order.h: rows delivered grouped / ordered by one column, so that SQLite skips its sorter
+ * for `GROUP BY c` and `ORDER BY c [DESC]` over a frame (included by frame_vtab.h; issue 24).
+ *
+ * xBestIndex consumes a one-term ORDER BY on a column whose class (sqlnb_fo_class, computed at
+ * each xOpen and kept on the FrameSource) says the order is certain (FO_ORDERED), or, for a
+ * column whose SQL values sort differently from its keys (FO_GROUPED: times shown as ISO text
+ * outside the years 0000-9999), only where sqlite3_vtab_distinct() (3.38+) says grouping or
+ * DISTINCT is enough. Rows are then emitted in SQLite's order of the values xColumn produces:
+ * NULL < numbers (INTEGER and REAL compared by value) < TEXT (bytes, BINARY) < BLOB; ASC puts
+ * NULLs first, DESC last. Equal values (0.0 and -0.0, categories of equal value, uint64 above
+ * 2**63 that round to one REAL) are one group.
+ *
+ * Memory: no per-row permutation while the range holds at most FO_MAX_GROUPS distinct keys.
+ * Pass 1 hashes the distinct keys (strings by pointer and length into the frame's own buffers,
+ * no copy) and records each key's first and last row; the G keys are sorted. Groups are then
+ * emitted in batches of up to 255: a tagging pass writes one byte per row (the row's group
+ * within the batch, 255: another batch) and each group's rows are found with memchr between its
+ * first and last row. With G <= 255 pass 1 writes the tags itself (one pass in all). So: n bytes
+ * of tags + O(G), and 1 + ceil(G / 255) passes over the column.
+ * Above FO_MAX_GROUPS (the passes would grow as G/255) the scan sorts a permutation of the rows
+ * instead (4 bytes per row, an in-place three-way quicksort).
+ *
+ * Keys are read without the GIL, but for a value of a numpy object column that is not a str
+ * with a UTF-8 form, bytes, float, bool or None: the pykey hook takes the GIL for that value
+ * (a str gets its UTF-8 form cached by CPython; pd.NA / NaT are NULL). An object column is
+ * served ordered only when its values were strings when it was described (FF_STRINGS).
+ */
+#ifndef SQLNB_FRAME_ORDER_H
+#define SQLNB_FRAME_ORDER_H
+
+#define FO_NONE 0       /* not served in order: SQLite sorts */
+#define FO_ORDERED 1    /* rows can come in SQLite's order of the column's values */
+#define FO_GROUPED 2    /* only grouped (equal values adjacent): GROUP BY / DISTINCT */
+
+#define FO_MAX_GROUPS 2048
+
+typedef struct sqlnb_forder {
+    int col, desc;
+    int64_t lo, hi;         /* the row range */
+    const sqlnb_fcol *fc;
+    int hint;
+    /* grouping by tags */
+    int64_t G, cap;         /* distinct keys, hash capacity */
+    sqlnb_fkey *keys;       /* by id (insertion order) */
+    int64_t *first, *last;  /* by id */
+    int32_t *byrank;        /* rank -> id */
+    int32_t *rankof;        /* id -> rank */
+    int32_t *table;         /* hash: id or -1 */
+    uint8_t *tags;          /* per row of the range */
+    int single;             /* G <= 255: the tags are the ids (pass 1 wrote them) */
+    int64_t batch;          /* the first rank of the tagged batch (-1: none) */
+    int64_t g;              /* the rank being emitted */
+    /* the permutation (G > FO_MAX_GROUPS) */
+    uint32_t *perm;
+    int64_t pos;
+    int done;
+} sqlnb_forder;
+
+static const sqlnb_fchunk *sqlnb_fv_chunk(const sqlnb_fcol *col, int *hint, int64_t row, int64_t *at);
+static int64_t sqlnb_fv_int(const char *p, int width);
+static uint64_t sqlnb_fv_uint(const char *p, int width);
+
+/* an object only Python reads: vtab.pxi's hook takes the GIL (a str: its cached UTF-8 form) */
+static int sqlnb_fv_pykey(void *obj, sqlnb_fkey *k) {
+    return sqlnb_frame_hooks.pykey(obj, k);
+}
+
+/* --- keys ------------------------------------------------------------------------------------ */
+static int sqlnb_fk_get(const sqlnb_fcol *col, int *hint, int64_t row, sqlnb_fkey *k);
+
+static int sqlnb_fk_at(const sqlnb_fcol *col, const sqlnb_fchunk *ch, int64_t i, sqlnb_fkey *k) {
+    const char *p;
+    k->type = FKT_NUM; k->isint = 1;
+    if (ch->valid != NULL) {
+        int64_t b = ch->vbit + i;
+        if (!(ch->valid[b >> 3] & (1 << (b & 7)))) { k->type = FKT_NULL; return 0; }
+    }
+    if (ch->mask != NULL && ch->mask[i]) { k->type = FKT_NULL; return 0; }
+    p = ch->data + i * ch->stride;
+    switch (col->kind) {
+    case FK_INT:
+        k->i = sqlnb_fv_int(p, col->width);
+        if ((col->flags & FF_NAT) && k->i == INT64_MIN) k->type = FKT_NULL;
+        return 0;
+    case FK_UINT: {
+        uint64_t v = sqlnb_fv_uint(p, col->width);
+        if (v > (uint64_t)INT64_MAX) { k->isint = 0; k->d = (double)v; } else k->i = (int64_t)v;
+        return 0;
+    }
+    case FK_FLOAT: {
+        double v;
+        if (col->width == 4) { float f; memcpy(&f, p, 4); v = f; } else memcpy(&v, p, 8);
+        if (isnan(v)) k->type = FKT_NULL; else { k->isint = 0; k->d = v; }
+        return 0;
+    }
+    case FK_BOOL8: k->i = *p != 0; return 0;
+    case FK_BITBOOL: {
+        int64_t b = ch->bit0 + i;
+        k->i = (ch->data[b >> 3] >> (b & 7)) & 1;
+        return 0;
+    }
+    case FK_TIME: {
+        int64_t v = sqlnb_fv_int(p, col->width), unit = col->unit > 0 ? col->unit : 1;
+        if ((col->flags & FF_NAT) && v == INT64_MIN) { k->type = FKT_NULL; return 0; }
+        if (col->flags & FF_TIMEDELTA) {   /* as sqlnb_fv_time: INTEGER ns, REAL on overflow */
+            int64_t factor = unit >= 1000000000 ? 1 : 1000000000 / unit;
+            if (v > INT64_MAX / factor || v < -(INT64_MAX / factor)) { k->isint = 0; k->d = (double)v * factor; }
+            else k->i = v * factor;
+        } else if (col->flags & FF_EPOCH) {
+            k->isint = 0;
+            k->d = (col->flags & FF_DATE) ? (double)v * 86400.0 / (double)unit : (double)v / (double)unit;
+        } else k->i = v;   /* ISO text: one text per tick count; sorted alike in 0000-9999 */
+        return 0;
+    }
+    case FK_STR: case FK_BIN: {
+        int64_t a, b;
+        if (col->width == 4) { int32_t x[2]; memcpy(x, ch->offsets + 4 * i, 8); a = x[0]; b = x[1]; }
+        else { int64_t x[2]; memcpy(x, ch->offsets + 8 * i, 16); a = x[0]; b = x[1]; }
+        k->type = col->kind == FK_STR ? FKT_TEXT : FKT_BLOB;
+        k->p = b > a ? ch->chars + a : "";
+        k->n = b > a ? b - a : 0;
+        return 0;
+    }
+    case FK_STRVIEW: case FK_BINVIEW: {
+        int32_t len, bi, off;
+        memcpy(&len, p, 4);
+        k->type = col->kind == FK_STRVIEW ? FKT_TEXT : FKT_BLOB;
+        k->n = len;
+        if (len <= 12) k->p = p + 4;
+        else {
+            memcpy(&bi, p + 8, 4);
+            memcpy(&off, p + 12, 4);
+            if (bi < 0 || bi >= ch->nvbufs) return -1;
+            k->p = ch->vbufs[bi] + off;
+        }
+        return 0;
+    }
+    case FK_OBJECT: {
+        PyObject *o;
+        memcpy(&o, p, sizeof(o));
+        if (o == NULL || o == Py_None) { k->type = FKT_NULL; return 0; }
+        if (PyUnicode_CheckExact(o) && PyUnicode_IS_READY(o)) {
+            if (PyUnicode_IS_COMPACT_ASCII(o)) {
+                k->type = FKT_TEXT;
+                k->p = (const char *)(((PyASCIIObject *)o) + 1);
+                k->n = ((PyASCIIObject *)o)->length;
+                return 0;
+            }
+            if (PyUnicode_IS_COMPACT(o) && ((PyCompactUnicodeObject *)o)->utf8 != NULL) {
+                k->type = FKT_TEXT;
+                k->p = ((PyCompactUnicodeObject *)o)->utf8;
+                k->n = ((PyCompactUnicodeObject *)o)->utf8_length;
+                return 0;
+            }
+        } else if (PyBytes_CheckExact(o)) {
+            k->type = FKT_BLOB; k->p = PyBytes_AS_STRING(o); k->n = PyBytes_GET_SIZE(o);
+            return 0;
+        } else if (PyFloat_CheckExact(o)) {
+            double v = PyFloat_AS_DOUBLE(o);
+            if (isnan(v)) k->type = FKT_NULL; else { k->isint = 0; k->d = v; }
+            return 0;
+        } else if (o == Py_True || o == Py_False) {
+            k->i = o == Py_True;
+            return 0;
+        }
+        k->type = FKT_PY; k->p = (const char *)o;
+        return sqlnb_fv_pykey((void *)o, k);
+    }
+    case FK_DICT: {
+        int64_t code = sqlnb_fv_int(p, col->width);
+        int hint = 0;
+        if (code < 0 || col->dict == NULL) { k->type = FKT_NULL; return 0; }
+        return sqlnb_fk_get(col->dict, &hint, code, k);
+    }
+    default:
+        k->type = FKT_NULL;
+        return 0;
+    }
+}
+
+/* the key of frame row `row`: 0, or -1 (a value that cannot be read: an error) */
+static int sqlnb_fk_get(const sqlnb_fcol *col, int *hint, int64_t row, sqlnb_fkey *k) {
+    int64_t at;
+    const sqlnb_fchunk *ch;
+    if (col->kind == FK_NULL || col->nchunks == 0) { k->type = FKT_NULL; return 0; }
+    ch = sqlnb_fv_chunk(col, hint, row, &at);
+    if (ch == NULL) { k->type = FKT_NULL; return 0; }
+    return sqlnb_fk_at(col, ch, at, k);
+}
+
+/* SQLite's sqlite3IntFloatCompare */
+static int sqlnb_fk_intreal(int64_t i, double r) {
+    int64_t y;
+    double s;
+    if (r < -9223372036854775808.0) return 1;
+    if (r >= 9223372036854775808.0) return -1;
+    y = (int64_t)r;
+    if (i < y) return -1;
+    if (i > y) return 1;
+    s = (double)i;
+    if (s < r) return -1;
+    if (s > r) return 1;
+    return 0;
+}
+
+static int sqlnb_fk_cmp(const sqlnb_fkey *a, const sqlnb_fkey *b) {
+    if (a->type != b->type) return a->type < b->type ? -1 : 1;
+    switch (a->type) {
+    case FKT_NUM:
+        if (a->isint && b->isint) return a->i < b->i ? -1 : a->i > b->i;
+        if (!a->isint && !b->isint) return a->d < b->d ? -1 : a->d > b->d;
+        if (a->isint) return sqlnb_fk_intreal(a->i, b->d);
+        return -sqlnb_fk_intreal(b->i, a->d);
+    case FKT_TEXT: case FKT_BLOB: {
+        int64_t n = a->n < b->n ? a->n : b->n;
+        int c = n > 0 ? memcmp(a->p, b->p, (size_t)n) : 0;
+        if (c) return c < 0 ? -1 : 1;
+        return a->n < b->n ? -1 : a->n > b->n;
+    }
+    default:
+        return 0;
+    }
+}
+
+static uint64_t sqlnb_fk_mix(uint64_t h) {
+    h ^= h >> 33; h *= 0xff51afd7ed558ccdULL; h ^= h >> 33; h *= 0xc4ceb9fe1a85ec53ULL; h ^= h >> 33;
+    return h;
+}
+
+/* equal keys (sqlnb_fk_cmp 0) hash alike: a REAL with an integer value hashes as that integer */
+static uint64_t sqlnb_fk_hash(const sqlnb_fkey *k) {
+    switch (k->type) {
+    case FKT_NUM: {
+        if (!k->isint) {
+            double d = k->d;
+            uint64_t bits;
+            if (d == floor(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0)
+                return sqlnb_fk_mix((uint64_t)(int64_t)d + 1);
+            memcpy(&bits, &d, 8);
+            return sqlnb_fk_mix(bits);
+        }
+        return sqlnb_fk_mix((uint64_t)k->i + 1);
+    }
+    case FKT_TEXT: case FKT_BLOB: {
+        uint64_t h = 1469598103934665603ULL ^ (uint64_t)k->type;
+        int64_t j;
+        for (j = 0; j < k->n; j++) { h ^= (unsigned char)k->p[j]; h *= 1099511628211ULL; }
+        return sqlnb_fk_mix(h);
+    }
+    default:
+        return 0;
+    }
+}
+
+/* --- the class of a column (at each xOpen) --------------------------------------------------- */
+static int sqlnb_fo_class(const sqlnb_fcol *col) {
+    switch (col->kind) {
+    case FK_NULL: case FK_INT: case FK_UINT: case FK_FLOAT: case FK_BOOL8: case FK_BITBOOL:
+    case FK_STR: case FK_BIN: case FK_STRVIEW: case FK_BINVIEW:
+        return FO_ORDERED;
+    case FK_OBJECT:
+        return (col->flags & FF_STRINGS) ? FO_ORDERED : FO_NONE;
+    case FK_DICT:
+        return col->dict != NULL ? sqlnb_fo_class(col->dict) : FO_ORDERED;
+    case FK_TIME: {
+        /* ISO text sorts in time order while the year has 4 digits: check the range */
+        int64_t unit = col->unit > 0 ? col->unit : 1, lo = INT64_MAX, hi = INT64_MIN, i;
+        int c;
+        if (col->flags & (FF_TIMEDELTA | FF_EPOCH)) return FO_ORDERED;
+        if (!(col->flags & FF_DATE) && unit == 1000000000) return FO_ORDERED;   /* 1677..2262 */
+        for (c = 0; c < col->nchunks; c++) {
+            const sqlnb_fchunk *ch = &col->chunks[c];
+            for (i = 0; i < ch->length; i++) {
+                int64_t v = sqlnb_fv_int(ch->data + i * ch->stride, col->width);
+                if ((col->flags & FF_NAT) && v == INT64_MIN) continue;
+                if (v < lo) lo = v;
+                if (v > hi) hi = v;
+            }
+        }
+        if (lo > hi) return FO_ORDERED;
+        if (col->flags & FF_DATE) { lo = lo / unit - 1; hi = hi / unit + 1; }          /* days */
+        else { lo = lo / unit / 86400 - 1; hi = hi / unit / 86400 + 1; }
+        return (lo >= -719528 && hi <= 2932896) ? FO_ORDERED : FO_GROUPED;   /* 0000-01-01..9999-12-31 */
+    }
+    default:
+        return FO_NONE;
+    }
+}
+
+/* --- the scan -------------------------------------------------------------------------------- */
+static void sqlnb_fo_free(sqlnb_forder *o) {
+    if (o == NULL) return;
+    sqlite3_free(o->keys); sqlite3_free(o->first); sqlite3_free(o->last);
+    sqlite3_free(o->byrank); sqlite3_free(o->rankof); sqlite3_free(o->table);
+    sqlite3_free(o->tags); sqlite3_free(o->perm);
+    sqlite3_free(o);
+}
+
+static int sqlnb_fo_interrupted(sqlite3 *db) {
+#if SQLNB_NEWER(3041000)
+    return db != NULL && sqlite3_is_interrupted(db);
+#else
+    (void)db;
+    return 0;
+#endif
+}
+
+/* the id of key k, inserting it (with row) when new; -1: more than FO_MAX_GROUPS keys */
+static int64_t sqlnb_fo_id(sqlnb_forder *o, const sqlnb_fkey *k, int64_t row, int insert) {
+    uint64_t m = (uint64_t)o->cap - 1, h = sqlnb_fk_hash(k) & m;
+    for (;;) {
+        int32_t id = o->table[h];
+        if (id < 0) break;
+        if (o->keys[id].type == k->type && sqlnb_fk_cmp(&o->keys[id], k) == 0) {
+            if (insert) o->last[id] = row;
+            return id;
+        }
+        h = (h + 1) & m;
+    }
+    if (!insert || o->G >= FO_MAX_GROUPS) return -1;
+    o->keys[o->G] = *k;
+    o->first[o->G] = o->last[o->G] = row;
+    o->table[h] = (int32_t)o->G;
+    return o->G++;
+}
+
+static int sqlnb_fo_cmp_ids(const void *a, const void *b, void *ctx) {
+    const sqlnb_forder *o = (const sqlnb_forder *)ctx;
+    int c = sqlnb_fk_cmp(&o->keys[*(const int32_t *)a], &o->keys[*(const int32_t *)b]);
+    return o->desc ? -c : c;
+}
+
+/* sort the G ids by key; rankof: id -> rank */
+static void sqlnb_fo_sort_ids(sqlnb_forder *o) {
+    int64_t i, j;
+    for (i = 0; i < o->G; i++) o->byrank[i] = (int32_t)i;
+    /* a shell sort: G <= FO_MAX_GROUPS keys */
+    {
+        static const int64_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+        int gi;
+        for (gi = 0; gi < 8; gi++) {
+            int64_t gap = gaps[gi];
+            for (i = gap; i < o->G; i++) {
+                int32_t t = o->byrank[i];
+                for (j = i; j >= gap && sqlnb_fo_cmp_ids(&o->byrank[j - gap], &t, o) > 0; j -= gap)
+                    o->byrank[j] = o->byrank[j - gap];
+                o->byrank[j] = t;
+            }
+        }
+    }
+    for (i = 0; i < o->G; i++) o->rankof[o->byrank[i]] = (int32_t)i;
+}
+
+/* tag the rows of the batch of ranks [b0, b0 + 255) */
+static int sqlnb_fo_tag(sqlnb_forder *o, sqlite3 *db, int64_t b0) {
+    int64_t r;
+    sqlnb_fkey k;
+    if (o->batch == b0) return SQLITE_OK;
+    for (r = o->lo; r < o->hi; r++) {
+        int64_t id, rk;
+        if (((r - o->lo) & 0xffff) == 0xffff && sqlnb_fo_interrupted(db)) return SQLITE_INTERRUPT;
+        if (sqlnb_fk_get(o->fc, &o->hint, r, &k) != 0) return SQLITE_ERROR;
+        id = sqlnb_fo_id(o, &k, r, 0);
+        rk = id < 0 ? -1 : o->rankof[id] - b0;
+        o->tags[r - o->lo] = (uint8_t)(rk >= 0 && rk < 255 ? rk : 255);
+    }
+    o->batch = b0;
+    return SQLITE_OK;
+}
+
+/* the three-way quicksort of the permutation (G > FO_MAX_GROUPS) */
+static int sqlnb_fo_pcmp(sqlnb_forder *o, uint32_t a, const sqlnb_fkey *pivot, int *err) {
+    sqlnb_fkey k;
+    int c;
+    if (sqlnb_fk_get(o->fc, &o->hint, o->lo + a, &k) != 0) { *err = 1; return 0; }
+    c = sqlnb_fk_cmp(&k, pivot);
+    return o->desc ? -c : c;
+}
+
+static int sqlnb_fo_psort(sqlnb_forder *o, sqlite3 *db, int64_t lo, int64_t hi, int depth) {
+    uint32_t *p = o->perm;
+    int err = 0;
+    while (hi - lo > 16) {
+        int64_t lt = lo, i = lo, gt = hi - 1, mid = lo + (hi - lo) / 2;
+        sqlnb_fkey pivot, ka, kb, kc;
+        uint32_t t;
+        if (sqlnb_fo_interrupted(db)) return SQLITE_INTERRUPT;
+        /* the median of three as the pivot */
+        if (sqlnb_fk_get(o->fc, &o->hint, o->lo + p[lo], &ka) || sqlnb_fk_get(o->fc, &o->hint, o->lo + p[mid], &kb)
+            || sqlnb_fk_get(o->fc, &o->hint, o->lo + p[hi - 1], &kc)) return SQLITE_ERROR;
+        {
+            int ab = sqlnb_fk_cmp(&ka, &kb), bc = sqlnb_fk_cmp(&kb, &kc), ac = sqlnb_fk_cmp(&ka, &kc);
+            if ((ab <= 0 && bc <= 0) || (ab >= 0 && bc >= 0)) pivot = kb;
+            else if ((ab <= 0 && ac >= 0) || (ab >= 0 && ac <= 0)) pivot = ka;
+            else pivot = kc;
+        }
+        while (i <= gt) {
+            int c = sqlnb_fo_pcmp(o, p[i], &pivot, &err);
+            if (err) return SQLITE_ERROR;
+            if (c < 0) { t = p[lt]; p[lt] = p[i]; p[i] = t; lt++; i++; }
+            else if (c > 0) { t = p[gt]; p[gt] = p[i]; p[i] = t; gt--; }
+            else i++;
+        }
+        /* [lo, lt) < pivot, [lt, gt] == pivot, (gt, hi) > pivot: recurse on the smaller side */
+        if (lt - lo < hi - gt - 1) {
+            int rc = sqlnb_fo_psort(o, db, lo, lt, depth + 1);   /* depth <= log2(n) */
+            if (rc != SQLITE_OK) return rc;
+            lo = gt + 1;
+        } else {
+            int rc = sqlnb_fo_psort(o, db, gt + 1, hi, depth + 1);
+            if (rc != SQLITE_OK) return rc;
+            hi = lt;
+        }
+    }
+    {   /* insertion sort of the rest */
+        int64_t i, j;
+        for (i = lo + 1; i < hi; i++) {
+            uint32_t t = p[i];
+            sqlnb_fkey kt;
+            if (sqlnb_fk_get(o->fc, &o->hint, o->lo + t, &kt)) return SQLITE_ERROR;
+            for (j = i; j > lo; j--) {
+                int c = sqlnb_fo_pcmp(o, p[j - 1], &kt, &err);
+                if (err) return SQLITE_ERROR;
+                if (c <= 0) break;
+                p[j] = p[j - 1];
+            }
+            p[j] = t;
+        }
+    }
+    return SQLITE_OK;
+}
+
+/* the first row of rank g at or after row `from` (the tags of g's batch in place); -1: none */
+static int64_t sqlnb_fo_find(sqlnb_forder *o, int64_t g, int64_t from) {
+    int32_t id = o->byrank[g];
+    int64_t end = o->last[id] + 1;
+    uint8_t tag = (uint8_t)(o->single ? id : g - o->batch);
+    const uint8_t *hit;
+    if (from < o->first[id]) from = o->first[id];
+    if (from >= end) return -1;
+    hit = (const uint8_t *)memchr(o->tags + (from - o->lo), tag, (size_t)(end - from));
+    return hit == NULL ? -1 : o->lo + (hit - o->tags);
+}
+
+/* move to the first row of rank g or a later one (*row), or done */
+static int sqlnb_fo_group(sqlnb_forder *o, sqlite3 *db, int64_t g, int64_t *row) {
+    for (; g < o->G; g++) {
+        int64_t r;
+        if (!o->single) {
+            int rc = sqlnb_fo_tag(o, db, g - g % 255);
+            if (rc != SQLITE_OK) return rc;
+        }
+        r = sqlnb_fo_find(o, g, o->lo);
+        if (r >= 0) { o->g = g; *row = r; return SQLITE_OK; }
+    }
+    o->done = 1;
+    return SQLITE_OK;
+}
+
+/* start the ordered scan of rows [lo, hi) by column `col` of `snap`; *row: the first row */
+static int sqlnb_fo_start(sqlnb_forder **out, const sqlnb_fsnap *snap, sqlite3 *db, int col, int desc,
+                          int64_t lo, int64_t hi, int64_t *row, char **err) {
+    sqlnb_forder *o = *out;
+    int64_t r, n = hi - lo;
+    sqlnb_fkey k;
+    int rc;
+    if (o != NULL && o->col == col && o->desc == desc && o->lo == lo && o->hi == hi) {
+        o->done = 0;   /* the same range again (an inner loop): the keys and tags are kept */
+        if (o->perm != NULL) { o->pos = 0; o->done = n == 0; *row = n ? lo + o->perm[0] : lo; return SQLITE_OK; }
+        return sqlnb_fo_group(o, db, 0, row);
+    }
+    sqlnb_fo_free(o);
+    *out = o = (sqlnb_forder *)sqlite3_malloc(sizeof(*o));
+    if (o == NULL) return SQLITE_NOMEM;
+    memset(o, 0, sizeof(*o));
+    o->col = col; o->desc = desc; o->lo = lo; o->hi = hi; o->batch = -1;
+    o->fc = &snap->cols[col];
+    if (n <= 0) { o->done = 1; return SQLITE_OK; }
+    o->cap = 2 * FO_MAX_GROUPS;
+    o->keys = (sqlnb_fkey *)sqlite3_malloc64(sizeof(sqlnb_fkey) * FO_MAX_GROUPS);
+    o->first = (int64_t *)sqlite3_malloc64(sizeof(int64_t) * FO_MAX_GROUPS);
+    o->last = (int64_t *)sqlite3_malloc64(sizeof(int64_t) * FO_MAX_GROUPS);
+    o->byrank = (int32_t *)sqlite3_malloc64(sizeof(int32_t) * FO_MAX_GROUPS);
+    o->rankof = (int32_t *)sqlite3_malloc64(sizeof(int32_t) * FO_MAX_GROUPS);
+    o->table = (int32_t *)sqlite3_malloc64(sizeof(int32_t) * (sqlite3_uint64)o->cap);
+    o->tags = (uint8_t *)sqlite3_malloc64((sqlite3_uint64)n);
+    if (!o->keys || !o->first || !o->last || !o->byrank || !o->rankof || !o->table || !o->tags)
+        return SQLITE_NOMEM;
+    memset(o->table, 0xff, sizeof(int32_t) * (size_t)o->cap);
+    /* pass 1: the distinct keys (and, while there are at most 255, the tags) */
+    for (r = lo; r < hi; r++) {
+        int64_t id;
+        if (((r - lo) & 0xffff) == 0xffff && sqlnb_fo_interrupted(db)) return SQLITE_INTERRUPT;
+        if (sqlnb_fk_get(o->fc, &o->hint, r, &k) != 0) goto unreadable;
+        id = sqlnb_fo_id(o, &k, r, 1);
+        if (id < 0) break;
+        o->tags[r - lo] = (uint8_t)(id < 255 ? id : 255);
+    }
+    if (r == hi) {
+        o->single = o->G <= 255;
+        sqlnb_fo_sort_ids(o);
+        return sqlnb_fo_group(o, db, 0, row);
+    }
+    /* too many groups: a permutation of the range, sorted */
+    if ((uint64_t)n > (uint64_t)UINT32_MAX) {
+        *err = sqlite3_mprintf("too many rows (%lld) to order in one scan", (long long)n);
+        return SQLITE_TOOBIG;
+    }
+    sqlite3_free(o->tags); o->tags = NULL;
+    o->perm = (uint32_t *)sqlite3_malloc64(sizeof(uint32_t) * (sqlite3_uint64)n);
+    if (o->perm == NULL) return SQLITE_NOMEM;
+    for (r = 0; r < n; r++) o->perm[r] = (uint32_t)r;
+    rc = sqlnb_fo_psort(o, db, 0, n, 0);
+    if (rc == SQLITE_ERROR) goto unreadable;
+    if (rc != SQLITE_OK) return rc;
+    o->pos = 0;
+    *row = lo + o->perm[0];
+    return SQLITE_OK;
+unreadable:
+    *err = sqlite3_mprintf("a value of the column ordered by cannot be read in order (the column "
+                           "changed since the statement was prepared): run the statement again");
+    return SQLITE_ERROR;
+}
+
+/* the next row of the ordered scan */
+static int sqlnb_fo_next(sqlnb_forder *o, sqlite3 *db, int64_t *row) {
+    int64_t r;
+    if (o->done) return SQLITE_OK;
+    if (o->perm != NULL) {
+        if (++o->pos >= o->hi - o->lo) { o->done = 1; return SQLITE_OK; }
+        *row = o->lo + o->perm[o->pos];
+        return SQLITE_OK;
+    }
+    r = sqlnb_fo_find(o, o->g, *row + 1);
+    if (r >= 0) { *row = r; return SQLITE_OK; }
+    return sqlnb_fo_group(o, db, o->g + 1, row);
+}
+
+#endif /* SQLNB_FRAME_ORDER_H */
