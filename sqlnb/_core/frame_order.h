@@ -23,8 +23,9 @@
  *
  * Keys are read without the GIL, but for a value of a numpy object column that is not a str
  * with a UTF-8 form, bytes, float, bool or None: the pykey hook takes the GIL for that value
- * (a str gets its UTF-8 form cached by CPython; pd.NA / NaT are NULL). An object column is
- * served ordered only when its values were strings when it was described (FF_STRINGS).
+ * (a str gets its UTF-8 form cached by CPython; other objects the value xColumn gives, kept on
+ * the cursor's snapshot). An object column is served ordered only when its values were strings
+ * when it was described (FF_STRINGS); the hook covers a column changed after planning.
  */
 #ifndef SQLNB_FRAME_ORDER_H
 #define SQLNB_FRAME_ORDER_H
@@ -39,6 +40,7 @@ typedef struct sqlnb_forder {
     int col, desc;
     int64_t lo, hi;         /* the row range */
     const sqlnb_fcol *fc;
+    void *owner;            /* the cursor's snapshot object (the pykey hook's) */
     int hint;
     /* grouping by tags */
     int64_t G, cap;         /* distinct keys, hash capacity */
@@ -61,15 +63,16 @@ static const sqlnb_fchunk *sqlnb_fv_chunk(const sqlnb_fcol *col, int *hint, int6
 static int64_t sqlnb_fv_int(const char *p, int width);
 static uint64_t sqlnb_fv_uint(const char *p, int width);
 
-/* an object only Python reads: vtab.pxi's hook takes the GIL (a str: its cached UTF-8 form) */
-static int sqlnb_fv_pykey(void *obj, sqlnb_fkey *k) {
-    return sqlnb_frame_hooks.pykey(obj, k);
+/* an object only Python reads: vtab.pxi's hook takes the GIL (owner: the snapshot object,
+ * which keeps the text or bytes the key points to) */
+static int sqlnb_fv_pykey(void *owner, void *obj, sqlnb_fkey *k) {
+    return sqlnb_frame_hooks.pykey(owner, obj, k);
 }
 
 /* --- keys ------------------------------------------------------------------------------------ */
-static int sqlnb_fk_get(const sqlnb_fcol *col, int *hint, int64_t row, sqlnb_fkey *k);
+static int sqlnb_fk_get(const sqlnb_fcol *col, void *owner, int *hint, int64_t row, sqlnb_fkey *k);
 
-static int sqlnb_fk_at(const sqlnb_fcol *col, const sqlnb_fchunk *ch, int64_t i, sqlnb_fkey *k) {
+static int sqlnb_fk_at(const sqlnb_fcol *col, void *owner, const sqlnb_fchunk *ch, int64_t i, sqlnb_fkey *k) {
     const char *p;
     k->type = FKT_NUM; k->isint = 1;
     if (ch->valid != NULL) {
@@ -165,13 +168,13 @@ static int sqlnb_fk_at(const sqlnb_fcol *col, const sqlnb_fchunk *ch, int64_t i,
             return 0;
         }
         k->type = FKT_PY; k->p = (const char *)o;
-        return sqlnb_fv_pykey((void *)o, k);
+        return sqlnb_fv_pykey(owner, (void *)o, k);
     }
     case FK_DICT: {
         int64_t code = sqlnb_fv_int(p, col->width);
         int hint = 0;
         if (code < 0 || col->dict == NULL) { k->type = FKT_NULL; return 0; }
-        return sqlnb_fk_get(col->dict, &hint, code, k);
+        return sqlnb_fk_get(col->dict, owner, &hint, code, k);
     }
     default:
         k->type = FKT_NULL;
@@ -180,13 +183,13 @@ static int sqlnb_fk_at(const sqlnb_fcol *col, const sqlnb_fchunk *ch, int64_t i,
 }
 
 /* the key of frame row `row`: 0, or -1 (a value that cannot be read: an error) */
-static int sqlnb_fk_get(const sqlnb_fcol *col, int *hint, int64_t row, sqlnb_fkey *k) {
+static int sqlnb_fk_get(const sqlnb_fcol *col, void *owner, int *hint, int64_t row, sqlnb_fkey *k) {
     int64_t at;
     const sqlnb_fchunk *ch;
     if (col->kind == FK_NULL || col->nchunks == 0) { k->type = FKT_NULL; return 0; }
     ch = sqlnb_fv_chunk(col, hint, row, &at);
     if (ch == NULL) { k->type = FKT_NULL; return 0; }
-    return sqlnb_fk_at(col, ch, at, k);
+    return sqlnb_fk_at(col, owner, ch, at, k);
 }
 
 /* SQLite's sqlite3IntFloatCompare */
@@ -360,7 +363,7 @@ static int sqlnb_fo_tag(sqlnb_forder *o, sqlite3 *db, int64_t b0) {
     for (r = o->lo; r < o->hi; r++) {
         int64_t id, rk;
         if (((r - o->lo) & 0xffff) == 0xffff && sqlnb_fo_interrupted(db)) return SQLITE_INTERRUPT;
-        if (sqlnb_fk_get(o->fc, &o->hint, r, &k) != 0) return SQLITE_ERROR;
+        if (sqlnb_fk_get(o->fc, o->owner, &o->hint, r, &k) != 0) return SQLITE_ERROR;
         id = sqlnb_fo_id(o, &k, r, 0);
         rk = id < 0 ? -1 : o->rankof[id] - b0;
         o->tags[r - o->lo] = (uint8_t)(rk >= 0 && rk < 255 ? rk : 255);
@@ -373,7 +376,7 @@ static int sqlnb_fo_tag(sqlnb_forder *o, sqlite3 *db, int64_t b0) {
 static int sqlnb_fo_pcmp(sqlnb_forder *o, uint32_t a, const sqlnb_fkey *pivot, int *err) {
     sqlnb_fkey k;
     int c;
-    if (sqlnb_fk_get(o->fc, &o->hint, o->lo + a, &k) != 0) { *err = 1; return 0; }
+    if (sqlnb_fk_get(o->fc, o->owner, &o->hint, o->lo + a, &k) != 0) { *err = 1; return 0; }
     c = sqlnb_fk_cmp(&k, pivot);
     return o->desc ? -c : c;
 }
@@ -387,8 +390,8 @@ static int sqlnb_fo_psort(sqlnb_forder *o, sqlite3 *db, int64_t lo, int64_t hi, 
         uint32_t t;
         if (sqlnb_fo_interrupted(db)) return SQLITE_INTERRUPT;
         /* the median of three as the pivot */
-        if (sqlnb_fk_get(o->fc, &o->hint, o->lo + p[lo], &ka) || sqlnb_fk_get(o->fc, &o->hint, o->lo + p[mid], &kb)
-            || sqlnb_fk_get(o->fc, &o->hint, o->lo + p[hi - 1], &kc)) return SQLITE_ERROR;
+        if (sqlnb_fk_get(o->fc, o->owner, &o->hint, o->lo + p[lo], &ka) || sqlnb_fk_get(o->fc, o->owner, &o->hint, o->lo + p[mid], &kb)
+            || sqlnb_fk_get(o->fc, o->owner, &o->hint, o->lo + p[hi - 1], &kc)) return SQLITE_ERROR;
         {
             int ab = sqlnb_fk_cmp(&ka, &kb), bc = sqlnb_fk_cmp(&kb, &kc), ac = sqlnb_fk_cmp(&ka, &kc);
             if ((ab <= 0 && bc <= 0) || (ab >= 0 && bc >= 0)) pivot = kb;
@@ -418,7 +421,7 @@ static int sqlnb_fo_psort(sqlnb_forder *o, sqlite3 *db, int64_t lo, int64_t hi, 
         for (i = lo + 1; i < hi; i++) {
             uint32_t t = p[i];
             sqlnb_fkey kt;
-            if (sqlnb_fk_get(o->fc, &o->hint, o->lo + t, &kt)) return SQLITE_ERROR;
+            if (sqlnb_fk_get(o->fc, o->owner, &o->hint, o->lo + t, &kt)) return SQLITE_ERROR;
             for (j = i; j > lo; j--) {
                 int c = sqlnb_fo_pcmp(o, p[j - 1], &kt, &err);
                 if (err) return SQLITE_ERROR;
@@ -459,7 +462,7 @@ static int sqlnb_fo_group(sqlnb_forder *o, sqlite3 *db, int64_t g, int64_t *row)
 }
 
 /* start the ordered scan of rows [lo, hi) by column `col` of `snap`; *row: the first row */
-static int sqlnb_fo_start(sqlnb_forder **out, const sqlnb_fsnap *snap, sqlite3 *db, int col, int desc,
+static int sqlnb_fo_start(sqlnb_forder **out, const sqlnb_fsnap *snap, void *owner, sqlite3 *db, int col, int desc,
                           int64_t lo, int64_t hi, int64_t *row, char **err) {
     sqlnb_forder *o = *out;
     int64_t r, n = hi - lo;
@@ -476,6 +479,7 @@ static int sqlnb_fo_start(sqlnb_forder **out, const sqlnb_fsnap *snap, sqlite3 *
     memset(o, 0, sizeof(*o));
     o->col = col; o->desc = desc; o->lo = lo; o->hi = hi; o->batch = -1;
     o->fc = &snap->cols[col];
+    o->owner = owner;
     if (n <= 0) { o->done = 1; return SQLITE_OK; }
     o->cap = 2 * FO_MAX_GROUPS;
     o->keys = (sqlnb_fkey *)sqlite3_malloc64(sizeof(sqlnb_fkey) * FO_MAX_GROUPS);
@@ -492,7 +496,7 @@ static int sqlnb_fo_start(sqlnb_forder **out, const sqlnb_fsnap *snap, sqlite3 *
     for (r = lo; r < hi; r++) {
         int64_t id;
         if (((r - lo) & 0xffff) == 0xffff && sqlnb_fo_interrupted(db)) return SQLITE_INTERRUPT;
-        if (sqlnb_fk_get(o->fc, &o->hint, r, &k) != 0) goto unreadable;
+        if (sqlnb_fk_get(o->fc, o->owner, &o->hint, r, &k) != 0) goto unreadable;
         id = sqlnb_fo_id(o, &k, r, 1);
         if (id < 0) break;
         o->tags[r - lo] = (uint8_t)(id < 255 ? id : 255);
@@ -518,8 +522,8 @@ static int sqlnb_fo_start(sqlnb_forder **out, const sqlnb_fsnap *snap, sqlite3 *
     *row = lo + o->perm[0];
     return SQLITE_OK;
 unreadable:
-    *err = sqlite3_mprintf("a value of the column ordered by cannot be read in order (the column "
-                           "changed since the statement was prepared): run the statement again");
+    *err = sqlite3_mprintf("a value of column %d, which the scan orders by, could not be read "
+                           "(converting an object of a numpy object column failed)", col);
     return SQLITE_ERROR;
 }
 

@@ -112,7 +112,7 @@ typedef struct sqlnb_fhooks {
     /* the value of an object column that the GIL-free path does not read */
     void (*pyvalue)(sqlite3_context *ctx, void *obj);
     /* the key of an object column's value that the GIL-free path does not read: 0, or -1 */
-    int (*pykey)(void *obj, sqlnb_fkey *k);
+    int (*pykey)(void *snapobj, void *obj, sqlnb_fkey *k);
 } sqlnb_fhooks;
 
 static sqlnb_fhooks sqlnb_frame_hooks;
@@ -329,7 +329,7 @@ static int sqlnb_fv_filter_ordered(sqlnb_fcursor *cur, int idxNum, int64_t lo, i
         if (idxNum & FB_OFFSET) off = sqlite3_value_int64(argv[k++]);
     }
     if (col >= cur->snap->ncols) return SQLITE_ERROR;
-    rc = sqlnb_fo_start(&cur->ord, cur->snap, vt->db, col, (idxNum & FB_DESC) != 0, lo, hi, &cur->row, &err);
+    rc = sqlnb_fo_start(&cur->ord, cur->snap, cur->snapobj, vt->db, col, (idxNum & FB_DESC) != 0, lo, hi, &cur->row, &err);
     if (rc != SQLITE_OK) {
         if (err != NULL) {
             sqlite3_free(vt->base.zErrMsg);

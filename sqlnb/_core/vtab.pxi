@@ -58,10 +58,10 @@ cdef extern from "frame_vtab.h" nogil:
         int (*open)(void *, void **, sqlnb_fsnap **, char **) noexcept nogil
         void (*close)(void *) noexcept nogil
         void (*pyvalue)(sqlite3_context *, void *) noexcept nogil
-        int (*pykey)(void *, sqlnb_fkey *) noexcept nogil
+        int (*pykey)(void *, void *, sqlnb_fkey *) noexcept nogil
     sqlnb_fhooks sqlnb_frame_hooks
     int sqlnb_fo_class(const sqlnb_fcol *col)
-    int FKT_NULL, FKT_NUM, FKT_TEXT
+    int FKT_NULL, FKT_NUM, FKT_TEXT, FKT_BLOB
     int sqlnb_frame_create_module(sqlite3 *db, const char *name, void *aux, void (*destroy)(void *) noexcept nogil)
     char *sqlite3_mprintf(const char *fmt, ...)
     int sqlite3_exec(sqlite3 *db, const char *sql, void *cb, void *arg, char **errmsg)
@@ -146,6 +146,7 @@ cdef class _FrameSnap:
     """C column descriptions (pointers) of a frame at one xOpen, and the objects owning the memory."""
     cdef sqlnb_fsnap snap
     cdef object keep
+    cdef dict pykeys    # id(object) -> the text / bytes an ordered scan compares (frame_order.h)
 
     def __cinit__(self):
         self.snap.nrows = 0
@@ -260,12 +261,14 @@ cdef void _fh_classes(void *source, const uint8_t **classes, int *ncols) noexcep
     ncols[0] = (<FrameSource>source)._ncols
 
 
-cdef int _fh_pykey(void *obj, sqlnb_fkey *k) noexcept with gil:
-    # a numpy object column's value the C path does not read: a str gets its UTF-8 form cached
-    # (the pointer lives as long as the str, which the scan's snapshot holds); a missing value
-    # (pd.NA, NaT) is NULL, an int or float a number; anything else cannot be ordered here
+cdef int _fh_pykey(void *snapobj, void *obj, sqlnb_fkey *k) noexcept with gil:
+    # a numpy object column's value the C path does not read, as xColumn gives it: a str gets its
+    # UTF-8 form cached (it lives as long as the str, which the snapshot holds); other values go
+    # through the converter like _fh_pyvalue, the text or bytes kept on the snapshot (one per object)
     cdef const char *u
     cdef Py_ssize_t n
+    cdef _FrameSnap snap = <_FrameSnap>snapobj
+    cdef bytes b
     o = <object>obj
     try:
         if type(o) is str:
@@ -274,23 +277,30 @@ cdef int _fh_pykey(void *obj, sqlnb_fkey *k) noexcept with gil:
             k.p = u
             k.n = n
             return 0
-        v = _frame_convert(o) if _frame_convert is not None else o
+        v = _frame_convert(o) if _frame_convert is not None else str(o)
         if v is None:
             k.type = FKT_NULL
-            return 0
-        if isinstance(v, int):
+        elif isinstance(v, int):
             k.type = FKT_NUM
             k.isint = 1
             k.i = v
-            return 0
-        if isinstance(v, float):
+        elif isinstance(v, float):
             k.type = FKT_NUM
             k.isint = 0
             k.d = v
-            return 0
+        else:
+            if snap.pykeys is None:
+                snap.pykeys = {}
+            b = snap.pykeys.get(id(o))
+            if b is None:
+                b = v if isinstance(v, bytes) else str(v).encode("utf-8", "surrogatepass")
+                snap.pykeys[id(o)] = b
+            k.type = FKT_BLOB if isinstance(v, bytes) else FKT_TEXT
+            k.p = <const char*>b
+            k.n = len(b)
+        return 0
     except BaseException:
-        pass
-    return -1
+        return -1
 
 
 cdef void _fh_release(void *source) noexcept with gil:
