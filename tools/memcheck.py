@@ -39,6 +39,7 @@ CORE_GLOBS = ["tests/test_dbapi*.py", "tests/test_connection*.py", "tests/test_e
               "tests/test_modes*.py", "tests/test_auth*.py", "tests/test_errors*.py", "tests/test_bdb*.py",
               "tests/test_bind*.py", "tests/test_statements*.py"]
 CORE_GLOBS += ["tests/test_frame_vtab.py"]   # the frame virtual table (frame_vtab.h, vtab.pxi)
+CORE_GLOBS += ["tests/test_frame_vtab_order.py"]   # its ordered scans (frame_order.h)
 # too slow under valgrind (they allocate hundreds of MB or step 10^7 rows natively in seconds);
 # their code paths are covered by the smaller cases of the same files
 DESELECT = ["large_blob", "ten_million", "shared_connection_four_threads", "wal_reader_sees_consistent",
