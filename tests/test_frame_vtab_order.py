@@ -259,6 +259,7 @@ def test_distinct_keeps_every_value_once(fcon):
         assert sorted(map(repr, got)) == sorted(map(repr, want)), q
         if "ORDER" in q:
             assert got == want, q
+    assert SORTER not in plan(fcon, "SELECT DISTINCT c FROM f ORDER BY c")   # the rows come ordered
 
 
 @pytest.mark.parametrize("groups", [255, 256, 700, 2048, 2049, 9000])
