@@ -57,6 +57,7 @@ typedef struct sqlnb_forder {
     uint32_t *perm;
     int64_t pos;
     int done;
+    int ready;              /* the keys, tags or permutation are complete (reusable) */
 } sqlnb_forder;
 
 static const sqlnb_fchunk *sqlnb_fv_chunk(const sqlnb_fcol *col, int *hint, int64_t row, int64_t *at);
@@ -360,6 +361,7 @@ static int sqlnb_fo_tag(sqlnb_forder *o, sqlite3 *db, int64_t b0) {
     int64_t r;
     sqlnb_fkey k;
     if (o->batch == b0) return SQLITE_OK;
+    o->batch = -1;          /* until the pass completes */
     for (r = o->lo; r < o->hi; r++) {
         int64_t id, rk;
         if (((r - o->lo) & 0xffff) == 0xffff && sqlnb_fo_interrupted(db)) return SQLITE_INTERRUPT;
@@ -468,7 +470,7 @@ static int sqlnb_fo_start(sqlnb_forder **out, const sqlnb_fsnap *snap, void *own
     int64_t r, n = hi - lo;
     sqlnb_fkey k;
     int rc;
-    if (o != NULL && o->col == col && o->desc == desc && o->lo == lo && o->hi == hi) {
+    if (o != NULL && o->ready && o->col == col && o->desc == desc && o->lo == lo && o->hi == hi) {
         o->done = 0;   /* the same range again (an inner loop): the keys and tags are kept */
         if (o->perm != NULL) { o->pos = 0; o->done = n == 0; *row = n ? lo + o->perm[0] : lo; return SQLITE_OK; }
         return sqlnb_fo_group(o, db, 0, row);
@@ -504,6 +506,7 @@ static int sqlnb_fo_start(sqlnb_forder **out, const sqlnb_fsnap *snap, void *own
     if (r == hi) {
         o->single = o->G <= 255;
         sqlnb_fo_sort_ids(o);
+        o->ready = 1;
         return sqlnb_fo_group(o, db, 0, row);
     }
     /* too many groups: a permutation of the range, sorted */
@@ -518,6 +521,7 @@ static int sqlnb_fo_start(sqlnb_forder **out, const sqlnb_fsnap *snap, void *own
     rc = sqlnb_fo_psort(o, db, 0, n, 0);
     if (rc == SQLITE_ERROR) goto unreadable;
     if (rc != SQLITE_OK) return rc;
+    o->ready = 1;
     o->pos = 0;
     *row = lo + o->perm[0];
     return SQLITE_OK;

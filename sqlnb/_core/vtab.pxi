@@ -270,13 +270,16 @@ cdef int _fh_pykey(void *snapobj, void *obj, sqlnb_fkey *k) noexcept with gil:
     cdef _FrameSnap snap = <_FrameSnap>snapobj
     cdef bytes b
     o = <object>obj
-    try:
-        if type(o) is str:
+    if type(o) is str:
+        try:
             u = PyUnicode_AsUTF8AndSize(o, &n)
             k.type = FKT_TEXT
             k.p = u
             k.n = n
             return 0
+        except UnicodeError:    # lone surrogates: the bytes xColumn gives them (surrogatepass), below
+            pass
+    try:
         v = _frame_convert(o) if _frame_convert is not None else str(o)
         if v is None:
             k.type = FKT_NULL
