@@ -14,7 +14,8 @@
  *
  * Read-only: xUpdate refuses with a message naming the frame. Rowids are row positions
  * (0-based). xBestIndex consumes rowid equality and ranges, and LIMIT / OFFSET where the core
- * passes them (3.38+) and every other constraint is one it consumed.
+ * passes them (3.38+) and every other constraint is one it consumed; and a one-column ORDER BY /
+ * GROUP BY, whose rows the scan then emits in order (frame_order.h).
  * BerkeleyDB's 3.7.6.2 core has a version-1 module and no estimatedRows / idxFlags / LIMIT:
  * the fields are used only where the header has them.
  */
@@ -24,6 +25,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include "capi.h"
 
@@ -140,8 +142,6 @@ typedef struct {
     int64_t left;            /* ordered scan: rows still to emit (LIMIT), -1: no limit */
 } sqlnb_fcursor;
 
-#include "frame_order.h"
-
 /* --- xCreate / xConnect / xDisconnect ------------------------------------------------------ */
 static int sqlnb_fv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
                             sqlite3_vtab **out, char **err) {
@@ -204,6 +204,8 @@ static int sqlnb_fv_disconnect(sqlite3_vtab *p) {
 #define FB_COLSHIFT 12
 #define FB_COLMAX 0x7ffff
 
+#include "frame_order.h"   /* GROUP BY / ORDER BY one column: the ordered scan */
+
 static int sqlnb_fv_best_index(sqlite3_vtab *p, sqlite3_index_info *info) {
     sqlnb_fvtab *vt = (sqlnb_fvtab *)p;
     int i, eq = -1, lo = -1, hi = -1, lim = -1, off = -1, other = 0, n = 0, bits = 0;
@@ -254,6 +256,13 @@ static int sqlnb_fv_best_index(sqlite3_vtab *p, sqlite3_index_info *info) {
         if (cls == FO_ORDERED || (cls == FO_GROUPED && (distinct == 1 || distinct == 2))) {
             info->orderByConsumed = 1;
             bits |= FB_ORDER | (info->aOrderBy[0].desc ? FB_DESC : 0) | (col << FB_COLSHIFT);
+            /* the columns SQLite reads, for the scan to prefetch (3.10+; older: all) */
+#if SQLNB_NEWER(3010000)
+            info->idxStr = sqlite3_mprintf("%llx", (unsigned long long)info->colUsed);
+#else
+            info->idxStr = sqlite3_mprintf("%llx", ~0ULL);
+#endif
+            info->needToFreeIdxStr = 1;
         }
     }
     /* LIMIT / OFFSET only when no other constraint is left for SQLite to test afterwards and
@@ -315,41 +324,6 @@ static int sqlnb_fv_close(sqlite3_vtab_cursor *c) {
     return SQLITE_OK;
 }
 
-/* xFilter of an ordered scan: rows [lo, hi) by the column in idxNum; LIMIT / OFFSET in argv[k..]
- * count the rows emitted */
-static int sqlnb_fv_filter_ordered(sqlnb_fcursor *cur, int idxNum, int64_t lo, int64_t hi,
-                                   int argc, sqlite3_value **argv, int k) {
-    sqlnb_fvtab *vt = (sqlnb_fvtab *)cur->base.pVtab;
-    int col = (idxNum >> FB_COLSHIFT) & FB_COLMAX, rc;
-    sqlite3_int64 lim = -1, off = 0;
-    char *err = NULL;
-    (void)argc;
-    if (idxNum & FB_LIMIT) {
-        lim = sqlite3_value_int64(argv[k++]);
-        if (idxNum & FB_OFFSET) off = sqlite3_value_int64(argv[k++]);
-    }
-    if (col >= cur->snap->ncols) return SQLITE_ERROR;
-    rc = sqlnb_fo_start(&cur->ord, cur->snap, cur->snapobj, vt->db, col, (idxNum & FB_DESC) != 0, lo, hi, &cur->row, &err);
-    if (rc != SQLITE_OK) {
-        if (err != NULL) {
-            sqlite3_free(vt->base.zErrMsg);
-            vt->base.zErrMsg = sqlite3_mprintf("%s: %s", vt->label, err);
-            sqlite3_free(err);
-        }
-        return rc;
-    }
-    cur->ordered = 1;
-    cur->left = lim < 0 ? -1 : lim;
-    while (off > 0 && !cur->ord->done) {   /* OFFSET: skip rows in order */
-        rc = sqlnb_fo_next(cur->ord, vt->db, &cur->row);
-        if (rc != SQLITE_OK) return rc;
-        off--;
-    }
-    if (cur->left == 0) cur->ord->done = 1;
-    if (!cur->ord->done) { *vt->counter += 1; if (cur->left > 0) cur->left--; }
-    return SQLITE_OK;
-}
-
 static int sqlnb_fv_filter(sqlite3_vtab_cursor *c, int idxNum, const char *idxStr,
                            int argc, sqlite3_value **argv) {
     sqlnb_fcursor *cur = (sqlnb_fcursor *)c;
@@ -393,7 +367,7 @@ static int sqlnb_fv_filter(sqlite3_vtab_cursor *c, int idxNum, const char *idxSt
     if (hi < lo) hi = lo;
     cur->ordered = 0;
     if (idxNum & FB_ORDER)
-        return sqlnb_fv_filter_ordered(cur, idxNum, lo, hi, argc, argv, k);
+        return sqlnb_fv_filter_ordered(cur, idxNum, idxStr, lo, hi, argc, argv, k);
     cur->row = lo;
     cur->end = hi;
     if (lo < hi) *((sqlnb_fvtab *)c->pVtab)->counter += 1;
