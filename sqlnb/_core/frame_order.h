@@ -47,7 +47,7 @@ typedef struct sqlnb_forder {
     void *owner;            /* the cursor's snapshot object (the pykey hook's) */
     int hint;
     /* grouping by tags */
-    int64_t G, cap;         /* distinct keys, hash capacity */
+    int64_t G, cap, max;    /* distinct keys, hash capacity, room for keys */
     sqlnb_fkey *keys;       /* by id (insertion order) */
     int64_t *first, *last;  /* by id */
     int32_t *byrank;        /* rank -> id */
@@ -332,7 +332,7 @@ static int64_t sqlnb_fo_id(sqlnb_forder *o, const sqlnb_fkey *k, int64_t row, in
         }
         h = (h + 1) & m;
     }
-    if (!insert || o->G >= FO_MAX_GROUPS) return -1;
+    if (!insert || o->G >= o->max) return -1;
     o->keys[o->G] = *k;
     o->first[o->G] = o->last[o->G] = row;
     o->table[h] = (int32_t)o->G;
@@ -536,12 +536,14 @@ static int sqlnb_fo_start(sqlnb_forder **out, const sqlnb_fsnap *snap, void *own
     o->snap = snap;
     o->used = used;
     if (n <= 0) { o->done = 1; return SQLITE_OK; }
-    o->cap = 2 * FO_MAX_GROUPS;
-    o->keys = (sqlnb_fkey *)sqlite3_malloc64(sizeof(sqlnb_fkey) * FO_MAX_GROUPS);
-    o->first = (int64_t *)sqlite3_malloc64(sizeof(int64_t) * FO_MAX_GROUPS);
-    o->last = (int64_t *)sqlite3_malloc64(sizeof(int64_t) * FO_MAX_GROUPS);
-    o->byrank = (int32_t *)sqlite3_malloc64(sizeof(int32_t) * FO_MAX_GROUPS);
-    o->rankof = (int32_t *)sqlite3_malloc64(sizeof(int32_t) * FO_MAX_GROUPS);
+    /* room for min(n, FO_MAX_GROUPS) keys (a short range, e.g. one rowid of an inner loop: little) */
+    o->max = n < FO_MAX_GROUPS ? n : FO_MAX_GROUPS;
+    for (o->cap = 16; o->cap < 2 * o->max; o->cap <<= 1) {}
+    o->keys = (sqlnb_fkey *)sqlite3_malloc64(sizeof(sqlnb_fkey) * (sqlite3_uint64)o->max);
+    o->first = (int64_t *)sqlite3_malloc64(sizeof(int64_t) * (sqlite3_uint64)o->max);
+    o->last = (int64_t *)sqlite3_malloc64(sizeof(int64_t) * (sqlite3_uint64)o->max);
+    o->byrank = (int32_t *)sqlite3_malloc64(sizeof(int32_t) * (sqlite3_uint64)o->max);
+    o->rankof = (int32_t *)sqlite3_malloc64(sizeof(int32_t) * (sqlite3_uint64)o->max);
     o->table = (int32_t *)sqlite3_malloc64(sizeof(int32_t) * (sqlite3_uint64)o->cap);
     o->tags = (uint8_t *)sqlite3_malloc64((sqlite3_uint64)n);
     if (!o->keys || !o->first || !o->last || !o->byrank || !o->rankof || !o->table || !o->tags)
