@@ -62,6 +62,7 @@ typedef struct sqlnb_forder {
     int64_t pos;
     int done;
     int ready;              /* the keys, tags or permutation are complete (reusable) */
+    int keyed;              /* xColumn may give the group's key as the value (sqlnb_fo_value) */
     /* the next rows of the group, found ahead and their values prefetched */
     const sqlnb_fsnap *snap;
     uint64_t used;          /* the columns SQLite reads (colUsed: the first 63; bdb: all) */
@@ -303,6 +304,41 @@ static int sqlnb_fo_class(const sqlnb_fcol *col) {
 }
 
 /* --- the scan -------------------------------------------------------------------------------- */
+/* is a key the value xColumn gives? 1: yes; 2: for TEXT / BLOB / NULL keys only (an object
+ * column: 1 and 1.0 are one key, two values); 0: no (times as text: the key is the tick count) */
+static int sqlnb_fo_keyed(const sqlnb_fcol *col) {
+    if (col->kind == FK_DICT) return col->dict != NULL ? sqlnb_fo_keyed(col->dict) : 1;
+    if (col->kind == FK_TIME) return (col->flags & (FF_TIMEDELTA | FF_EPOCH)) ? 1 : 0;
+    if (col->kind == FK_OBJECT) return 2;
+    return 1;
+}
+
+/* xColumn of the ordered column in a grouped scan: every row of the group has the group's key,
+ * so the value is given without reading the row (a read out of order: a cache miss). 0: read it */
+static int sqlnb_fo_value(const sqlnb_forder *o, sqlite3_context *ctx) {
+    const sqlnb_fkey *k;
+    if (o->perm != NULL || o->done || !o->keyed || o->g >= o->G) return 0;
+    k = &o->keys[o->byrank[o->g]];
+    switch (k->type) {
+    case FKT_NULL:
+        sqlite3_result_null(ctx);
+        return 1;
+    case FKT_NUM:
+        if (o->keyed != 1) return 0;
+        if (k->isint) sqlite3_result_int64(ctx, k->i);
+        else if (k->d == 0.0) return 0;          /* 0.0 and -0.0: one key, two values */
+        else sqlite3_result_double(ctx, k->d);
+        return 1;
+    case FKT_TEXT: case FKT_BLOB:
+        if (k->n > 0x7fffffff) return 0;
+        if (k->type == FKT_TEXT) sqlite3_result_text(ctx, k->n ? k->p : "", (int)k->n, SQLITE_TRANSIENT);
+        else sqlite3_result_blob(ctx, k->n ? k->p : "", (int)k->n, SQLITE_TRANSIENT);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static void sqlnb_fo_free(sqlnb_forder *o) {
     if (o == NULL) return;
     sqlite3_free(o->keys); sqlite3_free(o->first); sqlite3_free(o->last);
@@ -535,6 +571,7 @@ static int sqlnb_fo_start(sqlnb_forder **out, const sqlnb_fsnap *snap, void *own
     o->owner = owner;
     o->snap = snap;
     o->used = used;
+    o->keyed = sqlnb_fo_keyed(o->fc);
     if (n <= 0) { o->done = 1; return SQLITE_OK; }
     /* room for min(n, FO_MAX_GROUPS) keys (a short range, e.g. one rowid of an inner loop: little) */
     o->max = n < FO_MAX_GROUPS ? n : FO_MAX_GROUPS;

@@ -628,6 +628,8 @@ static int sqlnb_fv_column(sqlite3_vtab_cursor *c, sqlite3_context *ctx, int i) 
     if (i < 0 || i >= cur->snap->ncols) { sqlite3_result_null(ctx); return SQLITE_OK; }
     col = &cur->snap->cols[i];
     if (col->kind == FK_NULL || col->nchunks == 0) { sqlite3_result_null(ctx); return SQLITE_OK; }
+    if (cur->ordered && i == cur->ord->col && sqlnb_fo_value(cur->ord, ctx))
+        return SQLITE_OK;      /* the group's key: no read of the row (frame_order.h) */
     ch = sqlnb_fv_chunk(col, &cur->cur[i], cur->row, &at);
     if (ch == NULL) { sqlite3_result_null(ctx); return SQLITE_OK; }
     sqlnb_fv_value(ctx, col, ch, at, cur->buf);
