@@ -381,6 +381,40 @@ static int sqlnb_fo_cmp_ids(const void *a, const void *b, void *ctx) {
     return o->desc ? -c : c;
 }
 
+/* a plain integer column (one buffer, no NULL): its data and stride, read and hashed without the
+ * generic key path (the common GROUP BY of an int64 column); NULL: use the generic path */
+static const char *sqlnb_fo_plainint(const sqlnb_forder *o, int64_t *stride) {
+    const sqlnb_fcol *c = o->fc;
+    const sqlnb_fchunk *ch;
+    if (c->kind != FK_INT || c->nchunks != 1 || (c->flags & FF_NAT)) return NULL;
+    ch = &c->chunks[0];
+    if (ch->valid != NULL || ch->mask != NULL || ch->start != 0 || ch->length < o->hi) return NULL;
+    *stride = ch->stride;
+    return ch->data;
+}
+
+/* sqlnb_fo_id for an INTEGER key v (the same hash as sqlnb_fk_hash) */
+static int64_t sqlnb_fo_intid(sqlnb_forder *o, int64_t v, int64_t row, int insert) {
+    uint64_t m = (uint64_t)o->cap - 1, h = sqlnb_fk_mix((uint64_t)v + 1) & m;
+    sqlnb_fkey *k;
+    for (;;) {
+        int32_t id = o->table[h];
+        if (id < 0) break;
+        if (o->keys[id].i == v) {
+            if (insert) o->last[id] = row;
+            return id;
+        }
+        h = (h + 1) & m;
+    }
+    if (!insert || o->G >= o->max) return -1;
+    k = &o->keys[o->G];
+    memset(k, 0, sizeof(*k));
+    k->type = FKT_NUM; k->isint = 1; k->i = v;
+    o->first[o->G] = o->last[o->G] = row;
+    o->table[h] = (int32_t)o->G;
+    return o->G++;
+}
+
 /* sort the G ids by key; rankof: id -> rank */
 static void sqlnb_fo_sort_ids(sqlnb_forder *o) {
     int64_t i, j;
@@ -404,15 +438,19 @@ static void sqlnb_fo_sort_ids(sqlnb_forder *o) {
 
 /* tag the rows of the batch of ranks [b0, b0 + 255) */
 static int sqlnb_fo_tag(sqlnb_forder *o, sqlite3 *db, int64_t b0) {
-    int64_t r;
+    int64_t r, stride = 0;
     sqlnb_fkey k;
+    const char *ints = sqlnb_fo_plainint(o, &stride);
     if (o->batch == b0) return SQLITE_OK;
     o->batch = -1;          /* until the pass completes */
     for (r = o->lo; r < o->hi; r++) {
         int64_t id, rk;
         if (((r - o->lo) & 0xffff) == 0xffff && sqlnb_fo_interrupted(db)) return SQLITE_INTERRUPT;
-        if (sqlnb_fk_get(o->fc, o->owner, &o->hint, r, &k) != 0) return SQLITE_ERROR;
-        id = sqlnb_fo_id(o, &k, r, 0);
+        if (ints != NULL) id = sqlnb_fo_intid(o, sqlnb_fv_int(ints + r * stride, o->fc->width), r, 0);
+        else {
+            if (sqlnb_fk_get(o->fc, o->owner, &o->hint, r, &k) != 0) return SQLITE_ERROR;
+            id = sqlnb_fo_id(o, &k, r, 0);
+        }
         rk = id < 0 ? -1 : o->rankof[id] - b0;
         o->tags[r - o->lo] = (uint8_t)(rk >= 0 && rk < 255 ? rk : 255);
     }
@@ -552,6 +590,8 @@ static int sqlnb_fo_group(sqlnb_forder *o, sqlite3 *db, int64_t g, int64_t *row)
 /* start the ordered scan of rows [lo, hi) by column `col` of `snap`; *row: the first row */
 static int sqlnb_fo_start(sqlnb_forder **out, const sqlnb_fsnap *snap, void *owner, sqlite3 *db, int col, int desc,
                           uint64_t used, int64_t lo, int64_t hi, int64_t *row, char **err) {
+    const char *ints;
+    int64_t stride = 0;
     sqlnb_forder *o = *out;
     int64_t r, n = hi - lo;
     sqlnb_fkey k;
@@ -587,11 +627,15 @@ static int sqlnb_fo_start(sqlnb_forder **out, const sqlnb_fsnap *snap, void *own
         return SQLITE_NOMEM;
     memset(o->table, 0xff, sizeof(int32_t) * (size_t)o->cap);
     /* pass 1: the distinct keys (and, while there are at most 255, the tags) */
+    ints = sqlnb_fo_plainint(o, &stride);
     for (r = lo; r < hi; r++) {
         int64_t id;
         if (((r - lo) & 0xffff) == 0xffff && sqlnb_fo_interrupted(db)) return SQLITE_INTERRUPT;
-        if (sqlnb_fk_get(o->fc, o->owner, &o->hint, r, &k) != 0) goto unreadable;
-        id = sqlnb_fo_id(o, &k, r, 1);
+        if (ints != NULL) id = sqlnb_fo_intid(o, sqlnb_fv_int(ints + r * stride, o->fc->width), r, 1);
+        else {
+            if (sqlnb_fk_get(o->fc, o->owner, &o->hint, r, &k) != 0) goto unreadable;
+            id = sqlnb_fo_id(o, &k, r, 1);
+        }
         if (id < 0) break;
         o->tags[r - lo] = (uint8_t)(id < 255 ? id : 255);
     }
