@@ -42,6 +42,7 @@ CORE_GLOBS += ["tests/test_frame_vtab.py"]   # the frame virtual table (frame_vt
 CORE_GLOBS += ["tests/test_profile_approx.py"]   # the sqlnb_profile aggregate (profile_agg.h, profile.pxi)
 # single tests of files otherwise left out (matplotlib drawing is too slow under valgrind)
 CORE_NODES = ["tests/test_plots.py::test_histogram_of_a_numeric_column_is_two_reads_without_a_sort"]  # look.pxi
+CORE_GLOBS += ["tests/test_frame_vtab_order.py"]   # its ordered scans (frame_order.h)
 # too slow under valgrind (they allocate hundreds of MB or step 10^7 rows natively in seconds);
 # their code paths are covered by the smaller cases of the same files
 DESELECT = ["large_blob", "ten_million", "shared_connection_four_threads", "wal_reader_sees_consistent",

@@ -14,7 +14,8 @@
  *
  * Read-only: xUpdate refuses with a message naming the frame. Rowids are row positions
  * (0-based). xBestIndex consumes rowid equality and ranges, and LIMIT / OFFSET where the core
- * passes them (3.38+) and every other constraint is one it consumed.
+ * passes them (3.38+) and every other constraint is one it consumed; and a one-column ORDER BY /
+ * GROUP BY, whose rows the scan then emits in order (frame_order.h).
  * BerkeleyDB's 3.7.6.2 core has a version-1 module and no estimatedRows / idxFlags / LIMIT:
  * the fields are used only where the header has them.
  */
@@ -24,6 +25,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include "capi.h"
 
@@ -48,6 +50,7 @@
 #define FF_DATE 4      /* FK_TIME: a date: text is YYYY-MM-DD */
 #define FF_EPOCH 8     /* FK_TIME: REAL seconds since the epoch instead of text */
 #define FF_TIMEDELTA 16 /* FK_TIME: a duration: INTEGER nanoseconds */
+#define FF_STRINGS 32   /* FK_OBJECT: its values were str / missing when it was described */
 
 typedef struct sqlnb_fchunk {
     int64_t start;          /* the frame row of this chunk's first value */
@@ -80,18 +83,38 @@ typedef struct sqlnb_fsnap {  /* a frame as it was at one xOpen */
     sqlnb_fcol *cols;
 } sqlnb_fsnap;
 
+/* the key of one value, as SQLite compares it (frame_order.h); key types in SQLite's order */
+#define FKT_NULL 0
+#define FKT_NUM 1
+#define FKT_TEXT 2
+#define FKT_BLOB 3
+#define FKT_PY 4        /* an object only Python reads (resolved through the pykey hook) */
+
+typedef struct sqlnb_fkey {
+    int type;
+    int isint;          /* FKT_NUM: i (else d) */
+    int64_t i;
+    double d;
+    const char *p;      /* FKT_TEXT / FKT_BLOB: the bytes; FKT_PY: the PyObject* */
+    int64_t n;
+} sqlnb_fkey;
+
 typedef struct sqlnb_fhooks {
     /* find the frame registered under `key` in the registry `aux`; on success *source is a
      * new reference, *decl a sqlite3_malloc'ed CREATE TABLE, *nrows its row count, *counter
      * where to count the rows read, *label its name for messages (valid while *source lives) */
     int (*connect)(void *aux, const char *key, void **source, char **decl, int64_t *nrows,
                    int64_t **counter, const char **label, char **err);
+    /* per column its FO_* class as of the last xOpen (valid while *source lives), the count */
+    void (*classes)(void *source, const uint8_t **classes, int *ncols);
     void (*release)(void *source);
     /* describe the frame as it is now: *snapobj a new reference owning *snap */
     int (*open)(void *source, void **snapobj, sqlnb_fsnap **snap, char **err);
     void (*close)(void *snapobj);
     /* the value of an object column that the GIL-free path does not read */
     void (*pyvalue)(sqlite3_context *ctx, void *obj);
+    /* the key of an object column's value that the GIL-free path does not read: 0, or -1 */
+    int (*pykey)(void *snapobj, void *obj, sqlnb_fkey *k);
 } sqlnb_fhooks;
 
 static sqlnb_fhooks sqlnb_frame_hooks;
@@ -102,6 +125,9 @@ typedef struct {
     int64_t nrows;           /* rows at connect (xBestIndex's estimate) */
     int64_t *counter;        /* rows read (the FrameSource's) */
     const char *label;
+    sqlite3 *db;
+    const uint8_t *classes;  /* per column FO_* (the FrameSource's, updated at each xOpen) */
+    int ncols;
 } sqlnb_fvtab;
 
 typedef struct {
@@ -111,6 +137,9 @@ typedef struct {
     int64_t row, end;
     int *cur;                /* per column: the chunk the last value came from */
     char buf[72];
+    struct sqlnb_forder *ord; /* an ordered scan (frame_order.h), or NULL */
+    int ordered;             /* the current scan is ordered */
+    int64_t left;            /* ordered scan: rows still to emit (LIMIT), -1: no limit */
 } sqlnb_fcursor;
 
 /* --- xCreate / xConnect / xDisconnect ------------------------------------------------------ */
@@ -148,6 +177,8 @@ static int sqlnb_fv_connect(sqlite3 *db, void *aux, int argc, const char *const 
     vt->nrows = nrows;
     vt->counter = counter;
     vt->label = label;
+    vt->db = db;
+    sqlnb_frame_hooks.classes(source, &vt->classes, &vt->ncols);
     *out = &vt->base;
     return SQLITE_OK;
 }
@@ -168,6 +199,12 @@ static int sqlnb_fv_disconnect(sqlite3_vtab *p) {
 #define FB_HIINC 16
 #define FB_LIMIT 32
 #define FB_OFFSET 64
+#define FB_ORDER 128   /* rows in the order of column idxNum >> FB_COLSHIFT (frame_order.h) */
+#define FB_DESC 256
+#define FB_COLSHIFT 12
+#define FB_COLMAX 0x7ffff
+
+#include "frame_order.h"   /* GROUP BY / ORDER BY one column: the ordered scan */
 
 static int sqlnb_fv_best_index(sqlite3_vtab *p, sqlite3_index_info *info) {
     sqlnb_fvtab *vt = (sqlnb_fvtab *)p;
@@ -209,6 +246,25 @@ static int sqlnb_fv_best_index(sqlite3_vtab *p, sqlite3_index_info *info) {
     info->idxNum = 0;
     if (info->nOrderBy == 1 && info->aOrderBy[0].iColumn == -1 && !info->aOrderBy[0].desc)
         info->orderByConsumed = 1;   /* rows come in rowid order */
+    else if (info->nOrderBy == 1 && info->aOrderBy[0].iColumn >= 0 && info->aOrderBy[0].iColumn < vt->ncols
+             && info->aOrderBy[0].iColumn <= FB_COLMAX && vt->classes != NULL) {
+        /* rows grouped / ordered by one column (frame_order.h): SQLite skips its sorter */
+        int col = info->aOrderBy[0].iColumn, cls = vt->classes[col], distinct = 0;
+#if SQLNB_NEWER(3038000)
+        distinct = sqlite3_vtab_distinct(info);
+#endif
+        if (cls == FO_ORDERED || (cls == FO_GROUPED && (distinct == 1 || distinct == 2))) {
+            info->orderByConsumed = 1;
+            bits |= FB_ORDER | (info->aOrderBy[0].desc ? FB_DESC : 0) | (col << FB_COLSHIFT);
+            /* the columns SQLite reads, for the scan to prefetch (3.10+; older: all) */
+#if SQLNB_NEWER(3010000)
+            info->idxStr = sqlite3_mprintf("%llx", (unsigned long long)info->colUsed);
+#else
+            info->idxStr = sqlite3_mprintf("%llx", ~0ULL);
+#endif
+            info->needToFreeIdxStr = 1;
+        }
+    }
     /* LIMIT / OFFSET only when no other constraint is left for SQLite to test afterwards and
      * no ORDER BY is left to sort the rows (SQLite passes them in both cases) */
     if (!other && lim >= 0 && (info->nOrderBy == 0 || info->orderByConsumed)) {
@@ -261,6 +317,7 @@ static int sqlnb_fv_open(sqlite3_vtab *p, sqlite3_vtab_cursor **out) {
 
 static int sqlnb_fv_close(sqlite3_vtab_cursor *c) {
     sqlnb_fcursor *cur = (sqlnb_fcursor *)c;
+    sqlnb_fo_free(cur->ord);
     sqlnb_frame_hooks.close(cur->snapobj);
     sqlite3_free(cur->cur);
     sqlite3_free(cur);
@@ -301,13 +358,16 @@ static int sqlnb_fv_filter(sqlite3_vtab_cursor *c, int idxNum, const char *idxSt
             if (b < hi) hi = b <= 0 ? 0 : (int64_t)b;
         }
     }
-    if (idxNum & FB_LIMIT) {
+    if ((idxNum & FB_LIMIT) && !(idxNum & FB_ORDER)) {
         sqlite3_int64 lim = sqlite3_value_int64(argv[k++]);
         sqlite3_int64 off = (idxNum & FB_OFFSET) ? sqlite3_value_int64(argv[k++]) : 0;
         if (off > 0) lo = (off >= hi - lo) ? hi : lo + off;
         if (lim >= 0 && lim < hi - lo) hi = lo + lim;
     }
     if (hi < lo) hi = lo;
+    cur->ordered = 0;
+    if (idxNum & FB_ORDER)
+        return sqlnb_fv_filter_ordered(cur, idxNum, idxStr, lo, hi, argc, argv, k);
     cur->row = lo;
     cur->end = hi;
     if (lo < hi) *((sqlnb_fvtab *)c->pVtab)->counter += 1;
@@ -316,6 +376,15 @@ static int sqlnb_fv_filter(sqlite3_vtab_cursor *c, int idxNum, const char *idxSt
 
 static int sqlnb_fv_next(sqlite3_vtab_cursor *c) {
     sqlnb_fcursor *cur = (sqlnb_fcursor *)c;
+    if (cur->ordered) {
+        sqlnb_fvtab *vt = (sqlnb_fvtab *)c->pVtab;
+        int rc;
+        if (cur->left == 0) { cur->ord->done = 1; return SQLITE_OK; }
+        rc = sqlnb_fo_next(cur->ord, vt->db, &cur->row);
+        if (rc != SQLITE_OK) return rc;
+        if (!cur->ord->done) { *vt->counter += 1; if (cur->left > 0) cur->left--; }
+        return SQLITE_OK;
+    }
     cur->row++;
     if (cur->row < cur->end) *((sqlnb_fvtab *)c->pVtab)->counter += 1;
     return SQLITE_OK;
@@ -323,6 +392,7 @@ static int sqlnb_fv_next(sqlite3_vtab_cursor *c) {
 
 static int sqlnb_fv_eof(sqlite3_vtab_cursor *c) {
     sqlnb_fcursor *cur = (sqlnb_fcursor *)c;
+    if (cur->ordered) return cur->ord->done;
     return cur->row >= cur->end;
 }
 
@@ -558,6 +628,8 @@ static int sqlnb_fv_column(sqlite3_vtab_cursor *c, sqlite3_context *ctx, int i) 
     if (i < 0 || i >= cur->snap->ncols) { sqlite3_result_null(ctx); return SQLITE_OK; }
     col = &cur->snap->cols[i];
     if (col->kind == FK_NULL || col->nchunks == 0) { sqlite3_result_null(ctx); return SQLITE_OK; }
+    if (cur->ordered && i == cur->ord->col && sqlnb_fo_value(cur->ord, ctx))
+        return SQLITE_OK;      /* the group's key: no read of the row (frame_order.h) */
     ch = sqlnb_fv_chunk(col, &cur->cur[i], cur->row, &at);
     if (ch == NULL) { sqlite3_result_null(ctx); return SQLITE_OK; }
     sqlnb_fv_value(ctx, col, ch, at, cur->buf);

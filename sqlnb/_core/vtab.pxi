@@ -15,6 +15,7 @@
 #   for a numpy object column's values other than str / bytes / float / bool / None.
 
 from cpython.ref cimport Py_INCREF, Py_DECREF
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 
 cdef extern from "frame_vtab.h" nogil:
     ctypedef struct sqlnb_fchunk:
@@ -42,14 +43,25 @@ cdef extern from "frame_vtab.h" nogil:
         int64_t nrows
         int ncols
         sqlnb_fcol *cols
+    ctypedef struct sqlnb_fkey:
+        int type
+        int isint
+        int64_t i
+        double d
+        const char *p
+        int64_t n
     ctypedef struct sqlnb_fhooks:
         int (*connect)(void *, const char *, void **, char **, int64_t *, int64_t **, const char **,
                        char **) noexcept nogil
+        void (*classes)(void *, const uint8_t **, int *) noexcept nogil
         void (*release)(void *) noexcept nogil
         int (*open)(void *, void **, sqlnb_fsnap **, char **) noexcept nogil
         void (*close)(void *) noexcept nogil
         void (*pyvalue)(sqlite3_context *, void *) noexcept nogil
+        int (*pykey)(void *, void *, sqlnb_fkey *) noexcept nogil
     sqlnb_fhooks sqlnb_frame_hooks
+    int sqlnb_fo_class(const sqlnb_fcol *col)
+    int FKT_NULL, FKT_NUM, FKT_TEXT, FKT_BLOB
     int sqlnb_frame_create_module(sqlite3 *db, const char *name, void *aux, void (*destroy)(void *) noexcept nogil)
     char *sqlite3_mprintf(const char *fmt, ...)
     int sqlite3_exec(sqlite3 *db, const char *sql, void *cb, void *arg, char **errmsg)
@@ -93,6 +105,17 @@ cdef class FrameSource:
     cdef bytes _label
     cdef int64_t _rows_read
     cdef int64_t _nrows
+    cdef uint8_t *_classes      # per column its frame_order.h class (FO_*), as of the last xOpen
+    cdef int _ncols
+
+    def __dealloc__(self):
+        free(self._classes)
+        self._classes = NULL
+
+    @property
+    def order_classes(self):
+        """Per column: 0 served unordered, 1 in order, 2 grouped only (frame_order.h; tests)."""
+        return tuple(self._classes[i] for i in range(self._ncols)) if self._classes != NULL else ()
 
     @property
     def rows_read(self):
@@ -109,6 +132,13 @@ cdef class FrameSource:
         snap = _FrameSnap.__new__(_FrameSnap)
         snap.build(nrows, cols, keep)
         self._nrows = nrows
+        if self._classes == NULL:
+            self._classes = <uint8_t*>calloc(max(snap.snap.ncols, 1), 1)
+            if self._classes == NULL:
+                raise MemoryError()
+            self._ncols = snap.snap.ncols
+        for i in range(min(self._ncols, snap.snap.ncols)):
+            self._classes[i] = <uint8_t>sqlnb_fo_class(&snap.snap.cols[i])
         return snap
 
 
@@ -116,6 +146,7 @@ cdef class _FrameSnap:
     """C column descriptions (pointers) of a frame at one xOpen, and the objects owning the memory."""
     cdef sqlnb_fsnap snap
     cdef object keep
+    cdef dict pykeys    # id(object) -> the text / bytes an ordered scan compares (frame_order.h)
 
     def __cinit__(self):
         self.snap.nrows = 0
@@ -224,6 +255,57 @@ cdef int _fh_connect(void *aux, const char *key, void **source, char **decl, int
         return SQLITE_ERROR
 
 
+cdef void _fh_classes(void *source, const uint8_t **classes, int *ncols) noexcept with gil:
+    # the FrameSource's C array (it lives as long as the table holding the source)
+    classes[0] = (<FrameSource>source)._classes
+    ncols[0] = (<FrameSource>source)._ncols
+
+
+cdef int _fh_pykey(void *snapobj, void *obj, sqlnb_fkey *k) noexcept with gil:
+    # a numpy object column's value the C path does not read, as xColumn gives it: a str gets its
+    # UTF-8 form cached (it lives as long as the str, which the snapshot holds); other values go
+    # through the converter like _fh_pyvalue, the text or bytes kept on the snapshot (one per object)
+    cdef const char *u
+    cdef Py_ssize_t n
+    cdef _FrameSnap snap = <_FrameSnap>snapobj
+    cdef bytes b
+    o = <object>obj
+    if type(o) is str:
+        try:
+            u = PyUnicode_AsUTF8AndSize(o, &n)
+            k.type = FKT_TEXT
+            k.p = u
+            k.n = n
+            return 0
+        except UnicodeError:    # lone surrogates: the bytes xColumn gives them (surrogatepass), below
+            pass
+    try:
+        v = _frame_convert(o) if _frame_convert is not None else str(o)
+        if v is None:
+            k.type = FKT_NULL
+        elif isinstance(v, int):
+            k.type = FKT_NUM
+            k.isint = 1
+            k.i = v
+        elif isinstance(v, float):
+            k.type = FKT_NUM
+            k.isint = 0
+            k.d = v
+        else:
+            if snap.pykeys is None:
+                snap.pykeys = {}
+            b = snap.pykeys.get(id(o))
+            if b is None:
+                b = v if isinstance(v, bytes) else str(v).encode("utf-8", "surrogatepass")
+                snap.pykeys[id(o)] = b
+            k.type = FKT_BLOB if isinstance(v, bytes) else FKT_TEXT
+            k.p = <const char*>b
+            k.n = len(b)
+        return 0
+    except BaseException:
+        return -1
+
+
 cdef void _fh_release(void *source) noexcept with gil:
     Py_DECREF(<object>source)
 
@@ -280,6 +362,8 @@ sqlnb_frame_hooks.release = _fh_release
 sqlnb_frame_hooks.open = _fh_open
 sqlnb_frame_hooks.close = _fh_close
 sqlnb_frame_hooks.pyvalue = _fh_pyvalue
+sqlnb_frame_hooks.classes = _fh_classes
+sqlnb_frame_hooks.pykey = _fh_pykey
 
 # RawConnection -> its _FrameRegistry (the module's client data lives as long as the handle)
 _frame_registries = weakref.WeakKeyDictionary()

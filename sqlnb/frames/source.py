@@ -23,8 +23,9 @@ from sqlnb import _sql
 
 # column kinds (frame_vtab.h FK_*)
 NULL, INT, UINT, FLOAT, BOOL8, BITBOOL, TIME, STR, BIN, STRVIEW, BINVIEW, OBJECT, DICT = range(13)
-# flags (frame_vtab.h FF_*)
-NAT, UTC, DATE, EPOCH, TIMEDELTA = 1, 2, 4, 8, 16
+# flags (frame_vtab.h FF_*); STRINGS: an object column whose values are str or missing (the
+# table may then serve it in order, frame_order.h)
+NAT, UTC, DATE, EPOCH, TIMEDELTA, STRINGS = 1, 2, 4, 8, 16, 32
 
 #: how datetime columns read in SQL: ISO-8601 text (the default) or REAL seconds since 1970
 DATETIMES = ("text", "epoch")
@@ -221,17 +222,20 @@ def _numpy_values(a: np.ndarray, cols: _Cols, *, flags: int = 0):
         cols.decls.append("TIMESTAMP")
         return (TIME, 8, _TICKS[unit], NAT | flags | (EPOCH if cols.epoch else 0), chunk, None)
     # object: str / bytes / floats read in C, anything else through convert()
-    cols.decls.append(_object_decl(a))
-    return (OBJECT, a.itemsize, 0, 0, chunk, None)
+    kind = _object_kind(a)
+    cols.decls.append(_OBJECT_DECLS.get(kind, ""))
+    return (OBJECT, a.itemsize, 0, STRINGS if kind in ("string", "empty") else 0, chunk, None)
 
 
-def _object_decl(a: np.ndarray) -> str:
+_OBJECT_DECLS = {"string": "TEXT", "bytes": "BLOB", "integer": "INTEGER", "floating": "REAL",
+                 "mixed-integer-float": "REAL", "boolean": "BOOLEAN", "datetime": "TIMESTAMP", "date": "DATE"}
+
+
+def _object_kind(a: np.ndarray) -> str:
+    """pandas' name for what an object column holds ("string", "empty": str or missing only)."""
     import pandas as pd
 
-    kind = pd.api.types.infer_dtype(a, skipna=True) if len(a) else "empty"
-    return {"string": "TEXT", "bytes": "BLOB", "integer": "INTEGER", "floating": "REAL",
-            "mixed-integer-float": "REAL", "boolean": "BOOLEAN", "datetime": "TIMESTAMP",
-            "date": "DATE"}.get(kind, "")
+    return pd.api.types.infer_dtype(a, skipna=True) if len(a) else "empty"
 
 
 # --- Arrow -----------------------------------------------------------------------------------
