@@ -253,6 +253,29 @@ def test_datetime_text_matches_numpy_and_sqlite(engine):
     assert c.execute("SELECT strftime('%s', ?)", (text,)).fetchone() == ("1700000000",)
 
 
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_every_datetime_row_keeps_its_own_text(engine, unit):
+    """Each row of a datetime column stored by to_table holds its own value (a multi-row INSERT binds
+    many rows before it steps: the text of one row must not be overwritten by the next), NaT is NULL,
+    and a timezone-aware column gets its offset."""
+    rng = np.random.default_rng(7)
+    n = 1_003   # more than one multi-row statement, and a partial last one
+    vals = rng.integers(0, 4_102_444_800 * 10**6, n).astype("datetime64[us]").astype(f"datetime64[{unit}]")
+    vals[5] = np.datetime64("NaT")
+    df = pd.DataFrame({"i": np.arange(n), "t": vals, "z": pd.Series(vals).dt.tz_localize("UTC"),
+                       "c": pd.Categorical(vals)})
+    con = sqlnb.connect(":memory:", engine=engine)
+    con.to_table(df, "t")
+    got = pd.DataFrame(con.execute("SELECT t, z, c FROM t ORDER BY i").fetchall(), columns=["t", "z", "c"])
+    con.close()
+    want = pd.Series(vals).astype("datetime64[ns]")
+    for col in ("t", "c"):   # (the fraction has as many digits as the column needs: docs/export.md)
+        assert pd.to_datetime(got[col], format="ISO8601").astype("datetime64[ns]").equals(want), col
+    assert got["z"].dropna().str.endswith("+00:00").all()
+    z = pd.to_datetime(got["z"], format="ISO8601", utc=True).astype("datetime64[ns, UTC]")
+    assert z.equals(want.dt.tz_localize("UTC"))
+
+
 # ---------------------------------------------------------------------------
 # names, options, errors before any write
 # ---------------------------------------------------------------------------

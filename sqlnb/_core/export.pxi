@@ -170,7 +170,8 @@ cdef int _bind_value(sqlite3_stmt *st, int p, exp_col *cols, int j, Py_ssize_t i
         if c.i64[i] == INT64_MIN or (c.mask != NULL and c.mask[i]):
             return sqlite3_bind_null(st, p)
         n = _format_datetime(c, c.i64[i], c.buf)
-        return sqlite3_bind_text(st, p, c.buf, n, SQLITE_STATIC)
+        # TRANSIENT: one buffer per column, and a multi-row INSERT binds several rows before it steps
+        return sqlite3_bind_text(st, p, c.buf, n, SQLITE_TRANSIENT)
     elif c.kind == EXP_NULL:
         return sqlite3_bind_null(st, p)
     return 1000
