@@ -401,18 +401,14 @@ def test_joins_and_windows_agree_with_the_copied_table(fcon):
         assert rows(fcon, q.format(f="fv", d="dv")) == rows(fcon, q.format(f="fc", d="dc")), q
 
 
-def _stop_scan_midway(fengine, tmp_path, stop_it, expected):
-    """Start a scan of a large frame that would run for hours; once it has read 300,000 rows (a
-    known point: the table's row counter), ``stop_it(con)`` from another thread must end it."""
-    con = sqlnb.connect(str(tmp_path / "i.db"), engine=fengine, check_same_thread=False)
-    df = pd.DataFrame({"a": np.arange(200_000, dtype=np.int64), "f": np.ones(200_000)})
-    con.register("big", df)
-    src = con.registered["big"]
+def stop_when_read(con, src, sql, stop_it, expected, rows_read=300_000):
+    """Run ``sql`` (hours long); once the frame table ``src`` has read ``rows_read`` rows (a known
+    point: its row counter), ``stop_it(con)`` from another thread must end it with ``expected``."""
     stop = threading.Event()
 
     def once_under_way():
         deadline = time.monotonic() + 60
-        while src.rows_read < 300_000 and time.monotonic() < deadline:
+        while src.rows_read < rows_read and time.monotonic() < deadline:
             if stop.wait(0.001):
                 return
         stop_it(con)
@@ -421,11 +417,21 @@ def _stop_scan_midway(fengine, tmp_path, stop_it, expected):
     t.start()
     try:
         with pytest.raises(expected):
-            con.execute("SELECT count(*) FROM big a, big b WHERE a.f = b.f").fetchall()   # 4e10 rows
+            con.execute(sql).fetchall()
     finally:
         stop.set()
         t.join()
-    assert src.rows_read >= 300_000
+    assert src.rows_read >= rows_read
+
+
+def _stop_scan_midway(fengine, tmp_path, stop_it, expected):
+    """Start a scan of a large frame that would run for hours; once it has read 300,000 rows,
+    ``stop_it(con)`` from another thread must end it."""
+    con = sqlnb.connect(str(tmp_path / "i.db"), engine=fengine, check_same_thread=False)
+    df = pd.DataFrame({"a": np.arange(200_000, dtype=np.int64), "f": np.ones(200_000)})
+    con.register("big", df)
+    src = con.registered["big"]
+    stop_when_read(con, src, "SELECT count(*) FROM big a, big b WHERE a.f = b.f", stop_it, expected)   # 4e10 rows
     assert rows(con, "SELECT count(*), sum(a) FROM big") == [(200_000, 199_999 * 100_000)]
     con.close()
 

@@ -12,8 +12,6 @@ import datetime as dt
 from collections import Counter
 import os
 import signal
-import threading
-import time
 from decimal import Decimal
 
 import numpy as np
@@ -26,23 +24,10 @@ from hypothesis import strategies as st
 import sqlnb
 from sqlnb import errors
 from tests.conftest import need_engine
+from tests.test_frame_vtab import IN_PLACE, fcon, fengine, stop_when_read  # noqa: F401 (fixtures)
 
-IN_PLACE = ("sqlite", "bdb")
 N = 400
 SORTER = "USE TEMP B-TREE"
-
-
-@pytest.fixture(params=IN_PLACE)
-def fengine(request):
-    need_engine(request.param)
-    return request.param
-
-
-@pytest.fixture
-def fcon(fengine, tmp_path):
-    c = sqlnb.connect(str(tmp_path / "o.db"), engine=fengine)
-    yield c
-    c.close()
 
 
 def rows(con, sql):
@@ -355,24 +340,7 @@ def _stop_grouped_scan_midway(fengine, tmp_path, stop_it, expected):
     src = con.registered["big"]
     q = "SELECT a.g, count(*) FROM big a, big b WHERE a.f = b.f GROUP BY a.g"
     assert "GROUP BY" not in plan(con, q)            # served grouped: no sorter for the GROUP BY
-    stop = threading.Event()
-
-    def once_under_way():
-        deadline = time.monotonic() + 60
-        while src.rows_read < 300_000 and time.monotonic() < deadline:
-            if stop.wait(0.001):
-                return
-        stop_it(con)
-
-    t = threading.Thread(target=once_under_way, daemon=True)
-    t.start()
-    try:
-        with pytest.raises(expected):
-            con.execute(q).fetchall()
-    finally:
-        stop.set()
-        t.join()
-    assert src.rows_read >= 300_000
+    stop_when_read(con, src, q, stop_it, expected)
     assert rows(con, "SELECT g, count(*) FROM big GROUP BY g LIMIT 2") == [(0, 2062), (1, 2062)]
     con.close()
 

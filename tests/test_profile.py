@@ -140,12 +140,19 @@ def _fill(con, name, columns: dict):
     con.commit()
 
 
-@pytest.mark.parametrize("nulls", sorted(NULLS))
-def test_every_storage_class_mix(con, nulls):
+def fill_mixes(con, nulls: str) -> dict:
+    """Table ``t``: one column per storage-class mix of MIXES, NULLs placed by ``NULLS[nulls]``,
+    padded with NULLs to one length; the columns as written."""
     columns = {mix: NULLS[nulls](list(vals)) for mix, vals in MIXES.items()}
     n = max(map(len, columns.values()))
     columns = {k: v + [None] * (n - len(v)) for k, v in columns.items()}
     _fill(con, "t", columns)
+    return columns
+
+
+@pytest.mark.parametrize("nulls", sorted(NULLS))
+def test_every_storage_class_mix(con, nulls):
+    columns = fill_mixes(con, nulls)
     df = sqlnb.profile(con, "t")
     assert list(df.columns) == list(P.COLUMNS)
     assert df["column"].tolist() == list(columns)
@@ -213,15 +220,21 @@ def test_query_and_sample(con):
     check(df.iloc[0], [0, 1, 2, 3])
 
 
-def test_many_columns_are_batched(engine, tmp_path):
-    """2,000 columns (SQLite's default column limit): one statement per batch of columns."""
-    ncols = 2000
+def wide_table(engine, tmp_path, ncols=2000):
+    """Table ``w`` of ``ncols`` columns (ints in odd ones, text in even ones) and 6 rows; (con, names, rows)."""
     con = sqlnb.connect(str(tmp_path / "wide.db"), engine=engine)
     names = [f"c{i}" for i in range(ncols)]
     con.execute(f"CREATE TABLE w ({', '.join(names)})")
     rows = [tuple((r * 7 + i) % 5 if i % 2 else f"s{(r + i) % 3}" for i in range(ncols)) for r in range(6)]
     for r in rows:  # (literals: bdb allows 999 parameters a statement)
         con.execute(f"INSERT INTO w VALUES ({', '.join(str(v) if isinstance(v, int) else _sql.quote_literal(v) for v in r)})")
+    return con, names, rows
+
+
+def test_many_columns_are_batched(engine, tmp_path):
+    """2,000 columns (SQLite's default column limit): one statement per batch of columns."""
+    ncols = 2000
+    con, names, rows = wide_table(engine, tmp_path, ncols)
     con.commit()
     df = sqlnb.profile(con, "w")
     assert len(df) == ncols

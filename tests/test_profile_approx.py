@@ -30,7 +30,8 @@ import sqlnb
 from sqlnb import _sql, errors
 from sqlnb.look import profile as P
 from sqlnb.look import sketch as S
-from tests.test_profile import MIXES, NULLS, _fill, check, close, compensated, mean_ok
+from tests.conftest import need_engine
+from tests.test_profile import NULLS, _fill, fill_mixes, wide_table, check, close, compensated, mean_ok
 
 SKETCH_ENGINES = ("sqlite", "bdb")
 EXACT_KEYS = ("rows", *P.CLASSES, "distinct", "min_length", "max_length")
@@ -72,10 +73,7 @@ def same_as_exact(a_row, e_row, label, values=None, exact_sum=True):
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("nulls", sorted(NULLS))
 def test_every_storage_class_mix(con, nulls):
-    columns = {mix: NULLS[nulls](list(vals)) for mix, vals in MIXES.items()}
-    n = max(map(len, columns.values()))
-    columns = {k: v + [None] * (n - len(v)) for k, v in columns.items()}
-    _fill(con, "t", columns)
+    columns = fill_mixes(con, nulls)
     df = sqlnb.profile(con, "t", approx=True)
     exact = sqlnb.profile(con, "t")
     assert list(df.columns) == list(P.COLUMNS) and df["column"].tolist() == list(columns)
@@ -156,8 +154,6 @@ values_st = st.one_of(
 def test_random_tables_match_exact(engine_name, tmp_path, data):
     """Random rows of three columns (every storage class, NULLs, int/real ties, NUL in text):
     the approximate profile equals the exact one field by field (all below the sketches' sizes)."""
-    from tests.conftest import need_engine
-
     need_engine(engine_name)
     con = sqlnb.connect(str(tmp_path / f"h_{engine_name}.db"), engine=engine_name)
     try:
@@ -235,12 +231,7 @@ def test_names_views_queries_and_sample(con):
 
 def test_two_thousand_columns_one_statement(engine, tmp_path):
     ncols = 2000
-    con = sqlnb.connect(str(tmp_path / "wide.db"), engine=engine)
-    names = [f"c{i}" for i in range(ncols)]
-    con.execute(f"CREATE TABLE w ({', '.join(names)})")
-    rows = [tuple((r * 7 + i) % 5 if i % 2 else f"s{(r + i) % 3}" for i in range(ncols)) for r in range(6)]
-    for r in rows:
-        con.execute(f"INSERT INTO w VALUES ({', '.join(str(v) if isinstance(v, int) else _sql.quote_literal(v) for v in r)})")
+    con, names, rows = wide_table(engine, tmp_path, ncols)
     con.commit()
     df = sqlnb.profile(con, "w", approx=True)
     assert len(df) == ncols
@@ -405,24 +396,18 @@ def test_big_misra_gries_with_few_counters(big, big_data):
 # --------------------------------------------------------------------------------------------
 # the aggregate itself: equality, arguments, huge values
 # --------------------------------------------------------------------------------------------
-@pytest.fixture
-def agg_con(engine, tmp_path):
-    """A connection with the aggregate; None on ``system`` (asserted to lack it, not skipped)."""
-    con = sqlnb.connect(str(tmp_path / "a.db"), engine=engine)
-    if not sketchy(con):
-        assert con.backend.lacks("c_aggregates")
-        con.close()
-        yield None
-        return
-    yield con
+@pytest.fixture(params=SKETCH_ENGINES)
+def agg_con(request, tmp_path):
+    """(connection, the aggregate's name) on each engine that has it (``system`` lacks it:
+    test_system_falls_back_to_exact)."""
+    need_engine(request.param)
+    con = sqlnb.connect(str(tmp_path / "a.db"), engine=request.param)
+    yield con, install(con)
     con.close()
 
 
 def test_c_defaults_match_sketch_defaults(agg_con):
-    if agg_con is None:
-        return
-    con = agg_con
-    agg = install(con)
+    con, agg = agg_con
     con.execute("CREATE TABLE d (x)")
     con.executemany("INSERT INTO d VALUES (?)", [(i,) for i in range(S.DEFAULTS["exact"] + 5)])
     con.commit()
@@ -437,10 +422,7 @@ def test_c_defaults_match_sketch_defaults(agg_con):
 
 
 def test_sqlite_equality_for_distinct(agg_con):
-    if agg_con is None:
-        return
-    con = agg_con
-    agg = install(con)
+    con, agg = agg_con
     con.execute("CREATE TABLE e (x)")
     for lit in ("1", "1.0", "0.0", "-0.0", "0", "'a'", "X'61'", "'1'"):
         con.execute(f"INSERT INTO e VALUES ({lit})")
@@ -456,10 +438,7 @@ def test_sqlite_equality_for_distinct(agg_con):
 
 
 def test_bad_arguments_one_line(agg_con):
-    if agg_con is None:
-        return
-    con = agg_con
-    agg = install(con)
+    con, agg = agg_con
     con.execute("CREATE TABLE t (x)")
     con.execute("INSERT INTO t VALUES (1)")
     for args, word in (("0", "K"), ("10, 3", "p"), ("10, 14, 0", "k"), ("10, 14, 8, -1", "exact"),
@@ -474,9 +453,7 @@ def test_small_sketches_every_path(agg_con):
     """Tiny sizes (K=64, 2^4 registers, 4 counters, 16 exact, 8 bytes kept) on 3,000 rows: the
     HyperLogLog, the sample's replacements, the block merges, the counters' decrements and cut
     copies all run (the path valgrind checks; tools/memcheck.py)."""
-    if agg_con is None:
-        return
-    con = agg_con
+    con, agg = agg_con
     rng = np.random.default_rng(4)
     vals = []
     for i in range(3000):
@@ -487,7 +464,6 @@ def test_small_sketches_every_path(agg_con):
     con.execute("CREATE TABLE s (x)")
     con.executemany("INSERT INTO s VALUES (?)", [(v,) for v in vals])
     con.commit()
-    agg = install(con)
     st_ = S.unpack(con.execute(f"SELECT {agg}(x, 64, 4, 4, 16, 8) FROM s").fetchone()[0])
     kinds = Counter(type(v).__name__ for v in vals)
     assert (st_["rows"], st_["integer"], st_["real"], st_["text"], st_["blob"]) == \
@@ -510,9 +486,7 @@ def test_small_sketches_every_path(agg_con):
 def test_huge_values_are_bounded(agg_con):
     """5 MB blobs and texts: min/max exact (whole values), the counters keep 1,024 bytes of each
     and the profile says a shown value was cut."""
-    if agg_con is None:
-        return
-    con = agg_con
+    con, agg = agg_con
     con.execute("CREATE TABLE h (b, t)")
     big_b = [bytes([i]) * 5_000_000 for i in (3, 1, 2)]
     for i, b in enumerate(big_b):
@@ -639,9 +613,7 @@ def test_profile_magic_approx(tmp_path, engine_name):
 def test_approx_while_another_cursor_is_open(agg_con):
     """A cursor still stepping on the same connection: the aggregate is registered once, so the
     profile runs (SQLite refuses to replace a function while a statement is active)."""
-    if agg_con is None:
-        return
-    con = agg_con
+    con, agg = agg_con
     _fill(con, "t", {"a": list(range(50))})
     cur = con.execute("SELECT a FROM t")
     assert cur.fetchone() == (0,)

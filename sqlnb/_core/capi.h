@@ -175,4 +175,19 @@ typedef struct sqlite3_snapshot { unsigned char hidden[48]; } sqlite3_snapshot;
 #  define sqlite3_malloc64(n) sqlite3_malloc((int)(n))
 #endif
 
+/* An INTEGER against a REAL, exactly, as SQLite's sqlite3IntFloatCompare (3.43) orders them:
+ * negative, zero or positive. (The frame table's ordered scans and the profile aggregate.) */
+#include <stdint.h>
+static inline int sqlnb_int_real_cmp(int64_t i, double r) {
+    int64_t y;
+    double s;
+    if (r < -9223372036854775808.0) return 1;
+    if (r >= 9223372036854775808.0) return -1;
+    y = (int64_t)r;
+    if (i < y) return -1;
+    if (i > y) return 1;
+    s = (double)i;
+    return (s < r) ? -1 : (s > r);
+}
+
 #endif /* SQLNB_CAPI_H */

@@ -141,20 +141,6 @@ static int sqlnb_fk_get(const sqlnb_fcol *col, void *owner, int *hint, int64_t r
     return sqlnb_fk_at(col, owner, ch, at, k);
 }
 
-/* SQLite's sqlite3IntFloatCompare */
-static int sqlnb_fk_intreal(int64_t i, double r) {
-    int64_t y;
-    double s;
-    if (r < -9223372036854775808.0) return 1;
-    if (r >= 9223372036854775808.0) return -1;
-    y = (int64_t)r;
-    if (i < y) return -1;
-    if (i > y) return 1;
-    s = (double)i;
-    if (s < r) return -1;
-    if (s > r) return 1;
-    return 0;
-}
 
 static int sqlnb_fk_cmp(const sqlnb_fkey *a, const sqlnb_fkey *b) {
     if (a->type != b->type) return a->type < b->type ? -1 : 1;
@@ -162,8 +148,8 @@ static int sqlnb_fk_cmp(const sqlnb_fkey *a, const sqlnb_fkey *b) {
     case FKT_NUM:
         if (a->isint && b->isint) return a->i < b->i ? -1 : a->i > b->i;
         if (!a->isint && !b->isint) return a->d < b->d ? -1 : a->d > b->d;
-        if (a->isint) return sqlnb_fk_intreal(a->i, b->d);
-        return -sqlnb_fk_intreal(b->i, a->d);
+        if (a->isint) return sqlnb_int_real_cmp(a->i, b->d);
+        return -sqlnb_int_real_cmp(b->i, a->d);
     case FKT_TEXT: case FKT_BLOB: {
         int64_t n = a->n < b->n ? a->n : b->n;
         int c = n > 0 ? memcmp(a->p, b->p, (size_t)n) : 0;

@@ -152,18 +152,6 @@ static uint64_t sp_hash_bytes(const unsigned char *p, int64_t n, uint64_t seed) 
 #define SP_SEED_BLOB 0xbb67ae8584caa73bULL
 
 /* ---- SQLite's order ----------------------------------------------------------------------- */
-/* sqlite3IntFloatCompare (SQLite 3.43): an INTEGER against a REAL, exactly */
-static int sp_int_real_cmp(int64_t i, double r) {
-    int64_t y;
-    double s;
-    if (r < -9223372036854775808.0) return 1;
-    if (r >= 9223372036854775808.0) return -1;
-    y = (int64_t)r;
-    if (i < y) return -1;
-    if (i > y) return 1;
-    s = (double)i;
-    return (s < r) ? -1 : (s > r);
-}
 
 static int sp_rank(int cls) { return cls == SP_INT || cls == SP_REAL ? 1 : cls == SP_TEXT ? 2 : 3; }
 
@@ -183,8 +171,8 @@ static inline int sp_cmp(const sp_value *a, int cls, int64_t i, double d, const 
     if (ra == 1) {
         if (a->cls == SP_INT && cls == SP_INT) return (a->i > i) - (a->i < i);
         if (a->cls == SP_REAL && cls == SP_REAL) return (a->d > d) - (a->d < d);
-        if (a->cls == SP_INT) return sp_int_real_cmp(a->i, d);
-        return -sp_int_real_cmp(i, a->d);
+        if (a->cls == SP_INT) return sqlnb_int_real_cmp(a->i, d);
+        return -sqlnb_int_real_cmp(i, a->d);
     }
     return sp_bytes_cmp(a->p, a->n, p, n);
 }
