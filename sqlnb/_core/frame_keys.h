@@ -8,9 +8,8 @@
 #ifndef SQLNB_FRAME_KEYS_H
 #define SQLNB_FRAME_KEYS_H
 
-static const sqlnb_fchunk *sqlnb_fv_chunk(const sqlnb_fcol *col, int *hint, int64_t row, int64_t *at);
-static int64_t sqlnb_fv_int(const char *p, int width);
-static uint64_t sqlnb_fv_uint(const char *p, int width);
+#include "frame_types.h"
+
 
 /* an object only Python reads: vtab.pxi's hook takes the GIL (owner: the snapshot object,
  * which keeps the text or bytes the key points to) */

@@ -33,6 +33,8 @@
 #ifndef SQLNB_FRAME_ORDER_H
 #define SQLNB_FRAME_ORDER_H
 
+#include "frame_types.h"
+
 #define FO_NONE 0       /* not served in order: SQLite sorts */
 #define FO_ORDERED 1    /* rows can come in SQLite's order of the column's values */
 #define FO_GROUPED 2    /* only grouped (equal values adjacent): GROUP BY / DISTINCT */
