@@ -274,6 +274,30 @@ def test_many_groups(fcon, groups):
         assert no_sorter(fcon, q.format(t="f", lo=500)), q
 
 
+@pytest.mark.parametrize("dtype,keys", [
+    ("int8", np.arange(-128, 128)),                                    # every int8: 256 groups
+    ("int16", np.arange(700) * 93 - 32_500),                           # span 65,007: ranks by table
+    ("int32", np.arange(700) * 94 - 32_000),                           # span 65,706: ranks by hash
+    ("int64", np.array([-2**63, 2**63 - 1] + list(range(-300, 300)))),  # span 2**64 - 1
+    ("int64", np.iinfo(np.int64).max - np.arange(0, 65_536, 93)),      # the top, span 65,472
+])
+def test_integer_keys_of_every_width_and_span(fcon, dtype, keys):
+    """More than 255 integer keys: the batches' ranks come from a table indexed by key - min when
+    the keys span less than 65,536, else from the hash; both agree with a native table."""
+    rng = np.random.default_rng(len(keys))
+    n = 6_000
+    frame = pd.DataFrame({"c": rng.permutation(np.resize(keys, n)).astype(dtype), "v": rng.integers(0, 100, n)})
+    fcon.register("f", frame)
+    first = _native(fcon, frame)
+    for q in ["SELECT c, count(*), sum(v) FROM {t} GROUP BY c",
+              "SELECT c FROM {t} ORDER BY c DESC LIMIT 3000 OFFSET 10",
+              "SELECT c, count(*) FROM {t} WHERE rowid >= {lo} GROUP BY c ORDER BY c DESC"]:
+        got = rows(fcon, q.format(t="f", lo=700))
+        assert got == rows(fcon, q.format(t="t", lo=700 + first)), q
+        assert no_sorter(fcon, q.format(t="f", lo=700)), q
+    assert len(rows(fcon, "SELECT DISTINCT c FROM f")) == len(set(keys.tolist())) > 255
+
+
 def test_an_inner_loop_reuses_its_groups(fcon):
     """The ordered table as the inner loop of a join (xFilter again and again) stays right."""
     a = pd.DataFrame({"k": np.array(_pick([1, 2, 3], n=60), dtype=np.int64), "s": _pick(["x", "y", None], n=60)})
