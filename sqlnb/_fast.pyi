@@ -228,3 +228,7 @@ def load_extension(raw: RawConnection, path: Any, entrypoint: str | None = None)
 PROFILE_AGGREGATE: str
 PROFILE_FORMAT: tuple[int, int]
 def profile_register(raw: RawConnection) -> None: ...
+
+# the exact profile's functions (_core/profile.pxi, profile_exact.h): sqlnb.profile()
+PROFILE_EXACT_FORMAT: tuple[int, int, int, int]
+def profile_exact_register(raw: RawConnection) -> None: ...

@@ -6,6 +6,12 @@ text by UTF-8 bytes, blobs by bytes), pandas' ``mean``/``std``/``quantile`` (def
 interpolation) over the INTEGER and REAL values as float64, text lengths as SQLite's
 ``length()`` counts them, and value counts keyed by (storage class, value).
 Counts, min, max and quartiles must be exact; mean and std within 1e-9 relative.
+
+Each statistic is checked on both ways the exact profile is computed (the ``via`` fixture): ``c``,
+the C functions of sqlnb's core where the engine has them (``sqlite``, ``bdb``; ``system`` has no C
+code of ours and profiles with plain SQL even then), and ``sql``, plain SQL on every engine.
+tests/test_profile_exact.py tests what only the C path does (its table and arrays, the memory
+budget, the second read, hash collisions).
 """
 from __future__ import annotations
 
@@ -69,8 +75,9 @@ def oracle(values):
     return {
         "rows": len(values), **{c: classes.get(c, 0) for c in P.CLASSES},
         "distinct": pd.Series(present, dtype=object).nunique(),
-        "min": min(present, key=_order_key) if present else None,
-        "max": max(present, key=_order_key) if present else None,
+        # SQLite's order; an INTEGER and an equal REAL (1 and 1.0, 0 and -0.0): the INTEGER (docs/look.md)
+        "min": min(present, key=lambda v: (_order_key(v), isinstance(v, float))) if present else None,
+        "max": max(present, key=lambda v: (_order_key(v), isinstance(v, int))) if present else None,
         "mean": nums.mean() if len(nums) else math.nan,
         "std": nums.std() if len(nums) else math.nan,
         "quartiles": list(q) if q is not None else [math.nan] * 3,
@@ -129,6 +136,22 @@ def check(row, values, label="", exact_sum=True):
         assert counts[(_cls(v), v)] == n, (label, v, n)
 
 
+@pytest.fixture(params=["c", "sql"])
+def via(request, monkeypatch):
+    """The way the exact profile is computed: the C functions where the engine has them, or plain SQL."""
+    monkeypatch.setattr(P, "C_EXACT", request.param == "c")
+    return request.param
+
+
+def in_c(con, via) -> bool:
+    return via == "c" and con.backend.has("c_aggregates")
+
+
+def used_path(df, con, via):
+    """Every column was computed the way ``via`` says (no fallback to SQL in the C path)."""
+    assert df.attrs["sql_columns"] == ([] if in_c(con, via) else df["column"].tolist())
+
+
 def _fill(con, name, columns: dict):
     cols = ", ".join(_sql.quote_identifier(c) for c in columns)
     con.execute(f"CREATE TABLE {_sql.quote_identifier(name)} ({cols})")
@@ -151,16 +174,17 @@ def fill_mixes(con, nulls: str) -> dict:
 
 
 @pytest.mark.parametrize("nulls", sorted(NULLS))
-def test_every_storage_class_mix(con, nulls):
+def test_every_storage_class_mix(con, nulls, via):
     columns = fill_mixes(con, nulls)
     df = sqlnb.profile(con, "t")
+    used_path(df, con, via)
     assert list(df.columns) == list(P.COLUMNS)
     assert df["column"].tolist() == list(columns)
     for (_, row), (name, values) in zip(df.iterrows(), columns.items()):
         check(row, values, f"{con.engine}/{name}/{nulls}", exact_sum=compensated(con))
 
 
-def test_numbers_against_pandas(con):
+def test_numbers_against_pandas(con, via):
     """Many values, ties and a large offset (a naive sum-of-squares variance would lose it)."""
     rng = np.random.default_rng(5)
     ints = rng.integers(-50, 50, 997).tolist()
@@ -171,53 +195,73 @@ def test_numbers_against_pandas(con):
             "mixed": mixed + ["text"] * (n - len(mixed))}
     _fill(con, "nums", cols)
     df = sqlnb.profile(con, "nums")
+    used_path(df, con, via)
     for (_, row), (name, values) in zip(df.iterrows(), cols.items()):
         check(row, values, f"{con.engine}/{name}")
     # the offset case: std about 1 around 1e9, exact to 1e-9 relative
     assert 0.9 < df.loc[1, "std"] < 1.1
 
 
-def test_only_aggregates_leave_sqlite(con):
+def test_only_aggregates_leave_sqlite(con, via):
     con.execute("CREATE TABLE big (id INTEGER, x REAL, s TEXT)")
     con.executemany("INSERT INTO big VALUES (?, ?, ?)", [(i, i / 7, f"v{i % 50}") for i in range(5000)])
     con.commit()
     df = sqlnb.profile(con, "big")
+    used_path(df, con, via)
     # per column: a stats row, a squared-deviation row, the quartiles' neighbours (one row, or
     # bdb's 3 x 2) and 5 common values: a few dozen rows of 5,000 x 3 values
     assert df.attrs["rows_fetched"] <= 3 * (2 + 6 + 5)
     assert df.loc[0, "distinct"] == 5000 and df.loc[2, "distinct"] == 50
 
 
-def test_all_null_and_empty(con):
+def test_all_null_and_empty(con, via):
     _fill(con, "z", {"a": [None] * 4, "b": [None] * 4})
     df = sqlnb.profile(con, "z")
+    used_path(df, con, via)
     assert df["null"].tolist() == [4, 4] and df["distinct"].tolist() == [0, 0]
     assert df["min"].isna().all() and df["mean"].isna().all() and df["top"].tolist() == [[], []]
     con.execute("CREATE TABLE e (x INTEGER, y TEXT)")
     df = sqlnb.profile(con, "e")
+    used_path(df, con, via)
     assert df["column"].tolist() == ["x", "y"] and df["type"].tolist() == ["INTEGER", "TEXT"]
     assert df["rows"].tolist() == [0, 0] and df["distinct"].tolist() == [0, 0]
     assert df["std"].isna().all() and df["25%"].isna().all()
 
 
-def test_names_that_need_quoting(con):
+def test_names_that_need_quoting(con, via):
     names = ["order", "with space", 'quo"te', "it's", "naïve δ", "select"]
     cols = {n: [i, i + 1, None, "x"] for i, n in enumerate(names)}
     _fill(con, 'my "odd" table', cols)
     df = sqlnb.profile(con, 'my "odd" table')
+    used_path(df, con, via)
     assert df["column"].tolist() == names
     for (_, row), (name, values) in zip(df.iterrows(), cols.items()):
         check(row, values, name)
 
 
-def test_query_and_sample(con):
+def test_query_and_sample(con, via):
     _fill(con, "t", {"a": list(range(10)), "b": [str(i) for i in range(10)]})
     df = sqlnb.profile(con, "SELECT a, a * 2 AS twice FROM t WHERE a > 2")
+    used_path(df, con, via)
     assert df["column"].tolist() == ["a", "twice"]
     check(df.iloc[1], [a * 2 for a in range(3, 10)])
     df = sqlnb.profile(con, "t", sample=4)
     assert df.attrs["sample"] == 4
     check(df.iloc[0], [0, 1, 2, 3])
+
+
+def test_a_query_over_tables_named_like_the_profiles_own(con, via):
+    """The statements name their own parts (CTEs, aliases): a source query reading tables called
+    g, m, r, q, s or t still profiles (plain SQL once failed here with "circular reference: g")."""
+    for name in ("g", "m", "r", "q", "s", "t"):
+        _fill(con, name, {"a": [1, 2, 2, None]})
+    sql = "SELECT g.a AS g, m.a + r.a AS r, q.a AS q FROM g, m, r, q, s, t WHERE g.a = m.a AND m.a = r.a " \
+          "AND r.a = q.a AND q.a = s.a AND s.a = t.a"
+    df = sqlnb.profile(con, sql)
+    used_path(df, con, via)
+    rows = con.execute(sql).fetchall()
+    for j in range(3):
+        check(df.iloc[j], [r[j] for r in rows], df.loc[j, "column"])
 
 
 def wide_table(engine, tmp_path, ncols=2000):
@@ -231,25 +275,33 @@ def wide_table(engine, tmp_path, ncols=2000):
     return con, names, rows
 
 
-def test_many_columns_are_batched(engine, tmp_path):
-    """2,000 columns (SQLite's default column limit): one statement per batch of columns."""
+def test_many_columns_are_batched(engine, tmp_path, via):
+    """2,000 columns (SQLite's default column limit): the C path reads them all in one statement (a
+    call per 100 columns); plain SQL one statement per column (per batch of columns on bdb)."""
     ncols = 2000
     con, names, rows = wide_table(engine, tmp_path, ncols)
     con.commit()
     df = sqlnb.profile(con, "w")
+    used_path(df, con, via)
     assert len(df) == ncols
     for i in (0, 1, 99, 100, 101, 1998, 1999):
         check(df.iloc[i], [r[i] for r in rows], f"column {i}")
-    if con.backend.has("window"):
+    if in_c(con, via):
+        assert df.attrs["scans"] == 1   # every column in one read (a configuration statement besides)
+        assert df.attrs["statements"] == 2
+    elif con.backend.has("window"):
         # one read per column, whatever the width
         assert df.attrs["scans"] == ncols == df.attrs["statements"]
     con.close()
 
 
-def test_scans_are_counted(con):
+def test_scans_are_counted(con, via):
     _fill(con, "t", {"a": [1, 2, 3], "b": ["x", "y", None]})
     df = sqlnb.profile(con, "t")
-    if con.backend.has("window"):
+    used_path(df, con, via)
+    if in_c(con, via):
+        assert df.attrs["scans"] == 1   # every column in one read: small columns need no second read
+    elif con.backend.has("window"):
         # one read per column: every statistic of it from its groups
         assert df.attrs["scans"] == 2 == df.attrs["statements"]
     else:
@@ -257,7 +309,7 @@ def test_scans_are_counted(con):
         assert df.attrs["scans"] == 2 + 3 + 2
 
 
-def test_readonly_file_unchanged(engine, tmp_path):
+def test_readonly_file_unchanged(engine, tmp_path, via):
     path = tmp_path / "ro.db"
     con = sqlnb.connect(str(path), engine=engine)
     _fill(con, "t", {"a": [1, 2.5, "x", None], "b": [b"z", 1, 2, 3]})
@@ -270,6 +322,7 @@ def test_readonly_file_unchanged(engine, tmp_path):
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     ro = sqlnb.connect(str(path), engine=engine, mode="ro")
     df = sqlnb.profile(ro, "t")
+    used_path(df, ro, via)
     check(df.iloc[0], [1, 2.5, "x", None])
     ro.close()
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
@@ -322,7 +375,7 @@ def test_time_limit_stops_a_profile(con):
     assert con.execute("SELECT count(*) FROM t").fetchone() == (1000,)
 
 
-def test_views_and_attached_schemas(con, tmp_path):
+def test_views_and_attached_schemas(con, tmp_path, via):
     _fill(con, "t", {"a": [1, 2, 3]})
     con.execute("CREATE VIEW v AS SELECT a * 10 AS b FROM t")
     df = sqlnb.profile(con, "v")

@@ -26,3 +26,30 @@ def profile_register(RawConnection raw):
         check_rc(rc, raw.db)
     finally:
         _unlock(raw)
+
+
+# The exact profile in C (_core/profile_exact.h): sqlnb_profile_exact (read 1: every statistic of a
+# column, exactly), sqlnb_profile_pick (read 2: the TEXT/BLOB values read 1 could only count, and the
+# check that no two values shared a hash) and sqlnb_profile_config (the memory budget and sizes of
+# the next read). sqlnb.look.exact builds the statements and unpacks the BLOBs.
+cdef extern from "profile_exact.h" nogil:
+    int sqlnb_profile_exact_register(sqlite3 *db)
+    unsigned int PE_MAGIC
+    unsigned int PE_SPEC_MAGIC
+    unsigned int PE_PICK_MAGIC
+    unsigned int PE_VERSION
+
+PROFILE_EXACT_FORMAT = (PE_MAGIC, PE_SPEC_MAGIC, PE_PICK_MAGIC, PE_VERSION)
+
+
+def profile_exact_register(RawConnection raw):
+    """Register ``sqlnb_profile_exact(value)``, ``sqlnb_profile_pick(value, spec)`` and
+    ``sqlnb_profile_config(budget, table_max, arena_max, top, hash_bits)`` on ``raw``."""
+    cdef int rc
+    _lock(raw)
+    try:
+        raw._check()
+        rc = sqlnb_profile_exact_register(raw.db)
+        check_rc(rc, raw.db)
+    finally:
+        _unlock(raw)

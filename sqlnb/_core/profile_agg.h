@@ -100,35 +100,11 @@ static int sp_add(sp_state *s, int cls, int64_t i, double d, const unsigned char
     if (s->set_over) __builtin_prefetch(&s->hll[h >> (64 - s->p)], 1);
     if (s->idx != NULL) __builtin_prefetch(&s->idx[hm & s->idx_mask], 0);
     s->n[cls]++;
-    /* min and max (SQLite's order; an INTEGER wins a tie with an equal REAL) */
-    if (!s->have_min) {
-        if (!sp_set(&s->vmin, cls, i, d, p, n, -1) || !sp_set(&s->vmax, cls, i, d, p, n, -1)) return 0;
-        s->have_min = 1;
-    } else if (cls == SP_INT && s->vmin.cls == SP_INT && s->vmax.cls == SP_INT) {   /* the common cases inline */
-        if (i < s->vmin.i) s->vmin.i = i;
-        if (i > s->vmax.i) s->vmax.i = i;
-    } else if (cls == SP_REAL && s->vmin.cls == SP_REAL && s->vmax.cls == SP_REAL) {
-        if (d < s->vmin.d) s->vmin.d = d;
-        if (d > s->vmax.d) s->vmax.d = d;
-    } else {
-        int c = sp_cmp(&s->vmax, cls, i, d, p, n);
-        if (c < 0 || (c == 0 && cls == SP_INT && s->vmax.cls == SP_REAL)) {
-            if (!sp_set(&s->vmax, cls, i, d, p, n, -1)) return 0;
-        }
-        if (c >= 0) {   /* above the max: not below the min (an ascending column compares once) */
-            c = sp_cmp(&s->vmin, cls, i, d, p, n);
-            if (c > 0 || (c == 0 && cls == SP_INT && s->vmin.cls == SP_REAL)) {
-                if (!sp_set(&s->vmin, cls, i, d, p, n, -1)) return 0;
-            }
-        }
-    }
+    if (!sp_minmax(&s->vmin, &s->vmax, &s->have_min, cls, i, d, p, n)) return 0;
     if (cls == SP_INT || cls == SP_REAL) {
-        double y, sum;
+        double y;
         s->n_num++;
-        sum = s->sum + d;   /* Kahan-Babuska-Neumaier */
-        if (fabs(s->sum) >= fabs(d)) s->comp += (s->sum - sum) + d;
-        else s->comp += (d - sum) + s->sum;
-        s->sum = sum;
+        sp_sum_add(&s->sum, &s->comp, d);
         if (s->n_num == 1) s->shift = d;
         y = d - s->shift;
         s->block[s->nblock++] = y;
@@ -253,16 +229,11 @@ static void sqlnb_profile_final(sqlite3_context *ctx) {
         s = &empty;
     }
     /* the compensation is dropped when it overflowed (an infinite value), as SQLite's sum() does */
-    total = isfinite(s->comp) ? s->sum + s->comp : s->sum;
+    total = sp_sum_total(s->sum, s->comp);
     if (s->n_num > 0 && s->res_n == s->n_num) {   /* every value kept: two passes, as pandas */
-        double mean = total / (double)s->n_num, ss = 0, c = 0, t, x;
-        for (j = 0; j < s->res_n; j++) {
-            x = (s->res[j] - mean) * (s->res[j] - mean);
-            t = ss + x;
-            if (fabs(ss) >= fabs(x)) c += (ss - t) + x; else c += (x - t) + ss;
-            ss = t;
-        }
-        m2 = isfinite(c) ? ss + c : ss;
+        double mean = total / (double)s->n_num, ss = 0, c = 0;
+        for (j = 0; j < s->res_n; j++) sp_sum_add(&ss, &c, (s->res[j] - mean) * (s->res[j] - mean));
+        m2 = sp_sum_total(ss, c);
     } else if (s->n_num > 0) {
         sp_block_merge(s);
         m2 = s->m2;

@@ -196,6 +196,45 @@ static inline int sp_set(sp_value *v, int cls, int64_t i, double d, const unsign
     return 1;
 }
 
+/* min and max in SQLite's order (an INTEGER wins a tie with an equal REAL, as the grouped min() of
+ * the exact profile); 0 on out of memory */
+static inline int sp_minmax(sp_value *vmin, sp_value *vmax, int *have, int cls, int64_t i, double d,
+                            const unsigned char *p, int64_t n) {
+    if (!*have) {
+        if (!sp_set(vmin, cls, i, d, p, n, -1) || !sp_set(vmax, cls, i, d, p, n, -1)) return 0;
+        *have = 1;
+    } else if (cls == SP_INT && vmin->cls == SP_INT && vmax->cls == SP_INT) {   /* the common cases inline */
+        if (i < vmin->i) vmin->i = i;
+        if (i > vmax->i) vmax->i = i;
+    } else if (cls == SP_REAL && vmin->cls == SP_REAL && vmax->cls == SP_REAL) {
+        if (d < vmin->d) vmin->d = d;
+        if (d > vmax->d) vmax->d = d;
+    } else {
+        int c = sp_cmp(vmax, cls, i, d, p, n);
+        if (c < 0 || (c == 0 && cls == SP_INT && vmax->cls == SP_REAL)) {
+            if (!sp_set(vmax, cls, i, d, p, n, -1)) return 0;
+        }
+        if (c >= 0) {   /* above the max: not below the min (an ascending column compares once) */
+            c = sp_cmp(vmin, cls, i, d, p, n);
+            if (c > 0 || (c == 0 && cls == SP_INT && vmin->cls == SP_REAL)) {
+                if (!sp_set(vmin, cls, i, d, p, n, -1)) return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+/* one term of a Kahan-Babuska-Neumaier sum (SQLite's sum() since 3.43) */
+static inline void sp_sum_add(double *sum, double *comp, double x) {
+    double t = *sum + x;
+    if (fabs(*sum) >= fabs(x)) *comp += (*sum - t) + x;
+    else *comp += (x - t) + *sum;
+    *sum = t;
+}
+
+/* the sum, its compensation dropped when that overflowed (an infinite value), as SQLite's sum() */
+static inline double sp_sum_total(double sum, double comp) { return isfinite(comp) ? sum + comp : sum; }
+
 /* SQLite's length() of a TEXT: characters up to the first NUL, a byte >= 0xc0 starting one and
  * the 10xxxxxx bytes after it belonging to it (sqlite3 func.c lengthFunc, SQLITE_SKIP_UTF8) */
 static int64_t sp_text_length(const unsigned char *z, int64_t n) {

@@ -249,6 +249,7 @@ class Engine:
     def install_c_aggregates(self, con) -> None:
         """Register sqlnb's C aggregates on ``con``, once per connection (SQLite refuses to replace a
         function while another statement is active): ``sqlnb_profile`` (``profile(approx=True)``),
+        ``sqlnb_profile_exact``, ``sqlnb_profile_pick`` and ``sqlnb_profile_config`` (``profile()``),
         ``sqlnb_histogram`` and ``sqlnb_numeric_range`` (histograms). Only where the engine has
         "c_aggregates"."""
         if not self.has("c_aggregates"):
@@ -257,6 +258,7 @@ class Engine:
         if con.extras.get("c_aggregates") is not con.raw:
             module = self.load()
             module.profile_register(con.raw)
+            module.profile_exact_register(con.raw)
             module.register_look_aggregates(con.raw)
             con.extras["c_aggregates"] = con.raw
 

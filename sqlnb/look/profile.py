@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 
 from sqlnb import _sql
+from sqlnb.look import exact as _exact
 from sqlnb.look import sketch as _sketch
 from sqlnb.look.source import Source, resolve
 
@@ -117,21 +118,22 @@ def column_sql(src: Source, name: str, top: int, materialized: bool = True) -> s
         picks.append(f"max(CASE WHEN q.cum - q.n <= r.r{j} + 1 AND r.r{j} + 1 < q.cum THEN q.x END)")
         near.append(f"(q.cum - q.n <= r.r{j} + 1 AND r.r{j} < q.cum)")
     mat = "MATERIALIZED " if materialized else ""
+    # the CTEs' names are sqlnb's own: a source query may read tables called g, m, r or q
     return (
-        f"WITH g(v, t, n) AS {mat}(SELECT x, typeof(x), count(*) FROM "
+        f"WITH sqlnb_g(v, t, n) AS {mat}(SELECT x, typeof(x), count(*) FROM "
         f"(SELECT {col} AS x FROM ({src.select([name])}) AS s) GROUP BY x, typeof(x)), "
-        f"m AS (SELECT sum(g.n) AS n_num, sum(g.n * {x}) / sum(g.n) AS mean FROM g WHERE {num}), "
-        f"r AS (SELECT {ranks} FROM m WHERE n_num > 0), "
-        "q AS (SELECT CAST(v AS REAL) AS x, n, sum(n) OVER (ORDER BY CAST(v AS REAL) "
-        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum FROM g WHERE {_NUM}) "
+        f"sqlnb_m AS (SELECT sum(g.n) AS n_num, sum(g.n * {x}) / sum(g.n) AS mean FROM sqlnb_g AS g WHERE {num}), "
+        f"sqlnb_r AS (SELECT {ranks} FROM sqlnb_m WHERE n_num > 0), "
+        "sqlnb_q AS (SELECT CAST(v AS REAL) AS x, n, sum(n) OVER (ORDER BY CAST(v AS REAL) "
+        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum FROM sqlnb_g WHERE {_NUM}) "
         + " UNION ALL ".join([
-            _row("c", stats) + " FROM g",
-            _row("o", ["count(*)"]) + " FROM g AS a WHERE a.t = 'real' AND EXISTS "
-            "(SELECT 1 FROM g AS b WHERE b.t = 'integer' AND b.v = a.v)",
-            _row("s", [f"sum(g.n * ({x} - m.mean) * ({x} - m.mean))"]) + f" FROM g, m WHERE {num}",
-            _row("q", picks) + f" FROM q, r WHERE {' OR '.join(near)}",
+            _row("c", stats) + " FROM sqlnb_g AS g",
+            _row("o", ["count(*)"]) + " FROM sqlnb_g AS a WHERE a.t = 'real' AND EXISTS "
+            "(SELECT 1 FROM sqlnb_g AS b WHERE b.t = 'integer' AND b.v = a.v)",
+            _row("s", [f"sum(g.n * ({x} - m.mean) * ({x} - m.mean))"]) + f" FROM sqlnb_g AS g, sqlnb_m AS m WHERE {num}",
+            _row("q", picks) + f" FROM sqlnb_q AS q, sqlnb_r AS r WHERE {' OR '.join(near)}",
             _row("t", ["v", "n", "rn"]) + " FROM (SELECT v, n, row_number() OVER (ORDER BY n DESC, v) AS rn "
-            f"FROM (SELECT v, n FROM g WHERE t <> 'null' ORDER BY n DESC, v LIMIT {int(top)}))",
+            f"FROM (SELECT v, n FROM sqlnb_g WHERE t <> 'null' ORDER BY n DESC, v LIMIT {int(top)}))",
         ]))
 
 
@@ -319,23 +321,50 @@ def profile(con, table_or_sql: str, *, sample: int | None = None, top: int = 5, 
         run = _Runner(con)
         records, info = _approx(con, src, top, run)
         return _frame(records, src, sample, run, con, info)
+    run = _Runner(con)
+    cols = list(src.columns)
+    by_name = {}
+    left = cols
+    if C_EXACT and backend is not None and backend.has("c_aggregates"):
+        backend.install_c_aggregates(con)
+        done, left = _exact.run(run, src, cols, top)
+        by_name = {n: _from_c(st) for n, st in done.items()}
+    by_name.update(zip(left, _sql_stats(con, backend, run, src, left, top)))
+    records = [_finish(n, t, by_name[n]) for n, t in zip(cols, src.types)]
+    df = _frame(records, src, sample, run, con, {})
+    df.attrs["sql_columns"] = list(left)
+    if unavailable:
+        df.attrs["approx_unavailable"] = unavailable
+    return df
+
+
+#: profile with the C functions where the engine has them (``sqlite``, ``bdb``); False: plain SQL
+#: everywhere (the tests compare the two)
+C_EXACT = True
+
+
+def _from_c(st: dict) -> dict:
+    """A column's statistics from the C functions (:mod:`sqlnb.look.exact`), as the SQL path gives them."""
+    out = {key: st[key] for key in (*CLASSES, "distinct", "min", "max", "n_num", "total", "min_length",
+                                     "max_length", "top")}
+    out["ss"] = st["m2"] if st["n_num"] else None
+    out["q"] = st["q"] if st["n_num"] else None
+    return out
+
+
+def _sql_stats(con, backend, run: _Runner, src, cols, top):
+    """The statistics of ``cols`` in plain SQL: one read per column with window functions, else batches."""
     window = backend is None or backend.has("window")
     multirow = backend is None or backend.has("multirow_values")
     materialized = _version(con) >= (3, 35)
-    run = _Runner(con)
     stats = []
-    cols = list(src.columns)
     for b in range(0, len(cols), BATCH):
         names = cols[b:b + BATCH]
         if window:
             stats += _window_batch(run, src, names, top, multirow, materialized)
         else:
             stats += _plain_batch(run, src, names, top, multirow)
-    records = [_finish(n, t, st) for n, t, st in zip(cols, src.types, stats)]
-    df = _frame(records, src, sample, run, con, {})
-    if unavailable:
-        df.attrs["approx_unavailable"] = unavailable
-    return df
+    return stats
 
 
 def _frame(records, src, sample, run: _Runner, con, approx: dict):
