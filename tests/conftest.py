@@ -70,6 +70,41 @@ def has_feature(engine: str, feature: str) -> bool:
     return feature in FEATURES[engine]
 
 
+def interrupt_at_call(con, stall_at: int, work) -> tuple[dict, list]:
+    """Register ``mark(x)`` on ``con`` (it returns x, and at its ``stall_at``-th call stops until
+    the test has called ``con.interrupt()``), run ``work()`` in a thread, interrupt it there and
+    wait for it: ``({"result": ...} or {"exc": ...}, [calls made])``. No race: the interrupt is
+    sent while the statement is known to be inside ``mark``."""
+    import threading
+
+    reached, go, calls = threading.Event(), threading.Event(), [0]
+
+    def mark(x):
+        calls[0] += 1
+        if calls[0] == stall_at:
+            reached.set()
+            go.wait(60)
+        return x
+
+    con.create_function("mark", 1, mark)
+    out = {}
+
+    def run():
+        try:
+            out["result"] = work()
+        except BaseException as exc:  # noqa: BLE001 (handed to the test thread)
+            out["exc"] = exc
+
+    th = threading.Thread(target=run)
+    th.start()
+    assert reached.wait(60), f"the work never reached call {stall_at}"
+    con.interrupt()
+    go.set()
+    th.join(60)
+    assert not th.is_alive()
+    return out, calls
+
+
 @pytest.fixture
 def con(engine, tmp_path):
     c = sqlnb.connect(str(tmp_path / "t.db"), engine=engine)

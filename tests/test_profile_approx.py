@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 from collections import Counter
 
 import numpy as np
@@ -30,7 +29,7 @@ import sqlnb
 from sqlnb import _sql, errors
 from sqlnb.look import profile as P
 from sqlnb.look import sketch as S
-from tests.conftest import need_engine
+from tests.conftest import interrupt_at_call, need_engine
 from tests.test_profile import NULLS, _fill, fill_mixes, wide_table, check, close, compensated, mean_ok
 
 SKETCH_ENGINES = ("sqlite", "bdb")
@@ -291,7 +290,7 @@ def big_data():
 
 @pytest.fixture(scope="module", params=SKETCH_ENGINES)
 def big(request, tmp_path_factory, big_data):
-    from tests.conftest import need_engine
+    from tests.conftest import interrupt_at_call, need_engine
 
     need_engine(request.param)
     path = tmp_path_factory.mktemp(f"big_{request.param}") / "big.db"
@@ -527,31 +526,8 @@ def test_interrupt_in_the_middle(engine, tmp_path):
     con.execute("CREATE TABLE t (x INTEGER)")
     con.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(1000)])
     con.commit()
-    reached, go, calls = threading.Event(), threading.Event(), [0]
-
-    def mark(x):
-        calls[0] += 1
-        if calls[0] == 1000:
-            reached.set()
-            go.wait(60)
-        return x
-
-    con.create_function("mark", 1, mark)
-    out = {}
-
-    def run():
-        try:
-            out["df"] = sqlnb.profile(con, "SELECT mark(a.x) AS x, b.x AS y FROM t a, t b", approx=True)
-        except BaseException as exc:  # noqa: BLE001 (handed to the test thread)
-            out["exc"] = exc
-
-    th = threading.Thread(target=run)
-    th.start()
-    assert reached.wait(60), "the profile never reached row 1,000"
-    con.interrupt()
-    go.set()
-    th.join(60)
-    assert not th.is_alive()
+    out, calls = interrupt_at_call(
+        con, 1000, lambda: sqlnb.profile(con, "SELECT mark(a.x) AS x, b.x AS y FROM t a, t b", approx=True))
     assert isinstance(out.get("exc"), errors.InterruptError), out
     assert calls[0] < 1_000_000   # stopped in the middle
     assert con.execute("SELECT count(*) FROM t").fetchone() == (1000,)
@@ -578,7 +554,7 @@ def test_time_limit_stops_it(con):
 def test_profile_magic_approx(tmp_path, engine_name):
     from IPython.core.error import UsageError
 
-    from tests.conftest import need_engine
+    from tests.conftest import interrupt_at_call, need_engine
     from tests.magics_shell import close_shell, new_shell
 
     need_engine(engine_name)

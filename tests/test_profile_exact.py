@@ -30,7 +30,7 @@ from sqlnb import errors
 from sqlnb.look import exact as E
 from sqlnb.look import profile as P
 from sqlnb.look import sketch as S
-from tests.conftest import need_engine
+from tests.conftest import interrupt_at_call, need_engine
 from tests.test_profile import NULLS, _cls, _fill, check, fill_mixes
 
 
@@ -180,6 +180,27 @@ def test_a_stopped_read_gives_its_memory_back(ccon, monkeypatch):
         look.run_profile(ccon, "SELECT a.x AS x, b.x || 's' AS y FROM t a, t b, t c", timeout=0.3)
     assert used_bytes(ccon) == 0
     assert ccon.execute("SELECT count(*) FROM t").fetchone() == (1000,)
+
+
+@pytest.mark.parametrize("stall_at", [5_000, 15_000])
+def test_interrupt_in_either_read(ccon, tmp_path, monkeypatch, stall_at):
+    """The source calls a Python function that stops at a known call until the test has called
+    interrupt(): at call 5,000 the first read is running, at 15,000 the second (the first made
+    10,000). The profile ends with InterruptError there, the memory is given back, and the connection
+    answers afterwards."""
+    sizes(monkeypatch, table_max=1)
+    con = sqlnb.connect(str(tmp_path / "i.db"), engine=ccon.engine, check_same_thread=False)
+    _fill(con, "t", {"x": list(range(100))})
+    sql = "SELECT mark(a.x) || 's' AS y FROM t a, t b"
+    out, calls = interrupt_at_call(con, stall_at, lambda: sqlnb.profile(con, sql))
+    assert isinstance(out.get("exc"), errors.InterruptError), out
+    assert used_bytes(con) == 0
+    assert con.execute("SELECT count(*) FROM t").fetchone() == (100,)
+    calls[0] = -10**9   # no more stalls: the same profile runs to its end with both reads
+    df = sqlnb.profile(con, sql)
+    assert df.attrs["scans"] == 2 and df.attrs["sql_columns"] == []
+    assert df.loc[0, "distinct"] == 100 and df.loc[0, "top"][0] == ("0s", 100)
+    con.close()
 
 
 @pytest.mark.parametrize("sql, message", [

@@ -40,6 +40,7 @@ CORE_GLOBS = ["tests/test_dbapi*.py", "tests/test_connection*.py", "tests/test_e
               "tests/test_bind*.py", "tests/test_statements*.py"]
 CORE_GLOBS += ["tests/test_frame_vtab.py"]   # the frame virtual table (frame_vtab.h, vtab.pxi)
 CORE_GLOBS += ["tests/test_profile_approx.py"]   # the sqlnb_profile aggregate (profile_agg.h, profile.pxi)
+CORE_GLOBS += ["tests/test_profile_exact.py"]   # the exact profile in C (profile_exact.h, profile.pxi)
 # single tests of files otherwise left out (matplotlib drawing is too slow under valgrind)
 CORE_NODES = ["tests/test_plots.py::test_histogram_of_a_numeric_column_is_two_reads_without_a_sort"]  # look.pxi
 CORE_GLOBS += ["tests/test_frame_vtab_order.py"]   # its ordered scans (frame_order.h)
