@@ -115,6 +115,30 @@ def test_common_values_and_their_ties(ccon, monkeypatch, table_max):
     assert only_text.attrs["scans"] == (2 if table_max < 1000 else 1)
 
 
+@pytest.mark.parametrize("table_max", [1, 16, 65536])
+def test_text_in_order_needs_no_second_read(ccon, monkeypatch, table_max):
+    """TEXT (then BLOB) values arriving in order, repeated (a timestamp column): their groups are runs,
+    counted on the way: exact, and no second read. One value out of order at the end sends the
+    column back to its hashes (and a second read, its values repeating)."""
+    sizes(monkeypatch, table_max=table_max)
+    rng = random.Random(3)
+    stamps = sorted(f"2024-01-{rng.randrange(1, 29):02d}T{rng.randrange(24):02d}" for _ in range(3000))
+    tail = sorted(bytes([rng.randrange(5)]) for _ in range(200))
+    cols = {"ts": stamps + tail, "n": [rng.choice([None, 1, 2.5]) for _ in range(3200)]}
+    _fill(ccon, "o", cols)
+    df = sqlnb.profile(ccon, "o")
+    assert df.attrs["sql_columns"] == [] and df.attrs["scans"] == 1
+    for (_, row), (name, values) in zip(df.iterrows(), cols.items()):
+        check(row, values, name)
+        top_in_order(row, values, label=name)
+    late = stamps + ["2023-12-31T00"]
+    _fill(ccon, "late", {"ts": late})
+    df = sqlnb.profile(ccon, "late")
+    assert df.attrs["scans"] == (2 if table_max < 1000 else 1)
+    check(df.iloc[0], late, "late")
+    top_in_order(df.iloc[0], late, label="late")
+
+
 def test_hash_collisions_are_caught(ccon, monkeypatch):
     """TEXT hashes cut to 3 bits: 400 distinct values share 8 hashes. The second read sees two values
     under one hash and the column is profiled again with plain SQL: exact all the same. The numeric

@@ -100,6 +100,14 @@ typedef struct pe_state {
     sp_value *small;         /* big: the `top` smallest distinct TEXT/BLOB values (SQLite's order) ... */
     uint64_t *small_h;       /* ... and their (masked) hashes */
     int64_t nsmall;
+    /* while the TEXT/BLOB values arrive in order (a time, a key), their groups are runs: counted
+     * exactly on the way, the most common kept, no hash needed at the end and no second read */
+    int unsorted;            /* a value came before the one preceding it: no runs from then on */
+    int have_prev;
+    sp_value prev;           /* the last TEXT/BLOB value */
+    int64_t run, nruns;      /* the current run's length; runs closed */
+    sp_value *rtop;          /* the `top` longest runs closed (count descending, then in order) */
+    int64_t *rtop_c, nrtop;
     int64_t charged;         /* bytes drawn from cfg->used */
 } pe_state;
 
@@ -137,8 +145,15 @@ static void pe_free_small(pe_state *s) {
     s->small = NULL; s->small_h = NULL; s->nsmall = 0;
 }
 
+static void pe_free_runs(pe_state *s) {
+    int64_t j;
+    if (s->rtop) for (j = 0; j < s->cfg->top; j++) free(s->rtop[j].p);
+    free(s->rtop); free(s->rtop_c); free(s->prev.p);
+    s->rtop = NULL; s->rtop_c = NULL; s->prev.p = NULL; s->nrtop = 0; s->have_prev = 0;
+}
+
 static void pe_release_groups(pe_state *s) {
-    if (s->cfg) pe_free_small(s);
+    if (s->cfg) { pe_free_small(s); pe_free_runs(s); }
     free(s->tab); free(s->tx); free(s->arena); free(s->ints); free(s->reals); free(s->hs);
     s->tab = NULL; s->tx = NULL; s->arena = NULL; s->ints = NULL; s->reals = NULL; s->hs = NULL;
     s->tab_n = s->tab_slots = s->arena_n = s->arena_cap = 0;
@@ -238,23 +253,18 @@ static int pe_tab_add(pe_state *s, const pe_in *x) {
     return 1;
 }
 
-static inline int pe_push_int(pe_state *s, int64_t i, int64_t times) {
-    int r;
-    if (times == 1 && s->ni < s->ci) { s->ints[s->ni++] = i; return 1; }
-    r = pe_reserve(s, (void **)&s->ints, &s->ci, sizeof(int64_t), s->ni + times);
-    if (r != 1) return r;
-    while (times-- > 0) s->ints[s->ni++] = i;
-    return 1;
-}
-
-static inline int pe_push_real(pe_state *s, double d, int64_t times) {
-    int r;
-    if (times == 1 && s->nr < s->cr) { s->reals[s->nr++] = d; return 1; }
-    r = pe_reserve(s, (void **)&s->reals, &s->cr, sizeof(double), s->nr + times);
-    if (r != 1) return r;
-    while (times-- > 0) s->reals[s->nr++] = d;
-    return 1;
-}
+/* append `times` copies of a value to one of the column's arrays (the fast path inline) */
+#define PE_PUSH(name, T, arr, n, cap)                                                        \
+    static inline int name(pe_state *s, T x, int64_t times) {                                \
+        int r;                                                                               \
+        if (times == 1 && s->n < s->cap) { s->arr[s->n++] = x; return 1; }                   \
+        r = pe_reserve(s, (void **)&s->arr, &s->cap, sizeof(T), s->n + times);               \
+        if (r != 1) return r;                                                                \
+        while (times-- > 0) s->arr[s->n++] = x;                                              \
+        return 1;                                                                            \
+    }
+PE_PUSH(pe_push_int, int64_t, ints, ni, ci)
+PE_PUSH(pe_push_real, double, reals, nr, cr)
 
 static inline int pe_push_hash(pe_state *s, uint64_t h, int64_t times) {
     int r;
@@ -434,6 +444,48 @@ static void pe_defer(pe_state *s) {
     s->deferred = 1;
 }
 
+/* the run of the last value ends: offered to the longest runs (they arrive in order, so a run no
+ * longer than the shortest kept loses its tie); 0 on out of memory */
+static int pe_run_close(pe_state *s) {
+    int64_t k = s->cfg->top, j;
+    sp_value spare;
+    if (!s->have_prev) return 1;
+    s->nruns++;
+    if (s->rtop == NULL) {
+        s->rtop = (sp_value *)calloc((size_t)k, sizeof(sp_value));
+        s->rtop_c = (int64_t *)calloc((size_t)k, sizeof(int64_t));
+        if (s->rtop == NULL || s->rtop_c == NULL) return 0;
+    }
+    if (s->nrtop == k && s->run <= s->rtop_c[k - 1]) return 1;
+    j = s->nrtop < k ? s->nrtop++ : k - 1;
+    spare = s->rtop[j];
+    while (j > 0 && s->run > s->rtop_c[j - 1]) {
+        s->rtop[j] = s->rtop[j - 1];
+        s->rtop_c[j] = s->rtop_c[j - 1];
+        j--;
+    }
+    s->rtop[j] = spare;
+    s->rtop_c[j] = s->run;
+    return sp_set(&s->rtop[j], s->prev.cls, 0, 0, s->prev.p, s->prev.n, -1);
+}
+
+/* a TEXT/BLOB value against the one before it: the same run, a new run, or out of order (the runs
+ * are dropped: the hashes count the groups instead); 0 on out of memory */
+static int pe_run_add(pe_state *s, const pe_in *x) {
+    int c;
+    if (!s->have_prev) {
+        s->have_prev = 1;
+        s->run = 1;
+        return sp_set(&s->prev, x->cls, 0, 0, x->p, x->n, -1);
+    }
+    c = sp_cmp(&s->prev, x->cls, 0, 0, x->p, x->n);
+    if (c == 0) { s->run++; return 1; }
+    if (c > 0) { s->unsorted = 1; pe_free_runs(s); return 1; }
+    if (!pe_run_close(s)) return 0;
+    s->run = 1;
+    return sp_set(&s->prev, x->cls, 0, 0, x->p, x->n, -1);
+}
+
 /* phase 1 of a row: read a column's value into `x`, compute its group's key and hash, and start
  * loading the table slot it goes to (the slots of all the row's columns load at once); 0 on out of memory */
 static int pe_read(pe_state *s, sqlite3_value *v, pe_in *x) {
@@ -485,6 +537,7 @@ static int pe_take(pe_state *s, const pe_in *x) {
         if (s->min_len < 0 || len < s->min_len) s->min_len = len;
         if (len > s->max_len) s->max_len = len;
     }
+    if ((x->cls == SP_TEXT || x->cls == SP_BLOB) && !s->unsorted && !pe_run_add(s, x)) return 0;
     r = pe_group(s, x);
     if (r == -1) pe_defer(s);
     return r != 0;
@@ -723,7 +776,8 @@ static int pe_col_final(pe_state *s, sp_buf *b) {
     }
     if (s->big) {
         double mean = total / (double)(s->n_num ? s->n_num : 1), ss = 0, cc = 0;
-        if (!pe_sort_ints(s->ints, s->ni) || !pe_sort_reals(s->reals, s->nr) || !pe_sort_hashes(s->hs, s->nh)) {
+        if (!pe_sort_ints(s->ints, s->ni) || !pe_sort_reals(s->reals, s->nr)
+            || (s->unsorted && !pe_sort_hashes(s->hs, s->nh))) {
             oom = 1;
             goto done;
         }
@@ -751,7 +805,15 @@ static int pe_col_final(pe_state *s, sp_buf *b) {
             m2 = sp_sum_total(ss, cc);
             pe_ranks_big(s, want, q);
         }
-        if (s->nh > 0 && !pe_text_groups(s, k, &distinct, best, &nbest, &spec)) { oom = 1; goto done; }
+        if (s->nh > 0 && !s->unsorted) {   /* TEXT/BLOB in order: the runs are the groups */
+            if (!pe_run_close(s)) { oom = 1; goto done; }
+            distinct += s->nruns;
+            for (j = 0; j < s->nrtop; j++) {
+                c.count = s->rtop_c[j]; c.cls = s->rtop[j].cls; c.i = 0; c.d = 0;
+                c.p = s->rtop[j].p; c.n = s->rtop[j].n;
+                pe_offer(best, &nbest, k, &c);
+            }
+        } else if (s->nh > 0 && !pe_text_groups(s, k, &distinct, best, &nbest, &spec)) { oom = 1; goto done; }
     } else {
         int64_t nx = 0;
         double mean = total / (double)(s->n_num ? s->n_num : 1), ss = 0, cc = 0;
