@@ -264,9 +264,9 @@ def test_sqlplot_bad_input_is_one_line(ip):
 def test_profile_magic(ip):
     ip.run_cell("p = %sql --profile t")
     p = ip.user_ns["p"]
-    assert p["column"].tolist() == ["x", "c", "d"] and p.attrs["scans"] == 3  # one read per column
+    assert p["column"].tolist() == ["x", "c", "d"] and p.attrs["scans"] == 1  # every column in one read (C)
     html = p._repr_html_()
-    assert html.count("<svg") == 3 and "3 reads of the source" in html
+    assert html.count("<svg") == 3 and "1 read of the source" in html
     ip.run_cell("%%sql --profile --limit 10 -o q\nSELECT c FROM t")
     q = ip.user_ns["q"]
     assert q["rows"].tolist() == [10] and "a sample: the first 10 rows" in q._repr_html_()

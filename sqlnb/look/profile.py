@@ -2,7 +2,12 @@
 
 How it is computed (docs/look.md says the same for users):
 
-* Engines with window functions (``sqlite``, ``system``): **one statement and one read of the
+* Engines with sqlnb's C functions (``sqlite``, ``bdb``): one read of the source for every column, and
+  a second for the columns whose many TEXT/BLOB values repeat in no order (:mod:`sqlnb.look.exact`,
+  C in ``sqlnb/_core/profile_exact.h``). A column the C path cannot finish exactly (a hash collision,
+  values that change between the reads, too big for the memory budget alone) is profiled as below;
+  ``.attrs["sql_columns"]`` names those.
+* Plain SQL (the ``system`` engine, those columns, or ``C_EXACT = False``) with window functions: **one statement and one read of the
   source per column** (:func:`column_sql`). The column's values are grouped by (value, storage
   class) into a materialized CTE ``g`` (SQLite's grouping is a sort of the rows: the one sort of
   the rows per column); ``g`` is as small as the column's distinct values and is the only input of
@@ -308,7 +313,8 @@ def profile(con, table_or_sql: str, *, sample: int | None = None, top: int = 5, 
     :returns: a DataFrame, one row per column (:data:`COLUMNS`); ``.attrs`` holds
         ``source``, ``sample``, ``scans`` (reads of the source), ``statements``,
         ``rows_fetched`` (rows that left SQLite), ``engine``, ``approx`` (``{}`` for an exact
-        profile; else what is approximate, for which columns, with what error).
+        profile; else what is approximate, for which columns, with what error), ``sql_columns``
+        (an exact profile's columns computed with plain SQL instead of sqlnb's C functions).
     """
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"top must be a positive number of values, got {top!r}")
