@@ -139,6 +139,21 @@ def test_text_in_order_needs_no_second_read(ccon, monkeypatch, table_max):
     top_in_order(df.iloc[0], late, label="late")
 
 
+def test_second_read_in_batches(ccon, monkeypatch):
+    """Five big TEXT columns whose values repeat in no order, two a statement of the second read (one
+    bound spec per column: bdb takes 999 a statement): 1 + 3 reads, every column exact."""
+    sizes(monkeypatch, table_max=1)
+    monkeypatch.setattr(E, "PICKS", 2)
+    rng = random.Random(11)
+    cols = {f"s{j}": [f"v{rng.randrange(300)}" for _ in range(1500)] for j in range(5)}
+    _fill(ccon, "p", cols)
+    df = sqlnb.profile(ccon, "p")
+    assert df.attrs["sql_columns"] == [] and df.attrs["scans"] == 4
+    for (_, row), (name, values) in zip(df.iterrows(), cols.items()):
+        check(row, values, name)
+        top_in_order(row, values, label=name)
+
+
 def test_hash_collisions_are_caught(ccon, monkeypatch):
     """TEXT hashes cut to 3 bits: 400 distinct values share 8 hashes. The second read sees two values
     under one hash and the column is profiled again with plain SQL: exact all the same. The numeric

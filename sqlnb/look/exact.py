@@ -41,6 +41,10 @@ def configure(run, top: int, settings: dict | None = None) -> None:
 ARGS = 100
 
 
+#: columns per statement of read 2 (one bound spec each)
+PICKS = 500
+
+
 def statement(src, names) -> str:
     """Read 1 over the columns ``names`` of ``src``: one call per :data:`ARGS` columns."""
     calls = ", ".join("sqlnb_profile_exact(" + ", ".join(src.column(n) for n in names[i:i + ARGS]) + ")"
@@ -144,16 +148,18 @@ def run(run, src, names, top: int, settings: dict | None = None):
                 deferred.append(name)
             else:
                 done[name] = st
-        if deferred:
-            if len(deferred) == 1 and len(batch) == 1:
-                left += deferred
-            else:   # fewer columns a read: halves, until a column is alone
-                half = max(1, (len(deferred) + 1) // 2) if len(deferred) > 1 else 1
-                groups += [deferred[i:i + half] for i in range(0, len(deferred), half)]
+        if len(batch) == 1:
+            left += deferred   # too big alone
+        elif len(deferred) < len(batch):
+            groups += [deferred] if deferred else []   # some fitted: the rest again, together
+        else:   # none fitted (the last one standing was too big alone): halves, until a column is alone
+            half = (len(deferred) + 1) // 2
+            groups += [deferred[:half], deferred[half:]]
     picks = [n for n in names if n in done and done[n]["spec"] is not None]
-    if picks:
-        row = run.rows(pick_statement(src, picks), [done[n]["spec"] for n in picks])[0]
-        for name, blob in zip(picks, row):
+    for i in range(0, len(picks), PICKS):   # (a parameter each: bdb's core takes 999 a statement)
+        batch = picks[i:i + PICKS]
+        row = run.rows(pick_statement(src, batch), [done[n]["spec"] for n in batch])[0]
+        for name, blob in zip(batch, row):
             got = unpack_pick(blob)
             if got["collision"] or got["changed"]:
                 del done[name]
@@ -165,4 +171,4 @@ def run(run, src, names, top: int, settings: dict | None = None):
     return done, [n for n in names if n in left]
 
 
-__all__ = ["ARGS", "SETTINGS", "configure", "statement", "pick_statement", "unpack", "unpack_pick", "merge_top", "run"]
+__all__ = ["ARGS", "PICKS", "SETTINGS", "configure", "statement", "pick_statement", "unpack", "unpack_pick", "merge_top", "run"]
