@@ -346,6 +346,8 @@ def test_bad_options(con):
         sqlnb.profile(con, "t", sample=0)
     with pytest.raises(ValueError, match="top must be a positive"):
         sqlnb.profile(con, "t", top=0)
+    with pytest.raises(ValueError, match="top must be at most 65,536 values, got 65,537"):
+        sqlnb.profile(con, "t", top=65537)
 
 
 def test_quantile_definition_is_pandas_linear():

@@ -97,8 +97,7 @@ typedef struct pe_state {
     uint64_t *hs;
     int64_t nh, ch;
     uint64_t hsum;           /* sum of the TEXT/BLOB hashes: read 2 checks it read the same values */
-    sp_value *small;         /* big: the `top` smallest distinct TEXT/BLOB values (SQLite's order) ... */
-    uint64_t *small_h;       /* ... and their (masked) hashes */
+    sp_value *small;         /* big: the `top` smallest distinct TEXT/BLOB values (SQLite's order) */
     int64_t nsmall;
     /* while the TEXT/BLOB values arrive in order (a time, a key), their groups are runs: counted
      * exactly on the way, the most common kept, no hash needed at the end and no second read */
@@ -141,8 +140,8 @@ static int pe_reserve(pe_state *s, void **p, int64_t *cap, size_t size, int64_t 
 static void pe_free_small(pe_state *s) {
     int64_t j;
     if (s->small) for (j = 0; j < s->cfg->top; j++) free(s->small[j].p);
-    free(s->small); free(s->small_h);
-    s->small = NULL; s->small_h = NULL; s->nsmall = 0;
+    free(s->small);
+    s->small = NULL; s->nsmall = 0;
 }
 
 static void pe_free_runs(pe_state *s) {
@@ -248,6 +247,8 @@ static int pe_tab_add(pe_state *s, const pe_in *x) {
         if (x->n > 0) memcpy(s->arena + s->arena_n, x->p, (size_t)x->n);
         s->tx[j] = ((uint64_t)s->arena_n << 32) | (uint64_t)x->n;
         s->arena_n += x->n;
+    } else {
+        s->tx[j] = 0;
     }
     s->tab_n++;
     return 1;
@@ -279,13 +280,12 @@ static inline int pe_push_hash(pe_state *s, uint64_t h, int64_t times) {
 
 /* a TEXT/BLOB value to the `top` smallest distinct ones of a big column (one comparison with the
  * largest kept, for most values); 0 on out of memory */
-static int pe_small_offer(pe_state *s, int cls, const unsigned char *p, int64_t n, uint64_t h) {
+static int pe_small_offer(pe_state *s, int cls, const unsigned char *p, int64_t n) {
     int64_t k = s->cfg->top, j;
     sp_value spare;
     if (s->small == NULL) {
         s->small = (sp_value *)calloc((size_t)k, sizeof(sp_value));
-        s->small_h = (uint64_t *)calloc((size_t)k, sizeof(uint64_t));
-        if (s->small == NULL || s->small_h == NULL) return 0;
+        if (s->small == NULL) return 0;
     }
     if (s->nsmall == k && sp_cmp(&s->small[k - 1], cls, 0, 0, p, n) <= 0) return 1;
     for (j = 0; j < s->nsmall; j++)
@@ -294,11 +294,9 @@ static int pe_small_offer(pe_state *s, int cls, const unsigned char *p, int64_t 
     spare = s->small[j];   /* the slot whose buffer is reused */
     while (j > 0 && sp_cmp(&s->small[j - 1], cls, 0, 0, p, n) > 0) {
         s->small[j] = s->small[j - 1];
-        s->small_h[j] = s->small_h[j - 1];
         j--;
     }
     s->small[j] = spare;
-    s->small_h[j] = h & s->cfg->mask;
     return sp_set(&s->small[j], cls, 0, 0, p, n, -1);
 }
 
@@ -410,7 +408,7 @@ static int pe_go_big(pe_state *s) {
         else if (cls == SP_REAL) pe_push_real(s, pe_key_real(e->key), c);
         else {
             pe_push_hash(s, e->key, c);
-            if (!pe_small_offer(s, cls, s->arena + (s->tx[m] >> 32), (int64_t)(s->tx[m] & 0xffffffffULL), e->key))
+            if (!pe_small_offer(s, cls, s->arena + (s->tx[m] >> 32), (int64_t)(s->tx[m] & 0xffffffffULL)))
                 return 0;
         }
     }
@@ -435,7 +433,7 @@ static int pe_group(pe_state *s, const pe_in *x) {
     if (x->cls == SP_INT) return pe_push_int(s, x->i, 1);
     if (x->cls == SP_REAL) return pe_push_real(s, pe_key_real(x->key), 1);
     if ((r = pe_push_hash(s, x->key, 1)) != 1) return r;
-    return pe_small_offer(s, x->cls, x->p, x->n, x->key);
+    return pe_small_offer(s, x->cls, x->p, x->n);
 }
 
 /* ---- read 1: the aggregate ---------------------------------------------------------------- */

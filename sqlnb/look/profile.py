@@ -46,6 +46,8 @@ from sqlnb.look.source import Source, resolve
 #: and the bound means far inside SQLite's limits (result columns, compound terms, variables)
 BATCH = 100
 QUANTILES = (0.25, 0.5, 0.75)
+#: the most common values a profile keeps at most (the C functions' limit)
+MAX_TOP = 65536
 CLASSES = ("integer", "real", "text", "blob", "null")
 
 #: the profile's columns, in order
@@ -304,7 +306,7 @@ def profile(con, table_or_sql: str, *, sample: int | None = None, top: int = 5, 
         it is quoted), or a ``SELECT``/``WITH``/``VALUES`` query.
     :param sample: profile only the first ``sample`` rows in the source's order (a
         ``LIMIT``, not a random sample: a random one would have to read every row).
-    :param top: how many most common values to keep per column.
+    :param top: how many most common values to keep per column (1 to :data:`MAX_TOP`).
     :param approx: one read of the source for all columns (the ``sqlnb_profile`` C aggregate):
         counts, min, max, mean, std and text lengths exact; distinct counts (HyperLogLog),
         quartiles (a sample) and common values (Misra-Gries) approximate beyond a size
@@ -318,6 +320,8 @@ def profile(con, table_or_sql: str, *, sample: int | None = None, top: int = 5, 
     """
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"top must be a positive number of values, got {top!r}")
+    if top > MAX_TOP:
+        raise ValueError(f"top must be at most {MAX_TOP:,} values, got {top:,}")
     src = resolve(con, table_or_sql, sample)
     backend = getattr(con, "backend", None)
     unavailable = ""
@@ -393,4 +397,4 @@ def _version(con) -> tuple:
         return (0, 0)
 
 
-__all__ = ["profile", "COLUMNS", "QUANTILES", "BATCH", "lerp", "quantile_ranks", "grouped_sql", "column_sql"]
+__all__ = ["profile", "MAX_TOP", "COLUMNS", "QUANTILES", "BATCH", "lerp", "quantile_ranks", "grouped_sql", "column_sql"]
