@@ -66,6 +66,13 @@ def top_in_order(row, values, top=5, label=""):
     assert all(type(a) is type(b) and a == b for (a, _), (b, _) in zip(got, want)), (label, got, want)
 
 
+def every_column_exact(df, cols: dict, label: str = "", top: int = 5):
+    """Each column of ``df`` (a profile of ``cols``) holds the oracle's numbers and common values."""
+    for (_, row), (name, values) in zip(df.iterrows(), cols.items()):
+        check(row, values, f"{label}{name}")
+        top_in_order(row, values, top=top, label=f"{label}{name}")
+
+
 def dups_and_ties(rng: random.Random, n: int) -> dict:
     """Columns whose common values tie: TEXT with counts 1-4, BLOBs, numbers with ties, a mix."""
     texts = [f"t{rng.randrange(n // 3):05d}" for _ in range(n)]
@@ -128,9 +135,7 @@ def test_text_in_order_needs_no_second_read(ccon, monkeypatch, table_max):
     _fill(ccon, "o", cols)
     df = sqlnb.profile(ccon, "o")
     assert df.attrs["sql_columns"] == [] and df.attrs["scans"] == 1
-    for (_, row), (name, values) in zip(df.iterrows(), cols.items()):
-        check(row, values, name)
-        top_in_order(row, values, label=name)
+    every_column_exact(df, cols)
     late = stamps + ["2023-12-31T00"]
     _fill(ccon, "late", {"ts": late})
     df = sqlnb.profile(ccon, "late")
@@ -149,9 +154,7 @@ def test_second_read_in_batches(ccon, monkeypatch):
     _fill(ccon, "p", cols)
     df = sqlnb.profile(ccon, "p")
     assert df.attrs["sql_columns"] == [] and df.attrs["scans"] == 4
-    for (_, row), (name, values) in zip(df.iterrows(), cols.items()):
-        check(row, values, name)
-        top_in_order(row, values, label=name)
+    every_column_exact(df, cols)
 
 
 def test_hash_collisions_are_caught(ccon, monkeypatch):
@@ -165,9 +168,7 @@ def test_hash_collisions_are_caught(ccon, monkeypatch):
     _fill(ccon, "c", cols)
     df = sqlnb.profile(ccon, "c")
     assert df.attrs["sql_columns"] == ["s", "b"]
-    for (_, row), (name, values) in zip(df.iterrows(), cols.items()):
-        check(row, values, name)
-        top_in_order(row, values, label=name)
+    every_column_exact(df, cols)
     # with all 64 bits the same columns need no plain SQL
     sizes(monkeypatch, hash_bits=64)
     assert sqlnb.profile(ccon, "c").attrs["sql_columns"] == []
