@@ -207,6 +207,36 @@ def test_values_that_change_between_reads(ccon, monkeypatch):
     assert df.loc[0, "rows"] == 1000 and df.loc[0, "text"] == 1000
 
 
+def test_another_connection_commits_between_the_reads(ccon, monkeypatch, tmp_path):
+    """A second connection to the file commits 500 rows just before the second read (the hook: the
+    read's statement is being built). The second read sees values the first did not count, so that
+    column is profiled again with plain SQL, at the new state; the columns the first read finished
+    keep its state. Nothing is wrong: each column is exact for a committed state of the table."""
+    sizes(monkeypatch, table_max=1)
+    rng = random.Random(5)
+    n = 2000
+    _fill(ccon, "w", {"s": [f"v{rng.randrange(300)}" for _ in range(n)], "x": list(range(n))})
+    path = str(tmp_path / "t.db")
+    real = E.pick_statement
+
+    def commit_first(src, names):
+        other = sqlnb.connect(path, engine=ccon.engine)
+        other.executemany("INSERT INTO w VALUES (?, ?)", [(f"new{i}", -i) for i in range(500)])
+        other.commit()
+        other.close()
+        return real(src, names)
+
+    monkeypatch.setattr(E, "pick_statement", commit_first)
+    df = sqlnb.profile(ccon, "w").set_index("column")
+    assert df.attrs["sql_columns"] == ["s"]
+    assert df.loc["s", "rows"] == n + 500
+    assert df.loc["s", "distinct"] == ccon.execute("SELECT count(DISTINCT s) FROM w").fetchone()[0]
+    assert df.loc["x", "rows"] == n and df.loc["x", "min"] == 0
+    monkeypatch.setattr(E, "pick_statement", real)
+    again = sqlnb.profile(ccon, "w").set_index("column")
+    assert again.attrs["sql_columns"] == [] and again.loc["x", "rows"] == n + 500 and again.loc["x", "min"] == -499
+
+
 def test_a_stopped_read_gives_its_memory_back(ccon, monkeypatch):
     """A read of 10^9 rows stopped by a 0.3 s time limit (only the limit can end it) while its columns
     grow arrays: SQLite ends the aggregate, which frees them; the connection answers afterwards."""
