@@ -48,6 +48,7 @@ from sqlnb import errors as _errors
 from sqlnb import _bind
 from sqlnb import _files
 from sqlnb import _sql
+from sqlnb import _sigint
 
 include "_core/decls.pxi"        # the SQLite C API, through capi.h (flavour shims)
 include "_core/consts.pxi"       # GENERATED from sqlnb/_consts.py by tools/gen_consts.py

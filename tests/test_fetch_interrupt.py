@@ -176,3 +176,63 @@ def test_compiled_core_builds_stop_errors_through_errors_module(compiled, tmp_pa
     assert made == ["interrupted"]
     _usable(con)
     con.close()
+
+
+@pytest.mark.parametrize("how", ["fetchall", "query_df", "fetchone"])
+def test_ctrl_c_lost_by_python_still_stops_the_statement(engine, tmp_path, how):
+    """Ctrl-C whose KeyboardInterrupt Python loses: the handler runs inside code that swallows it
+    (as a weakref callback or __del__ run by the garbage collector does: "Exception ignored in").
+    The row function below plays that code at its 3,000th call, with the SIGINT handler that is
+    installed while the statement runs. The statement stops with KeyboardInterrupt all the same,
+    far from its 10^9 rows (it would run for hours), and the connection answers afterwards."""
+    from sqlnb import _sigint
+
+    con = connect(tmp_path / "l.db", engine)
+    calls, seen = [0], []
+
+    def row(x):
+        calls[0] += 1
+        if calls[0] == 3000:
+            handler = signal.getsignal(signal.SIGINT)
+            seen.append(handler)
+            try:
+                handler(signal.SIGINT, None)
+            except KeyboardInterrupt:
+                pass   # swallowed, as Python swallows it in a weakref callback
+        return x
+
+    con.create_function("row", 1, row)
+    sql = "SELECT row(a.x), b.s FROM nums a, nums b, nums c"
+    with pytest.raises(KeyboardInterrupt):
+        if how == "fetchall":
+            con.execute(sql).fetchall()
+        elif how == "query_df":
+            con.query_df(sql)
+        else:
+            cur = con.execute(sql)
+            while cur.fetchone() is not None:
+                pass
+    assert seen == [_sigint._handler]   # sqlnb's counting handler was the one Python ran
+    assert calls[0] < 100_000
+    assert con.execute("SELECT count(*) FROM nums").fetchone() == (1000,)
+    con.close()
+
+
+def test_a_handler_of_the_users_is_left_alone(engine, tmp_path):
+    """SIGINT handled by the user's own handler (not Python's default): sqlnb neither replaces it nor
+    counts it, and the statement runs to its end."""
+    con = connect(tmp_path / "u.db", engine)
+    got = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        def row(x):
+            if x == 500:
+                signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+            return x
+
+        con.create_function("row", 1, row)
+        assert con.execute("SELECT count(row(a.x)) FROM nums a, nums b").fetchone() == (1_000_000,)
+        assert got and signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, old)
+    con.close()

@@ -108,6 +108,7 @@ cdef class RawConnection:
         sqlnb_set_dqs(db, 1)
         self._pstate.owner = <void*>self
         self._pstate.check_signals = 1
+        self._pstate.sigint_mark = -1
         sqlite3_progress_handler(db, 1000, _progress_cb, <void*>&self._pstate)
 
     def __dealloc__(self):
@@ -346,7 +347,9 @@ cdef class RawConnection:
     # progress schedule. Later steps of the same statement (fetching more rows)
     # call ``_resume_run()``, which keeps both, so a statement that returns rows
     # steadily still meets its limit and keeps reporting progress.
-    cdef void _begin_run(self) noexcept:
+    # Both may raise: a Ctrl-C can land in the Python code of sqlnb._sigint they run, and it must
+    # leave as the step's KeyboardInterrupt, not be lost in a function that cannot raise.
+    cdef int _begin_run(self) except -1:
         self._pending = None
         self._udf_cause = None
         _auth_begin(self)
@@ -354,15 +357,21 @@ cdef class RawConnection:
         self._pstate.deadline = (_now() + self.timeout) if self.timeout > 0 else 0
         if self._pstate.report_every > 0:
             self._pstate.next_report = _now() + self._pstate.report_every
+        self._pstate.sigint_mark = _sigint.mark()
+        return 0
 
-    cdef inline void _resume_run(self) noexcept:
+    cdef inline int _resume_run(self) except -1:
         self._pending = None
         self._pstate.abort_reason = 0
+        _sigint.arm()   # (the mark stays the statement's: a Ctrl-C lost between two steps still counts)
+        return 0
 
     cdef object _run_error(self, int rc, object sql):
         """The exception for a failed step: pending KeyboardInterrupt/callback error first."""
         cdef int reason = self._pstate.abort_reason
         self._pstate.abort_reason = 0
+        if self._pstate.sigint_mark >= 0:   # a Ctrl-C that stopped this run is spent (sqlnb/_sigint.py)
+            self._pstate.sigint_mark = _sigint.count
         if self._pending is not None:
             exc, self._pending = self._pending, None
             if isinstance(exc, KeyboardInterrupt):

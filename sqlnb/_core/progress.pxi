@@ -18,13 +18,18 @@ cdef struct progress_state:
     int interrupts           # bumped by RawConnection.interrupt(): loops of many short statements poll it
     int user_every           # the user's progress handler (hooks.pxi) runs every user_every calls (0: none)
     int user_calls
+    long sigint_mark         # sqlnb._sigint.count when the statement started (-1: not counted)
     void *owner              # the RawConnection (borrowed: it owns this struct)
 
 
 cdef int _progress_signal(progress_state *ps) noexcept with gil:
     try:
         PyErr_CheckSignals()
+        if ps.sigint_mark >= 0 and _sigint.count != ps.sigint_mark:
+            raise KeyboardInterrupt()   # a Ctrl-C whose KeyboardInterrupt Python lost elsewhere (sqlnb/_sigint.py)
     except BaseException as exc:
+        if ps.sigint_mark >= 0:
+            ps.sigint_mark = _sigint.count   # spent: it stops this run, not a later step
         (<RawConnection>ps.owner)._pending = exc
         return 1
     return 0

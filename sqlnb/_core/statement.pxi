@@ -275,6 +275,14 @@ cdef class RawStatement:
         cdef bint first = not self.started
         if self.started:
             conn._resume_run()
+            if conn._pstate.sigint_mark >= 0 and _sigint.count != conn._pstate.sigint_mark:
+                # a Ctrl-C lost by Python since the last step (sqlnb/_sigint.py): a core whose
+                # progress handler counts within one step only (bdb's 3.7) would not see it
+                conn._pstate.sigint_mark = _sigint.count
+                sqlite3_reset(self.st)
+                self.started = False
+                self.done = True
+                raise KeyboardInterrupt()
         else:
             conn._begin_run()
             self.started = True

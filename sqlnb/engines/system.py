@@ -24,13 +24,14 @@ import sys
 import threading
 import time
 
-from sqlnb import _files, _sql
+from sqlnb import _files, _sigint, _sql
 from sqlnb import authorizer as _authorizer
 from sqlnb import errors as _errors
 from sqlnb.engines import protocol as _protocol
 from sqlnb.engines import system_functions as _udf
 from sqlnb.engines.base import OPEN_CREATE, OPEN_READONLY, OPEN_READWRITE, OPEN_URI, Engine
 from sqlnb.engines.sqlite import SqliteEngine
+from sqlnb.engines.system_util import compile_options, sqlite_version  # noqa: F401 (the module's surface)
 from sqlnb.engines.system_util import params as _params
 from sqlnb.engines.system_util import readonly_uri as _readonly_uri
 from sqlnb.engines.system_util import translate
@@ -38,18 +39,6 @@ from sqlnb.engines.system_util import translate
 FLAVOUR = "system"
 HAVE_URI = True
 HAVE_LSM1 = False
-
-
-def sqlite_version():
-    return _sq.sqlite_version
-
-
-def compile_options():
-    con = _sq.connect(":memory:")
-    try:
-        return [r[0] for r in con.execute("PRAGMA compile_options")]
-    finally:
-        con.close()
 
 
 def _boundary_error(obj, exc: _sq.Error) -> _errors.Error:
@@ -104,6 +93,7 @@ class RawConnection:
         self.__policy = None
         self.rows_seen = 0
         self._deadline = 0.0
+        self._sigint_mark = -1  # sqlnb._sigint.count when the running statement started
         # an exception raised inside the progress handler or the user's authorizer, re-raised
         # from the step it stopped (see _stopped)
         self._pending = None
@@ -133,6 +123,8 @@ class RawConnection:
         # interrupt arrives as KeyboardInterrupt in this handler): keep it and
         # re-raise it from the step that was stopped (see _stopped).
         try:
+            if _sigint.moved(self._sigint_mark):  # a Ctrl-C Python lost elsewhere (sqlnb/_sigint.py)
+                raise KeyboardInterrupt()
             if self._deadline and time.monotonic() > self._deadline:
                 return 1
             if self._report_every and self.progress_callback is not None:
@@ -143,7 +135,7 @@ class RawConnection:
                         return 1
             return _udf.user_progress(self) if self._user_progress is not None else 0
         except BaseException as exc:  # noqa: BLE001 - re-raised by _stopped
-            self._pending = exc
+            self._pending, self._sigint_mark = exc, (_sigint.count if self._sigint_mark >= 0 else -1)
             return 1
 
     def _stopped(self, exc, sql):
@@ -323,6 +315,7 @@ class RawConnection:
 
         with self._lock:
             self._deadline = deadline  # (the progress handler stops a long step at the deadline)
+            self._sigint_mark = _sigint.mark()
             try:
                 self._con.executemany(sql, feed())
             except _sq.Error as exc:
@@ -476,9 +469,11 @@ class RawStatement:
 
     @_serialized
     def _run(self):
+        _sigint.arm()  # (a statement that resumes keeps the mark it started with, below)
         if self._cur is None and not self.done:
             c = self.conn
             c._deadline = (time.monotonic() + c.timeout) if c.timeout else 0.0
+            c._sigint_mark = _sigint.mark()
             c._pending = None
             c._udf_cause = None
             try:

@@ -17,6 +17,18 @@ _CLASS_BY_STDLIB = {
 }
 
 
+def sqlite_version():
+    return _sq.sqlite_version
+
+
+def compile_options():
+    con = _sq.connect(":memory:")
+    try:
+        return [r[0] for r in con.execute("PRAGMA compile_options")]
+    finally:
+        con.close()
+
+
 def translate(exc: _sq.Error, sql=None) -> _errors.Error:
     """The sqlnb exception for a stdlib one: by result code where the stdlib gives it."""
     code = getattr(exc, "sqlite_errorcode", None)
