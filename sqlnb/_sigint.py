@@ -19,6 +19,11 @@ from __future__ import annotations
 import signal
 import threading
 
+try:  # the C function: signal.getsignal wraps it in an enum conversion costing microseconds a call
+    from _signal import getsignal as _getsignal
+except ImportError:  # pragma: no cover - another Python
+    _getsignal = signal.getsignal
+
 #: SIGINTs that :func:`_handler` has seen (the main thread only changes it)
 count = 0
 
@@ -38,7 +43,7 @@ def arm() -> bool:
     the main thread) or when another handler is installed (then SIGINT is not sqlnb's to count)."""
     if threading.get_ident() != _MAIN:
         return False
-    current = signal.getsignal(signal.SIGINT)
+    current = _getsignal(signal.SIGINT)
     if current is signal.default_int_handler:
         signal.signal(signal.SIGINT, _handler)
         return True
