@@ -52,8 +52,8 @@ def arm() -> bool:
 
 def mark() -> int:
     """When a statement starts: :data:`count` now, counting armed (:func:`arm`); -1 when not counted.
-    A statement that resumes (the next rows of the same run) keeps its mark and only arms again: a
-    Ctrl-C lost between two of its steps still stops it at its next progress check."""
+    A statement that resumes (the next rows of the same run) keeps its mark, and nothing is called
+    per row: a Ctrl-C lost between two of its steps still stops it at its next progress check."""
     return count if arm() else -1
 
 

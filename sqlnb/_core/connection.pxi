@@ -362,8 +362,7 @@ cdef class RawConnection:
 
     cdef inline int _resume_run(self) except -1:
         self._pending = None
-        self._pstate.abort_reason = 0
-        _sigint.arm()   # (the mark stays the statement's: a Ctrl-C lost between two steps still counts)
+        self._pstate.abort_reason = 0   # (the Ctrl-C mark stays the statement's, set by _begin_run)
         return 0
 
     cdef object _run_error(self, int rc, object sql):

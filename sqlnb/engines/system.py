@@ -469,7 +469,6 @@ class RawStatement:
 
     @_serialized
     def _run(self):
-        _sigint.arm()  # (a statement that resumes keeps the mark it started with, below)
         if self._cur is None and not self.done:
             c = self.conn
             c._deadline = (time.monotonic() + c.timeout) if c.timeout else 0.0
